@@ -1,0 +1,209 @@
+"""Configuration as data: the model's sizes (Table I), the training recipe, and named profiles.
+
+The paper's values are the defaults and say so. A profile is a named set of overrides per task:
+
+- ``smoke``: seconds; used by the tests and by CI's book build.
+- ``cpu``: the best quality we reach on a 2-core CPU in about 15 minutes per model.
+- ``paper``: Table I's sizes at the authors' scale of training, meant for a GPU.
+- ``authors``: the authors' own recipe (batch 64, Adam 2e-4, lr x 0.9998 per epoch, beta warm-up
+  over 50 epochs), for side-by-side comparisons; set ``epochs`` yourself.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BssvaeError, check_choice, check_int
+
+TASKS = ("mnist", "audio")
+METHODS = ("vae", "ae")  # trained by bssvae.train; baselines register more in bssvae.baselines
+PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("cosine", "exponential", "constant")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the VAE-BSS network (paper, Table I). The decoder mirrors the encoder.
+
+    Defaults are Table I's MNIST row: 784-700-600-500-400-300, 20 latent dimensions per source.
+    """
+
+    input_dim: int = 784
+    hidden_dims: tuple[int, ...] = (700, 600, 500, 400, 300)
+    latent_dim: int = 20
+    n_sources: int = 2
+    variational: bool = True  # False gives the AE baseline: decode the mean, no KL
+
+    def __post_init__(self):
+        check_int("input_dim", self.input_dim, minimum=1)
+        check_int("latent_dim", self.latent_dim, minimum=1)
+        check_int("n_sources", self.n_sources, minimum=1)
+        if not self.hidden_dims or any(int(h) < 1 for h in self.hidden_dims):
+            raise BssvaeError(f"hidden_dims: expected positive layer sizes, got {self.hidden_dims!r}")
+        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+
+    @classmethod
+    def mnist(cls, n_sources: int = 2, variational: bool = True) -> "ModelConfig":
+        """Table I, MNIST row."""
+        return cls(784, (700, 600, 500, 400, 300), 20, n_sources, variational)
+
+    @classmethod
+    def audio(cls, n_sources: int = 2, variational: bool = True) -> "ModelConfig":
+        """Table I, MUMS row: 32768 spectrogram bins, 64 latent dimensions per source."""
+        return cls(32768, (2560, 2048, 1536, 1024, 512), 64, n_sources, variational)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_dims"] = list(self.hidden_dims)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        return cls(**{**d, "hidden_dims": tuple(d["hidden_dims"])})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Defaults are the authors' recipe (jundsp/VAE-BSS) where it is known.
+
+    Attributes:
+        task: ``"mnist"`` or ``"audio"``.
+        method: ``"vae"`` (gives the VAE and VAEM rows) or ``"ae"``.
+        n_sources: K, the number of latent sources the model assumes.
+        n_digits: M, the number of true sources mixed in each training and test mixture.
+        epochs: passes over the training sources (one epoch = every source used once).
+        batch_size: mixtures per step (authors: 64).
+        lr: Adam's learning rate (authors: 2e-4).
+        lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` or ``constant``.
+        beta: weight of the KL term (paper: 0.5).
+        beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
+        lr_warmup_epochs: linear learning-rate warm-up (0: none).
+        precision: ``fp32`` or ``bf16`` (autocast for matrix products; weights stay fp32).
+        n_test: test mixtures (5000 from the 10000 test images, each image used once).
+        test_seed: seed of the fixed test set; independent of ``seed`` so all runs share it.
+    """
+
+    task: str = "mnist"
+    method: str = "vae"
+    n_sources: int = 2
+    n_digits: int = 2
+    seed: int = 0
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 2e-4
+    lr_schedule: str = "exponential"
+    lr_decay: float = 0.9998
+    lr_warmup_epochs: float = 0.0
+    beta: float = 0.5
+    beta_warmup_epochs: float = 50.0
+    precision: str = "fp32"
+    compile: bool = False
+    n_test: int = 5000
+    test_seed: int = 0
+    max_train_images: int | None = None  # None: all 60000 (smoke uses a subset)
+    device: str = "auto"
+    checkpoint_every_s: float = 60.0
+    profile: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self):
+        check_choice("task", self.task, TASKS)
+        from .baselines import ALL_METHODS  # late import: baselines import config
+
+        check_choice("method", self.method, ALL_METHODS)
+        check_int("n_sources", self.n_sources, minimum=1)
+        check_int("n_digits", self.n_digits, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("n_test", self.n_test, minimum=1)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or v != v:
+                raise BssvaeError(f"{name}: expected a non-negative number, got {v!r}")
+        if self.lr <= 0:
+            raise BssvaeError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        if self.model.n_sources != self.n_sources:
+            raise BssvaeError(
+                f"model.n_sources: expected {self.n_sources} (= n_sources), got {self.model.n_sources}"
+            )
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.task}-{self.method}-K{self.n_sources}-M{self.n_digits}-seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise BssvaeError(f"config: unknown keys {unknown}; known keys are {sorted(known)}")
+        d = dict(d)
+        if "model" in d and isinstance(d["model"], dict):
+            d["model"] = ModelConfig.from_dict(d["model"])
+        return cls(**d)
+
+
+# Overrides per profile and task. Values not named here are TrainConfig's (the authors') defaults.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "mnist": dict(epochs=2, batch_size=256, lr=1e-3, lr_schedule="cosine", beta_warmup_epochs=1,
+                      n_test=500, max_train_images=4096, checkpoint_every_s=0),
+    },
+    "cpu": {
+        # Tuned for time-to-quality on 2 CPU cores (bench/ and the book's performance page).
+        "mnist": dict(epochs=300, batch_size=256, lr=1e-3, lr_schedule="cosine", beta_warmup_epochs=10,
+                      precision="bf16"),
+    },
+    "paper": {
+        # Table I sizes; the recipe of the cpu profile, trained longer (meant for a GPU).
+        "mnist": dict(epochs=600, batch_size=256, lr=1e-3, lr_schedule="cosine", beta_warmup_epochs=20,
+                      precision="bf16"),
+    },
+    "authors": {
+        "mnist": dict(),
+    },
+}
+
+
+def profile_names() -> list[str]:
+    return sorted(PROFILES)
+
+
+def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", n_sources: int = 2,
+                **overrides: Any) -> TrainConfig:
+    """Build a :class:`TrainConfig` from a named profile plus explicit overrides.
+
+    Raises:
+        BssvaeError: for an unknown profile, task, method, or an invalid value.
+    """
+    check_choice("profile", profile, PROFILES)
+    check_choice("task", task, TASKS)
+    if task not in PROFILES[profile]:
+        raise BssvaeError(f"profile {profile!r} has no settings for task {task!r}; it has {sorted(PROFILES[profile])}")
+    n_sources = check_int("n_sources", n_sources, minimum=1)
+    values: dict[str, Any] = dict(PROFILES[profile][task])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    model_over = values.pop("model", None)
+    if isinstance(model_over, ModelConfig):
+        model = dataclasses.replace(model_over, n_sources=n_sources)
+    else:
+        base = ModelConfig.mnist if task == "mnist" else ModelConfig.audio
+        model = base(n_sources)
+        if model_over:
+            model = dataclasses.replace(model, **model_over)
+    model = dataclasses.replace(model, variational=(method != "ae"))
+    return TrainConfig.from_dict(dict(values, profile=profile, task=task, method=method,
+                                      n_sources=n_sources, model=model))

@@ -1,0 +1,159 @@
+"""Atomic files, the results tables, and provenance.
+
+Every file a run or a sweep writes goes through :func:`atomic_write_bytes` (write to a temporary
+file in the same directory, fsync, rename), so a partially written file is never read as valid.
+Rows are appended to ``results/<profile>/<task>.csv`` under a file lock, replacing any earlier row
+with the same key, so re-running or resuming never duplicates rows.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+#: Columns every results row has (Table II's inputs); tasks may add more after these.
+RESULT_COLUMNS = ["method", "n_sources", "n_digits", "seed", "epochs", "psnr", "ssim", "psnr_halved",
+                  "ssim_halved", "train_seconds", "device", "run_dir"]
+ROW_KEY = ("method", "n_sources", "n_digits", "seed")
+
+
+def project_root() -> Path:
+    """The repository root: ``$BSSVAE_ROOT``, else the nearest parent of the working directory
+    holding ``_toc.yml`` and ``bssvae/``, else the working directory."""
+    if os.environ.get("BSSVAE_ROOT"):
+        return Path(os.environ["BSSVAE_ROOT"]).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        if (p / "_toc.yml").exists() and (p / "bssvae").is_dir():
+            return p
+    return here
+
+
+def results_dir(profile: str) -> Path:
+    return project_root() / "results" / profile
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive advisory lock on ``path``.lock (parallel sweep workers share result files)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def append_rows(csv_path: Path, rows: Iterable[dict], key: Iterable[str] = ROW_KEY) -> pd.DataFrame:
+    """Add rows to a results CSV, replacing rows with the same key; atomic and locked."""
+    csv_path = Path(csv_path)
+    key = list(key)
+    new = pd.DataFrame(list(rows))
+    with file_lock(csv_path):
+        if csv_path.exists():
+            old = pd.read_csv(csv_path)
+            if not old.empty and not new.empty and all(k in old for k in key):
+                merged = old.merge(new[key].drop_duplicates(), on=key, how="left", indicator=True)
+                old = old[(merged["_merge"] == "left_only").to_numpy()]
+            df = pd.concat([old, new], ignore_index=True) if not old.empty else new
+        else:
+            df = new
+        cols = [c for c in RESULT_COLUMNS if c in df] + [c for c in df if c not in RESULT_COLUMNS]
+        df = df[cols].sort_values(key).reset_index(drop=True)
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        atomic_write_text(csv_path, buf.getvalue())
+    return df
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The current commit of the repository (suffixed ``-dirty`` if there are local changes)."""
+    root = root or project_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha or "unknown") + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def hardware(device: str | None = None) -> dict[str, Any]:
+    import torch
+
+    info = {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "hostname": socket.gethostname()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    if device:
+        info["device"] = device
+    return info
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("bssvae", "torch", "numpy", "scipy", "scikit-image", "scikit-learn", "pandas",
+                 "safetensors", "librosa", "fast_bss_eval", "papermill", "jupyter-book"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance(device: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Where a result came from: command, commit, package versions, hardware, time."""
+    return {"command": " ".join(sys.argv), "commit": git_commit(), "versions": package_versions(),
+            "hardware": hardware(device), "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            **extra}

@@ -1,0 +1,362 @@
+"""Training and evaluation of VAE-BSS and the AE, with run directories that survive interruption.
+
+A run directory holds everything about one run::
+
+    config.json        the TrainConfig (and the run-directory format version)
+    checkpoint.pt      training state, written atomically after epochs; loaded weights-only
+    checkpoint.sha256  its hash: a truncated or corrupt checkpoint is detected, never loaded
+    history.csv        loss, reconstruction, KL, beta, learning rate and seconds per epoch
+    model.safetensors  final weights (safetensors: loading runs no code)
+    metrics.json       test scores of each method row (vae and vaem, or ae)
+    examples.npz       a few test mixtures with their true and estimated sources (for figures)
+    provenance.json    command, seed, commit, package versions, hardware, wall time
+
+Killing a run at any moment loses at most the epochs since its last checkpoint: run it again
+with the same directory and it resumes, reaching the same final weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import RUN_FORMAT_VERSION, __version__
+from .config import TrainConfig
+from .errors import BssvaeError, RunDirError, check_choice
+from .losses import beta_at, negative_elbo
+from .masks import vaem
+from .model import VAEBSS
+from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, project_root,
+                      provenance, results_dir)
+
+N_EXAMPLES = 12
+# Fields that may differ when a run is resumed elsewhere without changing its result.
+_RESUME_FREE = {"device", "checkpoint_every_s", "compile"}
+
+
+class TrainingError(BssvaeError):
+    """Training could not continue (for example, the loss became NaN)."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks the GPU when one is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise BssvaeError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BssvaeError(f"device: {name!r} was asked for but no CUDA GPU is available")
+    return dev
+
+
+def configure_threads() -> None:
+    """Use every core for intra-op parallelism (PyTorch may default to fewer in containers)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if int(os.environ.get("BSSVAE_THREADS", 0)) > 0:
+        n = int(os.environ["BSSVAE_THREADS"])
+    torch.set_num_threads(n)
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    return results_dir(config.profile) / "runs" / config.run_name
+
+
+def build_task(config: TrainConfig, device: torch.device):
+    """The data task named by ``config.task`` (MNIST here; audio in :mod:`bssvae.audio`)."""
+    if config.task == "mnist":
+        from .data import MnistTask
+
+        return MnistTask.build(config.n_digits, config.n_test, config.test_seed, device, config.max_train_images)
+    from .audio import AudioTask  # noqa: WPS433 (optional heavy import)
+
+    return AudioTask.build(config, device)
+
+
+def lr_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning rate at a step: linear warm-up, then the configured schedule."""
+    epoch = step / steps_per_epoch
+    total = config.epochs * steps_per_epoch
+    warm = config.lr_warmup_epochs * steps_per_epoch
+    if warm > 0 and step < warm:
+        return config.lr * (step + 1) / warm
+    if config.lr_schedule == "exponential":  # authors: lr x 0.9998 after each epoch
+        return config.lr * config.lr_decay ** math.floor(epoch)
+    if config.lr_schedule == "cosine":
+        progress = (step - warm) / max(1.0, total - warm)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _state_bytes(obj: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """Write the training state atomically, then its hash (the hash is the commit point)."""
+    data = _state_bytes(state)
+    atomic_write_bytes(run_dir / "checkpoint.pt", data)
+    atomic_write_text(run_dir / "checkpoint.sha256", hashlib.sha256(data).hexdigest() + "\n")
+
+
+def load_checkpoint(run_dir: Path) -> dict | None:
+    """Load a checkpoint without executing code (``weights_only``), after checking its hash.
+
+    Returns None when there is none. Raises RunDirError for a corrupt or truncated one.
+    """
+    path, sha_path = run_dir / "checkpoint.pt", run_dir / "checkpoint.sha256"
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    expected = sha_path.read_text().strip() if sha_path.exists() else None
+    if expected != hashlib.sha256(data).hexdigest():
+        raise RunDirError(f"{path}: checkpoint is corrupt or truncated (sha256 does not match "
+                          f"{sha_path.name}); delete it to restart the run from scratch")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # an unpickling error means a foreign or tampered file
+        raise RunDirError(f"{path}: not a loadable bssvae checkpoint ({type(e).__name__}: {e})") from e
+
+
+# --------------------------------------------------------------------------------------------
+# Run directories
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    """The config of a run directory, refusing other formats and unreadable files."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist")
+    if not path.exists():
+        raise RunDirError(f"{run_dir} is not a bssvae run directory (no config.json)")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunDirError(f"{path}: unreadable ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format_version") != RUN_FORMAT_VERSION:
+        got = meta.get("format_version") if isinstance(meta, dict) else None
+        raise RunDirError(f"{run_dir}: run-directory format {got!r} is not the supported "
+                          f"{RUN_FORMAT_VERSION} (written by another bssvae version)")
+    return TrainConfig.from_dict(meta["config"])
+
+
+def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
+    if (run_dir / "config.json").exists():
+        existing = read_run_config(run_dir)
+        a = {k: v for k, v in existing.to_dict().items() if k not in _RESUME_FREE}
+        b = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
+        if a != b:
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            raise RunDirError(f"{run_dir} holds a run with another configuration (differs in {diff}); "
+                              "choose another run directory or delete it")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
+                                                    "bssvae_version": __version__, "config": config.to_dict()})
+
+
+def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[VAEBSS, TrainConfig]:
+    """Load a trained model from a run directory (safetensors; falls back to the last checkpoint)."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    if config.method not in ("vae", "ae"):
+        raise RunDirError(f"{run_dir}: method {config.method!r} has no VAE-BSS model to load")
+    model = VAEBSS(config.model)
+    weights = run_dir / "model.safetensors"
+    if weights.exists():
+        try:
+            state = load_file(str(weights))
+        except Exception as e:
+            raise RunDirError(f"{weights}: corrupt or unreadable weights ({e})") from e
+    else:
+        ckpt = load_checkpoint(run_dir)
+        if ckpt is None:
+            raise RunDirError(f"{run_dir}: no model.safetensors and no checkpoint; the run has not trained yet")
+        state = ckpt["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise RunDirError(f"{run_dir}: weights do not fit the configured model ({e})") from e
+    return model.to(device).eval(), config
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = True, progress: bool = True,
+          task=None, stop_after_epochs: int | None = None, write_results: bool = True) -> dict[str, Any]:
+    """Train (or resume) one run, evaluate it on the test set, and record its results.
+
+    Args:
+        config: the run; see :func:`bssvae.config.make_config` for profiles.
+        run_dir: where the run lives; default ``results/<profile>/runs/<run name>``.
+        resume: continue from the directory's checkpoint if there is one.
+        progress: show a tqdm progress bar over epochs.
+        task: a prepared data task (default: built from the config).
+        stop_after_epochs: stop early after this many epochs *in total* (as if interrupted).
+        write_results: append the rows to ``results/<profile>/<task>.csv``.
+
+    Returns:
+        ``{"run_dir", "rows", "history", "completed"}``; rows are the results-table rows.
+    """
+    if not isinstance(config, TrainConfig):
+        raise BssvaeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+    if config.method not in ("vae", "ae"):
+        from .baselines import run_baseline
+
+        return run_baseline(config, run_dir, task=task, write_results=write_results)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    if (run_dir / "metrics.json").exists() and resume:
+        done = json.loads((run_dir / "metrics.json").read_text())
+        read_run_config(run_dir)
+        return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        configure_threads()
+    _prepare_run_dir(config, run_dir)
+    wall0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    task = task if task is not None else build_task(config, device)
+    if task.input_dim != config.model.input_dim:
+        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
+                          f"the model expects {config.model.input_dim}")
+    model = VAEBSS(config.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
+    start_epoch, history, train_seconds, resumed_from = 0, [], 0.0, []
+
+    ckpt = load_checkpoint(run_dir) if resume else None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"])
+        start_epoch, train_seconds = int(ckpt["epoch"]), float(ckpt["train_seconds"])
+        history = _read_history(run_dir)[:start_epoch]
+        resumed_from = list(ckpt.get("resumed_from", [])) + [start_epoch]
+
+    forward = torch.compile(model) if config.compile else model
+    amp = config.precision == "bf16"
+    end_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
+    last_ckpt = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, initial=start_epoch, desc=config.run_name, unit="epoch",
+                   mininterval=2.0, dynamic_ncols=True)
+    for epoch in range(start_epoch, end_epoch):
+        t0 = time.perf_counter()
+        model.train()
+        sums = torch.zeros(3, device=device)
+        n_batches = 0
+        for i, x in enumerate(task.epoch_batches(gen, config.batch_size)):
+            step = epoch * steps_per_epoch + i
+            lr = lr_at(config, step, steps_per_epoch)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            beta = beta_at(step / steps_per_epoch, config.beta, config.beta_warmup_epochs)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = forward(x)
+            terms = negative_elbo(x, out, beta, config.model.variational)
+            opt.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            opt.step()
+            sums += torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach()])
+            n_batches += 1
+        means = (sums / max(1, n_batches)).tolist()  # one device sync per epoch
+        if not all(math.isfinite(v) for v in means):
+            raise TrainingError(f"{config.run_name}: loss became {means[0]} in epoch {epoch + 1}; "
+                                "lower the learning rate or use precision='fp32'")
+        train_seconds += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "loss": means[0], "recon": means[1], "kl": means[2], "beta": beta,
+                        "lr": lr, "train_seconds": train_seconds})
+        if bar is not None:
+            bar.set_postfix(loss=f"{means[0]:.1f}", refresh=False)
+            bar.update(1)
+        is_last = epoch + 1 == end_epoch
+        if is_last or time.perf_counter() - last_ckpt >= config.checkpoint_every_s:
+            _write_history(run_dir, history)
+            save_checkpoint(run_dir, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                "epoch": epoch + 1, "train_seconds": train_seconds, "resumed_from": resumed_from})
+            last_ckpt = time.perf_counter()
+    if bar is not None:
+        bar.close()
+    if end_epoch < config.epochs:
+        return {"run_dir": run_dir, "rows": [], "history": history, "completed": False}
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(run_dir / "model.safetensors"), metadata={"config": config.to_json()})
+    t_eval = time.perf_counter()
+    rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device))
+    eval_seconds = time.perf_counter() - t_eval
+    np.savez_compressed(buf := io.BytesIO(), **examples)
+    atomic_write_bytes(run_dir / "examples.npz", buf.getvalue())
+    atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds})
+    atomic_write_json(run_dir / "provenance.json", provenance(
+        str(device), config=config.to_dict(), seed=config.seed, train_seconds=train_seconds,
+        eval_seconds=eval_seconds, wall_seconds_this_session=time.perf_counter() - wall0,
+        resumed_from_epochs=resumed_from))
+    if write_results:
+        append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
+    return {"run_dir": run_dir, "rows": rows, "history": history, "completed": True}
+
+
+def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, train_seconds: float,
+                   device: str) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Score the model's test estimates: decoded (``vae``/``ae``) and, for the VAE, masked (``vaem``)."""
+    x, s = task.test_set()
+    s_hat = model.separate(x, mask=False)
+    x_cpu = x.detach().cpu()
+    estimates = {"ae": s_hat} if not config.model.variational else {"vae": s_hat, "vaem": vaem(s_hat, x_cpu)}
+    try:
+        rel = str(Path(run_dir).resolve().relative_to(project_root()))
+    except ValueError:
+        rel = str(run_dir)
+    rows = []
+    for method, est in estimates.items():
+        scores = task.evaluate(est)
+        rows.append({"method": method, "n_sources": config.n_sources, "n_digits": config.n_digits,
+                     "seed": config.seed, "epochs": config.epochs, **scores.summary(),
+                     "train_seconds": round(train_seconds, 2), "device": device, "run_dir": rel})
+    n = min(N_EXAMPLES, x.shape[0])
+    examples = {"x": x_cpu[:n].numpy(), "s": s[:n].detach().cpu().numpy()}
+    for method, est in estimates.items():
+        examples[method] = est[:n].numpy()
+    return rows, {k: v.astype(np.float16) for k, v in examples.items()}
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+
+
+def _read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    return pd.read_csv(path).to_dict("records")
