@@ -226,8 +226,10 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         return run_baseline(config, run_dir, task=task, write_results=write_results)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if (run_dir / "metrics.json").exists() and resume:
+        existing = read_run_config(run_dir)
         done = json.loads((run_dir / "metrics.json").read_text())
-        read_run_config(run_dir)
+        if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
+            append_rows(results_dir(existing.profile) / f"{existing.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
     device = resolve_device(config.device)
     if device.type == "cpu":

@@ -1,0 +1,224 @@
+"""The ``bssvae`` command line: train, evaluate, separate, sweep.
+
+Every error caused by the user's input is printed as one line (``bssvae: error: ...``) with a
+non-zero exit status and no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BssvaeError
+
+EXIT_USAGE = 2
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from .config import PROFILES, TASKS
+
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
+                   help="named settings: smoke (seconds, for tests), cpu (about 15 min per model on 2 "
+                        "CPU cores), paper (the authors' scale, for a GPU), authors (their exact recipe) "
+                        "(default: %(default)s)")
+    p.add_argument("--task", default="mnist", choices=TASKS, help="dataset (default: %(default)s)")
+    p.add_argument("--method", default="vae",
+                   help="vae (gives the VAE and VAEM rows), ae, or a baseline: nmf, glo, mixit, ibm, irm "
+                        "(default: %(default)s)")
+    p.add_argument("-K", "--n-sources", type=int, default=2,
+                   help="K, the number of sources the model assumes (default: %(default)s)")
+    p.add_argument("-M", "--n-digits", type=int, default=None,
+                   help="M, the number of true sources per mixture (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
+    p.add_argument("--lr", type=float, default=None, help="override the profile's learning rate")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                   help="override the profile's precision (bf16: autocast for matrix products)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="run directory (default: results/<profile>/runs/<task>-<method>-K<K>-M<M>-seed<seed>)")
+
+
+def _config_from(args):
+    from .config import make_config
+
+    return make_config(args.profile, task=args.task, method=args.method, n_sources=args.n_sources,
+                       n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, precision=args.precision, device=args.device)
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    result = train(_config_from(args), args.run_dir, resume=not args.restart, progress=not args.quiet)
+    for row in result["rows"]:
+        metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+        print(json.dumps(metrics))
+    print(f"run directory: {result['run_dir']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .results import append_rows, atomic_write_json, results_dir
+    from .train import build_task, evaluate_model, load_model, resolve_device
+
+    model, config = load_model(args.run, "cpu")
+    device = resolve_device(args.device)
+    model = model.to(device)
+    task = build_task(config, device)
+    rows, _ = evaluate_model(model, task, config, args.run, float("nan"), str(device))
+    for row in rows:
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
+    if args.write:
+        prev = json.loads((args.run / "metrics.json").read_text()) if (args.run / "metrics.json").exists() else {}
+        train_s = {r["method"]: r.get("train_seconds") for r in prev.get("rows", [])}
+        for row in rows:
+            row["train_seconds"] = train_s.get(row["method"], row["train_seconds"])
+        atomic_write_json(args.run / "metrics.json", {**prev, "rows": rows})
+        append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
+    return 0
+
+
+def read_mixtures(path: Path) -> np.ndarray:
+    """Read MNIST-like mixtures for ``separate``: a .npy shaped (B, 28, 28) or (28, 28) in [0, 1], or a PNG.
+
+    A PNG must be 28 x 28. Colour or alpha PNGs are converted to grayscale (ITU-R 601 luma, as
+    Pillow's ``convert("L")``); 8-bit pixels are divided by 255. Any other size is rejected
+    (resizing would silently change what the model sees).
+
+    Returns: float32 array (B, 28, 28).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BssvaeError(f"INPUT: file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise BssvaeError(f"INPUT: {path} is not a readable .npy array ({e})") from e
+    elif suffix == ".png":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                if im.size != (28, 28):
+                    raise BssvaeError(f"INPUT: expected a 28 x 28 PNG, got {im.size[0]} x {im.size[1]} "
+                                      "(resize it yourself; bssvae does not resample digits)")
+                mode = im.mode
+                arr = np.asarray(im.convert("L") if mode not in ("L", "I;16", "I", "F") else im)
+        except UnidentifiedImageError as e:
+            raise BssvaeError(f"INPUT: {path} is not a readable PNG image") from e
+        arr = arr.astype(np.float32) / (65535.0 if mode.startswith("I;16") else 255.0)
+    else:
+        raise BssvaeError(f"INPUT: expected a .npy or .png file, got {path.name!r}")
+    if arr.dtype == np.uint8:
+        raise BssvaeError("INPUT: expected float values in [0, 1], got uint8 pixels (divide by 255 first)")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+        raise BssvaeError(f"INPUT: expected shape (B, 28, 28) or (28, 28), got {tuple(arr.shape)}")
+    from .errors import check_tensor
+
+    check_tensor("INPUT", arr, min_value=0.0, max_value=1.0)
+    return arr.astype(np.float32)
+
+
+def cmd_separate(args) -> int:
+    from .results import atomic_write_bytes
+    from .train import load_model
+
+    model, config = load_model(args.run, "cpu")
+    if config.task != "mnist":
+        raise BssvaeError(f"--run: {args.run} is a {config.task!r} run; `separate` takes MNIST-like images")
+    if not str(args.output).endswith(".npy"):
+        raise BssvaeError(f"OUTPUT: expected a path ending in .npy, got {str(args.output)!r}")
+    x = read_mixtures(args.input)
+    est = model.separate(x.reshape(x.shape[0], -1), mask=not args.no_mask)
+    out = est.numpy().reshape(x.shape[0], model.n_sources, 28, 28)
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, out)
+    atomic_write_bytes(Path(args.output), buf.getvalue())
+    kind = "decoded sources" if args.no_mask else "VAEM estimates"
+    print(f"wrote {args.output}: {kind}, shape {out.shape}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    return run_sweep(args.sweep_file, profile=args.profile, jobs=args.jobs, dry_run=args.dry_run,
+                     use_notebook=not args.no_notebook, only=args.only)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bssvae",
+        description="Unsupervised blind source separation with VAEs (Neri, Badeau, Depalle, EUSIPCO 2021).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train (or resume) one run, evaluate it, append its results row",
+                       description="Train one run on the device, evaluate it on the fixed test set, write its "
+                                   "run directory and append its rows to results/<profile>/<task>.csv. "
+                                   "Re-running the same command resumes an interrupted run, or does nothing "
+                                   "if the run has finished.")
+    _add_run_options(p)
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a trained run on the test set",
+                       description="Load RUN's weights and score them on the fixed test set.")
+    p.add_argument("--run", type=Path, required=True, help="run directory written by `bssvae train`")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
+    p.add_argument("--write", action="store_true", help="also rewrite metrics.json and the results row")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("separate", help="separate mixtures from a file with a trained model",
+                       description="Separate MNIST-like mixtures. INPUT: a .npy of shape (B, 28, 28) or "
+                                   "(28, 28) with float values in [0, 1] (a mixture of two digits is "
+                                   "(a + b) / 2), or a 28 x 28 PNG (colour is converted to grayscale; other "
+                                   "sizes are rejected). OUTPUT: a .npy of shape (B, K, 28, 28).")
+    p.add_argument("--run", type=Path, required=True, help="run directory of a trained vae or ae run")
+    p.add_argument("input", type=Path, metavar="INPUT", help=".npy or .png mixtures")
+    p.add_argument("output", type=Path, metavar="OUTPUT", help=".npy file to write")
+    p.add_argument("--no-mask", action="store_true",
+                   help="write the raw decoded sources instead of the VAEM (masked) estimates")
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser("sweep", help="run a sweep of trainings (K x methods x seeds) from a sweep file",
+                       description="Run every (task, method, K, seed) of a sweep file through the papermill "
+                                   "training notebook, skipping finished runs and resuming interrupted ones.")
+    p.add_argument("sweep_file", type=Path, help="YAML sweep file (see sweeps/)")
+    p.add_argument("--profile", default=None, help="override the sweep file's profile")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs in parallel (default: 1 on CPU; on a GPU as the sweep file says)")
+    p.add_argument("--only", default=None, help="run only runs whose name contains this text")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    p.add_argument("--no-notebook", action="store_true",
+                   help="call bssvae.train directly instead of executing the notebook with papermill")
+    p.set_defaults(func=cmd_sweep)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BssvaeError as e:
+        print(f"bssvae: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("bssvae: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

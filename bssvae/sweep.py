@@ -1,0 +1,190 @@
+"""Sweeps: every (task, method, K, seed) of a YAML sweep file, through the papermill training notebook.
+
+A sweep file (see ``sweeps/``)::
+
+    profile: paper            # smoke | cpu | paper | authors
+    jobs: {cpu: 1, cuda: 8}   # runs in parallel per device type
+    grid:
+      - task: mnist
+        methods: [vae, ae]
+        n_sources: [2, 3, 4]
+        seeds: [0, 1, 2]
+        n_digits: 2           # optional (default 2)
+        overrides: {}         # optional TrainConfig overrides, e.g. {epochs: 50}
+
+Finished runs (a run directory with metrics.json) are skipped, interrupted ones resume from their
+checkpoint, and rows are keyed so that nothing is ever duplicated. Each executed notebook is saved
+as ``results/<profile>/notebooks/<run name>.ipynb`` (written under a temporary name first).
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import PROFILES, make_config
+from .errors import BssvaeError, check_choice, check_int
+from .results import project_root, results_dir
+
+NOTEBOOK = Path("book") / "notebooks" / "train.ipynb"
+_TOP_KEYS = {"profile", "jobs", "grid"}
+_GRID_KEYS = {"task", "methods", "n_sources", "seeds", "n_digits", "overrides"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+    profile: str
+    task: str
+    method: str
+    n_sources: int
+    seed: int
+    n_digits: int
+    overrides: tuple
+
+    @property
+    def config(self):
+        return make_config(self.profile, task=self.task, method=self.method, n_sources=self.n_sources,
+                           seed=self.seed, n_digits=self.n_digits, **dict(self.overrides))
+
+    @property
+    def name(self) -> str:
+        return self.config.run_name
+
+
+def load_sweep(path: Path, profile: str | None = None) -> tuple[list[SweepRun], dict[str, int]]:
+    """Parse and validate a sweep file. Returns the runs and the jobs-per-device mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise BssvaeError(f"sweep file {path} does not exist")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise BssvaeError(f"sweep file {path}: not valid YAML ({e})") from e
+    if not isinstance(spec, dict):
+        raise BssvaeError(f"sweep file {path}: expected a mapping with keys {sorted(_TOP_KEYS)}")
+    unknown = set(spec) - _TOP_KEYS
+    if unknown:
+        raise BssvaeError(f"sweep file {path}: unknown keys {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
+    profile = check_choice("profile", profile or spec.get("profile", "cpu"), PROFILES)
+    jobs = spec.get("jobs") or {}
+    if not isinstance(jobs, dict) or not all(k in ("cpu", "cuda") for k in jobs):
+        raise BssvaeError(f"sweep file {path}: jobs must map 'cpu'/'cuda' to integers, got {jobs!r}")
+    jobs = {k: check_int(f"jobs.{k}", v, minimum=1) for k, v in jobs.items()}
+    grid = spec.get("grid")
+    if not isinstance(grid, list) or not grid:
+        raise BssvaeError(f"sweep file {path}: expected a non-empty list under 'grid'")
+    runs: list[SweepRun] = []
+    for i, block in enumerate(grid):
+        if not isinstance(block, dict):
+            raise BssvaeError(f"sweep file {path}: grid[{i}] must be a mapping")
+        unknown = set(block) - _GRID_KEYS
+        if unknown:
+            raise BssvaeError(f"sweep file {path}: grid[{i}] has unknown keys {sorted(unknown)}; "
+                              f"known: {sorted(_GRID_KEYS)}")
+        overrides = block.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise BssvaeError(f"sweep file {path}: grid[{i}].overrides must be a mapping")
+        for method in _as_list(block.get("methods", ["vae"])):
+            for k in _as_list(block.get("n_sources", [2])):
+                for seed in _as_list(block.get("seeds", [0])):
+                    run = SweepRun(profile, block.get("task", "mnist"), method, k, seed,
+                                   block.get("n_digits", 2), tuple(sorted(overrides.items())))
+                    run.config  # validates every field now, before anything runs
+                    if run not in runs:
+                        runs.append(run)
+    return runs, jobs
+
+
+def _as_list(v) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _is_done(run: SweepRun) -> bool:
+    return (results_dir(run.profile) / "runs" / run.name / "metrics.json").exists()
+
+
+def _command(run: SweepRun, use_notebook: bool, out_tmp: Path) -> list[str]:
+    if not use_notebook:
+        cmd = [sys.executable, "-m", "bssvae", "train", "--quiet", "--profile", run.profile, "--task", run.task,
+               "--method", run.method, "-K", str(run.n_sources), "-M", str(run.n_digits), "--seed", str(run.seed)]
+        for k, v in run.overrides:
+            flag = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "precision": "--precision",
+                    "device": "--device"}.get(k)
+            if flag is None:
+                raise BssvaeError(f"override {k!r} needs the notebook runner (drop --no-notebook)")
+            cmd += [flag, str(v)]
+        return cmd
+    cmd = [sys.executable, "-m", "papermill", str(project_root() / NOTEBOOK), str(out_tmp), "--kernel", "python3",
+           "--cwd", str(project_root() / NOTEBOOK.parent), "--log-level", "WARNING",
+           "-p", "profile", run.profile, "-p", "task", run.task, "-p", "method", run.method,
+           "-p", "n_sources", str(run.n_sources), "-p", "n_digits", str(run.n_digits), "-p", "seed", str(run.seed)]
+    if run.overrides:
+        cmd += ["-y", yaml.safe_dump({"overrides": dict(run.overrides)})]
+    return cmd
+
+
+def _execute(run: SweepRun, use_notebook: bool, threads: int, device_type: str) -> tuple[str, float, str]:
+    nb_dir = results_dir(run.profile) / "notebooks"
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    out = nb_dir / f"{run.name}.ipynb"
+    tmp = nb_dir / f".{run.name}.running.ipynb"
+    env = dict(os.environ, BSSVAE_ROOT=str(project_root()), PYTHONUNBUFFERED="1")
+    if device_type == "cpu":
+        env["BSSVAE_THREADS"] = str(threads)
+        env["OMP_NUM_THREADS"] = str(threads)
+    log = nb_dir / f".{run.name}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.run(_command(run, use_notebook, tmp), cwd=project_root(), env=env, stdout=f,
+                              stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        if tmp.exists():
+            os.replace(tmp, nb_dir / f"{run.name}.failed.ipynb")
+        tail = log.read_text()[-2000:]
+        return "failed", seconds, tail
+    if use_notebook and tmp.exists():
+        os.replace(tmp, out)
+    log.unlink(missing_ok=True)
+    return "ok", seconds, ""
+
+
+def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = None, dry_run: bool = False,
+              use_notebook: bool = True, only: str | None = None) -> int:
+    """Run a sweep; returns the exit status (0 when every run finished)."""
+    import torch
+
+    runs, jobs_spec = load_sweep(sweep_file, profile)
+    if only:
+        runs = [r for r in runs if only in r.name]
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    n_jobs = check_int("jobs", jobs, minimum=1) if jobs is not None else jobs_spec.get(device_type, 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // n_jobs)
+    todo = [r for r in runs if not _is_done(r)]
+    print(f"sweep {sweep_file}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run "
+          f"({n_jobs} at a time on {device_type}{f', {threads} threads each' if device_type == 'cpu' else ''})")
+    if dry_run:
+        for r in runs:
+            print(f"  {'done' if _is_done(r) else 'todo'}  {r.name}")
+        return 0
+    failures = 0
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        futures = {pool.submit(_execute, r, use_notebook, threads, device_type): r for r in todo}
+        for fut in cf.as_completed(futures):
+            run = futures[fut]
+            status, seconds, tail = fut.result()
+            print(f"  {status:6s} {run.name} ({seconds:.0f} s)", flush=True)
+            if status != "ok":
+                failures += 1
+                print("    " + tail.replace("\n", "\n    "), file=sys.stderr)
+    print(f"sweep finished in {time.perf_counter() - t0:.0f} s: {len(todo) - failures} ran, {failures} failed")
+    return 1 if failures else 0
