@@ -105,6 +105,8 @@ def append_rows(csv_path: Path, rows: Iterable[dict], key: Iterable[str] = ROW_K
 
 def git_commit(root: Path | None = None) -> str:
     """The current commit of the repository (suffixed ``-dirty`` if there are local changes)."""
+    if os.environ.get("BSSVAE_COMMIT"):  # set where the code runs from a copy without .git (GPU machine)
+        return os.environ["BSSVAE_COMMIT"]
     root = root or project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,14 @@ class SweepRun:
     @property
     def name(self) -> str:
         return self.config.run_name
+
+
+def train_one(spec_json: str) -> None:
+    """Train one run described by a JSON object of make_config arguments (the no-notebook runner)."""
+    from .train import train
+
+    spec = json.loads(spec_json)
+    train(make_config(spec.pop("profile"), **spec), progress=False)
 
 
 def load_sweep(path: Path, profile: str | None = None) -> tuple[list[SweepRun], dict[str, int]]:
@@ -112,15 +121,10 @@ def _is_done(run: SweepRun) -> bool:
 
 def _command(run: SweepRun, use_notebook: bool, out_tmp: Path) -> list[str]:
     if not use_notebook:
-        cmd = [sys.executable, "-m", "bssvae", "train", "--quiet", "--profile", run.profile, "--task", run.task,
-               "--method", run.method, "-K", str(run.n_sources), "-M", str(run.n_digits), "--seed", str(run.seed)]
-        for k, v in run.overrides:
-            flag = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "precision": "--precision",
-                    "device": "--device"}.get(k)
-            if flag is None:
-                raise BssvaeError(f"override {k!r} needs the notebook runner (drop --no-notebook)")
-            cmd += [flag, str(v)]
-        return cmd
+        spec = json.dumps({"profile": run.profile, "task": run.task, "method": run.method,
+                           "n_sources": run.n_sources, "n_digits": run.n_digits, "seed": run.seed,
+                           **dict(run.overrides)})
+        return [sys.executable, "-c", f"import sys; from bssvae.sweep import train_one; train_one(sys.argv[1])", spec]
     cmd = [sys.executable, "-m", "papermill", str(project_root() / NOTEBOOK), str(out_tmp), "--kernel", "python3",
            "--cwd", str(project_root() / NOTEBOOK.parent), "--log-level", "WARNING",
            "-p", "profile", run.profile, "-p", "task", run.task, "-p", "method", run.method,
@@ -142,7 +146,7 @@ def _execute(run: SweepRun, use_notebook: bool, threads: int, device_type: str) 
     log = nb_dir / f".{run.name}.log"
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        proc = subprocess.run(_command(run, use_notebook, tmp), cwd=project_root(), env=env, stdout=f,
+        proc = subprocess.run(_command(run, use_notebook, tmp), env=env, stdout=f,
                               stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:

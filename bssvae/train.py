@@ -3,8 +3,8 @@
 A run directory holds everything about one run::
 
     config.json        the TrainConfig (and the run-directory format version)
-    checkpoint.pt      training state, written atomically after epochs; loaded weights-only
-    checkpoint.sha256  its hash: a truncated or corrupt checkpoint is detected, never loaded
+    checkpoint-N.pt    training state after epoch N, loaded weights-only (no code runs)
+    checkpoint.json    names the current checkpoint and its sha256: a corrupt one is detected
     history.csv        loss, reconstruction, KL, beta, learning rate and seconds per epoch
     model.safetensors  final weights (safetensors: loading runs no code)
     metrics.json       test scores of each method row (vae and vaem, or ae)
@@ -110,25 +110,42 @@ def _state_bytes(obj: dict) -> bytes:
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:
-    """Write the training state atomically, then its hash (the hash is the commit point)."""
+    """Write the training state as a new generation file, then switch the pointer to it.
+
+    ``checkpoint.json`` (written atomically) names the current generation and its sha256; it is the
+    commit point. A kill at any moment leaves either the old pointer with its intact file or the new
+    one, never a pointer to a partial file. Older generations are deleted after the switch.
+    """
     data = _state_bytes(state)
-    atomic_write_bytes(run_dir / "checkpoint.pt", data)
-    atomic_write_text(run_dir / "checkpoint.sha256", hashlib.sha256(data).hexdigest() + "\n")
+    name = f"checkpoint-{int(state['epoch']):06d}.pt"
+    atomic_write_bytes(run_dir / name, data)
+    atomic_write_json(run_dir / "checkpoint.json", {"file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                                                    "epoch": int(state["epoch"])})
+    for old in run_dir.glob("checkpoint-*.pt"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def load_checkpoint(run_dir: Path) -> dict | None:
-    """Load a checkpoint without executing code (``weights_only``), after checking its hash.
+    """Load the current checkpoint without executing code (``weights_only``), after checking its hash.
 
-    Returns None when there is none. Raises RunDirError for a corrupt or truncated one.
+    Returns None when there is none. Raises RunDirError for a corrupt, truncated or foreign one.
     """
-    path, sha_path = run_dir / "checkpoint.pt", run_dir / "checkpoint.sha256"
-    if not path.exists():
+    pointer = Path(run_dir) / "checkpoint.json"
+    if not pointer.exists():
         return None
+    try:
+        meta = json.loads(pointer.read_text())
+        path = Path(run_dir) / meta["file"]
+        expected = meta["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"{pointer}: unreadable checkpoint pointer ({e})") from e
+    if path.parent != Path(run_dir) or not path.exists():
+        raise RunDirError(f"{pointer}: names {meta.get('file')!r}, which is not in {run_dir}")
     data = path.read_bytes()
-    expected = sha_path.read_text().strip() if sha_path.exists() else None
     if expected != hashlib.sha256(data).hexdigest():
-        raise RunDirError(f"{path}: checkpoint is corrupt or truncated (sha256 does not match "
-                          f"{sha_path.name}); delete it to restart the run from scratch")
+        raise RunDirError(f"{path}: checkpoint is corrupt or truncated (its sha256 does not match "
+                          f"{pointer.name}); delete both to restart the run from scratch")
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # an unpickling error means a foreign or tampered file
@@ -226,10 +243,10 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         return run_baseline(config, run_dir, task=task, write_results=write_results)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if (run_dir / "metrics.json").exists() and resume:
-        existing = read_run_config(run_dir)
+        _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
         done = json.loads((run_dir / "metrics.json").read_text())
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
-            append_rows(results_dir(existing.profile) / f"{existing.task}.csv", done["rows"])
+            append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
     device = resolve_device(config.device)
     if device.type == "cpu":

@@ -5,15 +5,14 @@
 set -u
 sweep=$1 profile=$2 jobs=$3 deadline=$4; shift 4
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD BSSVAE_OFFLINE=1 BSSVAE_ROOT=$PWD PYTHONUNBUFFERED=1
+export BSSVAE_COMMIT=${BSSVAE_COMMIT:-unknown} PYTHONPATH=/tmp/site:$PWD BSSVAE_OFFLINE=1 BSSVAE_ROOT=$PWD PYTHONUNBUFFERED=1
 touch _toc.yml
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 t0=$(date +%s)
 timeout "$deadline" python3 -m bssvae sweep "$sweep" --profile "$profile" --jobs "$jobs" --no-notebook "$@"
 echo "sweep exit $? after $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=memory.used --format=csv,noheader
-tar czf "$OUT/results-$profile.tgz" --exclude=checkpoint.pt --exclude=model.safetensors --exclude='*.lock' \
-    --exclude=checkpoint.sha256 --exclude='notebooks' "results/$profile"
+tar czf "$OUT/results-$profile.tgz" --exclude='checkpoint*' --exclude=model.safetensors --exclude='*.lock' --exclude='notebooks' "results/$profile"
 for w in ${KEEP_WEIGHTS:-}; do
   [ -f "results/$profile/runs/$w/model.safetensors" ] && cp "results/$profile/runs/$w/model.safetensors" "$OUT/$w.safetensors"
 done

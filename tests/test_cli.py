@@ -1,0 +1,95 @@
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bssvae.cli import main
+from bssvae.config import make_config
+from bssvae.train import train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("proj")
+    (root / "_toc.yml").write_text("")
+    (root / "bssvae").mkdir()
+    import os
+
+    old = os.environ.get("BSSVAE_ROOT")
+    os.environ["BSSVAE_ROOT"] = str(root)
+    try:
+        cfg = make_config("smoke", n_sources=3, epochs=1, max_train_images=1024, n_test=50)
+        return train(cfg, root / "run", progress=False, write_results=False)["run_dir"]
+    finally:
+        if old is None:
+            del os.environ["BSSVAE_ROOT"]
+        else:
+            os.environ["BSSVAE_ROOT"] = old
+
+
+def test_separate_npy(run_dir, tmp_path):
+    x = np.random.default_rng(0).random((5, 28, 28)).astype(np.float32) * 0.5
+    np.save(tmp_path / "in.npy", x)
+    assert main(["separate", "--run", str(run_dir), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")]) == 0
+    out = np.load(tmp_path / "out.npy")
+    assert out.shape == (5, 3, 28, 28)
+    np.testing.assert_allclose(out.sum(1), x, atol=1e-5)  # VAEM by default
+    np.save(tmp_path / "one.npy", x[0])
+    assert main(["separate", "--run", str(run_dir), "--no-mask", str(tmp_path / "one.npy"),
+                 str(tmp_path / "o1.npy")]) == 0
+    assert np.load(tmp_path / "o1.npy").shape == (1, 3, 28, 28)
+
+
+def test_separate_png(run_dir, tmp_path):
+    img = (np.random.default_rng(1).random((28, 28, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img, "RGB").save(tmp_path / "rgb.png")
+    assert main(["separate", "--run", str(run_dir), str(tmp_path / "rgb.png"), str(tmp_path / "o.npy")]) == 0
+    assert np.load(tmp_path / "o.npy").shape == (1, 3, 28, 28)
+
+
+def _bad_inputs(tmp_path):
+    cases = {}
+    np.save(tmp_path / "shape.npy", np.zeros((2, 27, 28), np.float32)); cases["shape"] = ("shape.npy", "(B, 28, 28)")
+    np.save(tmp_path / "ndim.npy", np.zeros((2, 2, 28, 28), np.float32)); cases["ndim"] = ("ndim.npy", "(B, 28, 28)")
+    a = np.zeros((28, 28), np.float32); a[0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", a); cases["nan"] = ("nan.npy", "finite")
+    np.save(tmp_path / "neg.npy", -np.ones((28, 28), np.float32)); cases["neg"] = ("neg.npy", ">= 0")
+    np.save(tmp_path / "big.npy", np.full((28, 28), 2.0, np.float32)); cases["big"] = ("big.npy", "<= 1")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), np.float32)); cases["empty"] = ("empty.npy", "non-empty")
+    np.save(tmp_path / "u8.npy", np.zeros((28, 28), np.uint8)); cases["u8"] = ("u8.npy", "uint8")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png"); cases["png"] = ("big.png", "28 x 28")
+    (tmp_path / "junk.npy").write_bytes(b"garbage"); cases["junk"] = ("junk.npy", "not a readable")
+    (tmp_path / "x.txt").write_text("1"); cases["txt"] = ("x.txt", ".npy or .png")
+    cases["missing"] = ("missing.npy", "does not exist")
+    return cases
+
+
+def test_bad_inputs_exit_nonzero_with_message(run_dir, tmp_path, capsys):
+    for name, (fname, expected) in _bad_inputs(tmp_path).items():
+        code = main(["separate", "--run", str(run_dir), str(tmp_path / fname), str(tmp_path / "o.npy")])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert expected in err and "Traceback" not in err, (name, err)
+
+
+def test_bad_run_dir_and_options(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.zeros((28, 28), np.float32))
+    assert main(["separate", "--run", str(tmp_path / "nope"), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--profile", "smoke", "-K", "0"]) == 2
+    assert "n_sources" in capsys.readouterr().err
+    assert main(["train", "--profile", "smoke", "--method", "magic"]) == 2
+    assert "method" in capsys.readouterr().err
+
+
+def test_help_documents_every_option():
+    for cmd in ("train", "evaluate", "separate", "sweep"):
+        out = subprocess.run([sys.executable, "-m", "bssvae", cmd, "--help"], capture_output=True, text=True)
+        assert out.returncode == 0
+        assert "usage" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "bssvae", "train", "--profile", "bogus"], capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and "invalid choice" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bssvae.errors import BssvaeError
+from bssvae.metrics import PSNR_CAP, evaluate_images, match_sources, psnr, ssim
+
+
+def test_matching_recovers_known_permutation():
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(20, 3, 16, generator=g)
+    perms = [torch.randperm(3, generator=g) for _ in range(20)]
+    est = torch.stack([s[i, p] for i, p in enumerate(perms)])
+    m = match_sources(est, s)
+    torch.testing.assert_close(m.matched, s)
+    for i, p in enumerate(perms):
+        assert torch.equal(p[m.assignment[i]], torch.arange(3))
+
+
+def test_surplus_kept_and_missing_zero():
+    s = torch.stack([torch.ones(4), torch.zeros(4)]).unsqueeze(0)  # (1, 2, 4)
+    est = torch.stack([torch.zeros(4), torch.full((4,), 0.5), torch.ones(4)]).unsqueeze(0)
+    m = match_sources(est, s)
+    torch.testing.assert_close(m.matched[0], s[0])
+    torch.testing.assert_close(m.surplus[0], torch.full((1, 4), 0.5))
+    few = match_sources(est[:, :1], s)  # K = 1 < M = 2
+    assert (few.assignment[0] == -1).sum() == 1
+    assert m.surplus.shape == (1, 1, 4)
+
+
+def test_matching_validates():
+    with pytest.raises(BssvaeError, match="same B"):
+        match_sources(torch.rand(2, 2, 4), torch.rand(3, 2, 4))
+
+
+def test_psnr_hand_computed():
+    ref = np.zeros((28, 28))
+    est = np.full((28, 28), 0.1)
+    assert psnr(ref, est) == pytest.approx(20.0)  # 10 log10(1 / 0.01)
+    assert psnr(ref, ref) == PSNR_CAP
+
+
+def test_ssim_hand_computed():
+    ref = np.random.default_rng(0).random((28, 28))
+    assert ssim(ref, ref) == pytest.approx(1.0)
+    # constant images: SSIM reduces to the luminance term (2 mu1 mu2 + C1) / (mu1^2 + mu2^2 + C1)
+    a, b = np.full((28, 28), 0.2), np.full((28, 28), 0.6)
+    c1 = (0.01 * 1.0) ** 2
+    assert ssim(a, b) == pytest.approx((2 * 0.2 * 0.6 + c1) / (0.04 + 0.36 + c1), rel=1e-6)
+
+
+def test_two_columns():
+    """Our column compares digits (x2); the halved column is 20 log10 2 dB higher in PSNR."""
+    g = torch.Generator().manual_seed(1)
+    s = torch.rand(8, 2, 784, generator=g) * 0.5
+    est = (s + 0.02 * torch.randn(s.shape, generator=g)).clamp(0, 1).flip(1)
+    r = evaluate_images(est, s)
+    assert r.psnr_halved - r.psnr == pytest.approx(20 * math.log10(2), abs=1e-6)
+    assert 0 < r.ssim < 1 and r.per_item["psnr"].shape == (8,)
+
+
+def test_mixture_as_estimate_is_worse_than_truth():
+    g = torch.Generator().manual_seed(2)
+    s = torch.rand(4, 2, 784, generator=g) * 0.5
+    good = evaluate_images(s, s)
+    bad = evaluate_images(s.sum(1, keepdim=True).expand(-1, 2, -1), s)
+    assert good.psnr == PSNR_CAP and bad.psnr < 15
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_matching_is_permutation_invariant(k, m, seed):
+    g = torch.Generator().manual_seed(seed)
+    est = torch.rand(3, k, 8, generator=g)
+    ref = torch.rand(3, m, 8, generator=g)
+    perm = torch.randperm(k, generator=g)
+    a, b = match_sources(est, ref), match_sources(est[:, perm], ref)
+    # the total matched error is the same whatever order the estimates come in
+    err_a = ((a.matched - ref) ** 2).sum()
+    err_b = ((b.matched - ref) ** 2).sum()
+    assert torch.isclose(err_a, err_b, rtol=1e-5)
+    assert torch.isfinite(a.matched).all() and a.surplus.shape[1] == max(k - m, 0)

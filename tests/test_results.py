@@ -1,0 +1,30 @@
+import pandas as pd
+
+from bssvae.results import append_rows, atomic_write_text, provenance
+
+
+def _row(method, seed, psnr):
+    return {"method": method, "n_sources": 2, "n_digits": 2, "seed": seed, "epochs": 1, "psnr": psnr,
+            "ssim": 0.5, "psnr_halved": psnr + 6, "ssim_halved": 0.5, "train_seconds": 1.0, "device": "cpu",
+            "run_dir": "x"}
+
+
+def test_append_replaces_same_key(tmp_path):
+    csv = tmp_path / "t.csv"
+    append_rows(csv, [_row("vae", 0, 10.0), _row("vaem", 0, 11.0)])
+    append_rows(csv, [_row("vae", 0, 12.0), _row("vae", 1, 13.0)])
+    df = pd.read_csv(csv)
+    assert len(df) == 3
+    assert df.set_index(["method", "seed"]).loc[("vae", 0), "psnr"] == 12.0
+
+
+def test_atomic_write_leaves_no_partial(tmp_path):
+    p = tmp_path / "a.txt"
+    atomic_write_text(p, "one")
+    atomic_write_text(p, "two")
+    assert p.read_text() == "two" and [f.name for f in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_provenance_fields():
+    p = provenance("cpu", seed=3)
+    assert p["seed"] == 3 and "torch" in p["versions"] and p["hardware"]["device"] == "cpu"

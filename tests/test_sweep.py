@@ -1,0 +1,39 @@
+import pytest
+
+from bssvae.errors import BssvaeError
+from bssvae.sweep import load_sweep, run_sweep
+
+
+def test_committed_sweeps_parse():
+    runs, jobs = load_sweep("sweeps/mnist.yaml")
+    assert len(runs) == 2 * 3 * 3 and jobs["cpu"] >= 1
+    assert {r.n_sources for r in runs} == {2, 3, 4}
+
+
+@pytest.mark.parametrize("text, match", [
+    ("profile: smoke\ngrid: []\n", "non-empty"),
+    ("profile: smoke\ngird: []\n", "unknown keys"),
+    ("profile: nope\ngrid: [{task: mnist}]\n", "profile"),
+    ("profile: smoke\ngrid: [{methods: [vae], n_sources: [0]}]\n", "n_sources"),
+    ("profile: smoke\ngrid: [{methods: [wizard]}]\n", "method"),
+    ("profile: smoke\ngrid: [{method: vae}]\n", "unknown keys"),
+    ("[1, 2\n", "YAML"),
+])
+def test_bad_sweep_files(tmp_path, text, match):
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    with pytest.raises(BssvaeError, match=match):
+        load_sweep(p)
+
+
+def test_sweep_runs_skips_and_never_duplicates(project, tmp_path, capsys):
+    import pandas as pd
+
+    p = tmp_path / "s.yaml"
+    p.write_text("profile: smoke\njobs: {cpu: 2}\ngrid:\n  - methods: [vae]\n    n_sources: [2]\n    seeds: [0]\n"
+                 "    overrides: {epochs: 1, max_train_images: 1024, n_test: 50}\n")
+    assert run_sweep(p, use_notebook=False) == 0
+    assert run_sweep(p, use_notebook=False) == 0
+    assert "1 already done" in capsys.readouterr().out
+    df = pd.read_csv(project / "results" / "smoke" / "mnist.csv")
+    assert len(df) == 2  # vae and vaem, once each

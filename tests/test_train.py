@@ -1,0 +1,153 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bssvae.config import make_config
+from bssvae.errors import RunDirError
+from bssvae.metrics import evaluate_images
+from bssvae.train import default_run_dir, load_checkpoint, load_model, lr_at, read_run_config, train
+
+SMALL = dict(max_train_images=2048, n_test=200)
+
+
+def test_smoke_training_lowers_loss_and_separates(project):
+    config = make_config("smoke", n_sources=2, epochs=3, **SMALL)
+    result = train(config, progress=False)
+    hist = pd.DataFrame(result["history"])
+    assert hist["recon"].iloc[-1] < hist["recon"].iloc[0]
+    rows = {r["method"]: r for r in result["rows"]}
+    assert set(rows) == {"vae", "vaem"}
+    # "separating" by returning the mixture for every source is the floor to beat
+    from bssvae.data import MnistTask
+
+    task = MnistTask.build(2, 200, 0, "cpu", 2048)
+    x, s = task.test_set()
+    floor = evaluate_images(x.unsqueeze(1).expand(-1, 2, -1), s)
+    assert rows["vaem"]["psnr"] > floor.psnr + 1.0
+    assert rows["vaem"]["ssim"] > floor.ssim
+    # results table, run directory, provenance
+    table = pd.read_csv(project / "results" / "smoke" / "mnist.csv")
+    assert set(table["method"]) == {"vae", "vaem"}
+    for col in ("method", "n_sources", "seed", "epochs", "psnr", "ssim", "psnr_halved", "ssim_halved",
+                "train_seconds", "device", "run_dir"):
+        assert col in table
+    run_dir = default_run_dir(config)
+    for name in ("config.json", "history.csv", "model.safetensors", "metrics.json", "examples.npz",
+                 "provenance.json"):
+        assert (run_dir / name).exists(), name
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    assert {"command", "commit", "versions", "hardware", "seed"} <= set(prov)
+    assert prov["train_seconds"] > 0
+    # running it again neither retrains nor duplicates rows
+    again = train(config, progress=False)
+    assert again["rows"] == result["rows"]
+    assert len(pd.read_csv(project / "results" / "smoke" / "mnist.csv")) == 2
+
+
+def test_resume_matches_uninterrupted(project):
+    config = make_config("smoke", n_sources=2, epochs=3, **SMALL)
+    full = train(config, project / "full", progress=False, write_results=False)
+    part = train(config, project / "part", progress=False, stop_after_epochs=1, write_results=False)
+    assert not part["completed"]
+    assert load_checkpoint(project / "part")["epoch"] == 1
+    resumed = train(config, project / "part", progress=False, write_results=False)
+    assert resumed["rows"][0]["psnr"] == full["rows"][0]["psnr"]
+    assert resumed["rows"][1]["ssim"] == full["rows"][1]["ssim"]
+    a, _ = load_model(project / "full")
+    b, _ = load_model(project / "part")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), ka
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume(project):
+    """Kill a training process with SIGKILL mid-run; the rerun ends where an uninterrupted run ends."""
+    args = [sys.executable, "-m", "bssvae", "train", "--profile", "smoke", "--epochs", "8", "--quiet",
+            "--device", "cpu"]
+    env = dict(os.environ, BSSVAE_ROOT=str(project), BSSVAE_THREADS="1")
+    ref_dir, kill_dir = project / "ref", project / "killed"
+    subprocess.run(args + ["--run-dir", str(ref_dir)], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(args + ["--run-dir", str(kill_dir)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        ck = kill_dir / "checkpoint.json"
+        if ck.exists() and json.loads(ck.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(kill_dir)["epoch"]
+    assert not (kill_dir / "metrics.json").exists() and 2 <= killed_at < 8
+    env["BSSVAE_THREADS"] = "1"
+    subprocess.run(args + ["--run-dir", str(kill_dir)], env=env, check=True, capture_output=True)
+    ref = json.loads((ref_dir / "metrics.json").read_text())["rows"]
+    got = json.loads((kill_dir / "metrics.json").read_text())["rows"]
+    assert [r["psnr"] for r in got] == [r["psnr"] for r in ref]
+    assert [r["ssim"] for r in got] == [r["ssim"] for r in ref]
+
+
+def test_corrupt_checkpoint_is_detected(project):
+    config = make_config("smoke", epochs=2, **SMALL)
+    train(config, project / "r", progress=False, stop_after_epochs=1, write_results=False)
+    ck = project / "r" / json.loads((project / "r" / "checkpoint.json").read_text())["file"]
+    ck.write_bytes(ck.read_bytes()[:1000])
+    with pytest.raises(RunDirError, match="corrupt or truncated"):
+        train(config, project / "r", progress=False, write_results=False)
+
+
+def test_checkpoint_loading_runs_no_code(project, tmp_path):
+    """A pickle that would execute code is refused even when its hash file matches."""
+    import hashlib
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    run = project / "evil"
+    run.mkdir()
+    data = pickle.dumps({"model": Evil()})
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", data)
+    (run / "checkpoint-000001.pt").write_bytes(buf.getvalue())
+    (run / "checkpoint.json").write_text(json.dumps(
+        {"file": "checkpoint-000001.pt", "sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "epoch": 1}))
+    with pytest.raises(RunDirError):
+        load_checkpoint(run)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_run_dir_with_other_config_is_refused(project):
+    train(make_config("smoke", epochs=1, **SMALL), project / "r", progress=False, write_results=False)
+    with pytest.raises(RunDirError, match="another configuration"):
+        train(make_config("smoke", epochs=1, seed=3, **SMALL), project / "r", progress=False)
+
+
+def test_incompatible_run_dirs(project):
+    with pytest.raises(RunDirError, match="does not exist"):
+        read_run_config(project / "nope")
+    (project / "old").mkdir()
+    (project / "old" / "config.json").write_text(json.dumps({"format_version": 0, "config": {}}))
+    with pytest.raises(RunDirError, match="format"):
+        read_run_config(project / "old")
+
+
+def test_lr_schedules():
+    c = make_config("smoke", lr=1.0, epochs=10)
+    assert lr_at(c, 0, 10) == pytest.approx(1.0)
+    assert lr_at(c, 50, 10) == pytest.approx(0.5)
+    a = make_config("authors", epochs=10)
+    assert lr_at(a, 25, 10) == pytest.approx(2e-4 * 0.9998**2)
