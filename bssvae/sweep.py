@@ -119,6 +119,10 @@ def _is_done(run: SweepRun) -> bool:
     return (results_dir(run.profile) / "runs" / run.name / "metrics.json").exists()
 
 
+def _has_notebook(run: SweepRun) -> bool:
+    return (results_dir(run.profile) / "notebooks" / f"{run.name}.ipynb").exists()
+
+
 def _command(run: SweepRun, use_notebook: bool, out_tmp: Path) -> list[str]:
     if not use_notebook:
         spec = json.dumps({"profile": run.profile, "task": run.task, "method": run.method,
@@ -173,11 +177,18 @@ def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = N
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = max(1, cores // n_jobs)
     todo = [r for r in runs if not _is_done(r)]
-    print(f"sweep {sweep_file}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run "
+    n_train = len(todo)
+    if use_notebook:  # finished runs trained elsewhere (e.g. a GPU machine) still get their executed notebook
+        todo += [r for r in runs if _is_done(r) and not _has_notebook(r)]
+    print(f"sweep {sweep_file}: {len(runs)} runs, {len(runs) - n_train} already trained, {n_train} to train, "
+          f"{len(todo) - n_train} to reload for their notebook "
           f"({n_jobs} at a time on {device_type}{f', {threads} threads each' if device_type == 'cpu' else ''})")
     if dry_run:
         for r in runs:
-            print(f"  {'done' if _is_done(r) else 'todo'}  {r.name}")
+            state = "done" if _is_done(r) else "todo"
+            if use_notebook and _is_done(r) and not _has_notebook(r):
+                state = "done, notebook todo"
+            print(f"  {state:20s} {r.name}")
         return 0
     failures = 0
     t0 = time.perf_counter()

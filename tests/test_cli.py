@@ -93,3 +93,14 @@ def test_help_documents_every_option():
     out = subprocess.run([sys.executable, "-m", "bssvae", "train", "--profile", "bogus"], capture_output=True,
                          text=True)
     assert out.returncode == 2 and "invalid choice" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_evaluate_reproduces_training_scores(run_dir, capsys):
+    import json
+
+    assert main(["evaluate", "--run", str(run_dir), "--device", "cpu"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    saved = json.loads((run_dir / "metrics.json").read_text())["rows"]
+    assert [r["method"] for r in printed] == [r["method"] for r in saved]
+    for p, s in zip(printed, saved):
+        assert abs(p["psnr"] - s["psnr"]) < 1e-3

@@ -34,6 +34,6 @@ def test_sweep_runs_skips_and_never_duplicates(project, tmp_path, capsys):
                  "    overrides: {epochs: 1, max_train_images: 1024, n_test: 50}\n")
     assert run_sweep(p, use_notebook=False) == 0
     assert run_sweep(p, use_notebook=False) == 0
-    assert "1 already done" in capsys.readouterr().out
+    assert "1 already trained" in capsys.readouterr().out
     df = pd.read_csv(project / "results" / "smoke" / "mnist.csv")
     assert len(df) == 2  # vae and vaem, once each
