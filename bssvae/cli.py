@@ -98,9 +98,10 @@ def read_mixtures(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
-            arr = np.load(path, allow_pickle=False)
+            arr = np.load(path, allow_pickle=False)  # never unpickle: object arrays could run code
         except (ValueError, OSError, EOFError) as e:
-            raise BssvaeError(f"INPUT: {path} is not a readable .npy array ({e})") from e
+            raise BssvaeError(f"INPUT: {path} is not a readable .npy array of numbers (truncated, not .npy, "
+                              "or an object/pickle array, which is refused)") from e
     elif suffix == ".png":
         from PIL import Image, UnidentifiedImageError
 
