@@ -240,7 +240,8 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     if config.method not in ("vae", "ae"):
         from .baselines import run_baseline
 
-        return run_baseline(config, run_dir, task=task, write_results=write_results)
+        return run_baseline(config, run_dir, task=task, write_results=write_results, resume=resume,
+                            progress=progress, stop_after_epochs=stop_after_epochs)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if (run_dir / "metrics.json").exists() and resume:
         _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration

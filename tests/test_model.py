@@ -13,7 +13,7 @@ def test_shapes(k):
     assert out.s_hat.shape == (5, k, 784)
     assert out.mu.shape == out.logvar.shape == out.z.shape == (5, k, 20)
     torch.testing.assert_close(out.x_hat, out.s_hat.sum(1))
-    assert float(out.s_hat.min()) >= 0 and float(out.s_hat.max()) <= 1  # sigmoid outputs
+    assert float(out.s_hat.detach().min()) >= 0 and float(out.s_hat.detach().max()) <= 1  # sigmoid outputs
 
 
 def test_table_one_sizes():

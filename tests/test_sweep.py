@@ -6,7 +6,7 @@ from bssvae.sweep import load_sweep, run_sweep
 
 def test_committed_sweeps_parse():
     runs, jobs = load_sweep("sweeps/mnist.yaml")
-    assert len(runs) == 2 * 3 * 3 and jobs["cpu"] >= 1
+    assert len(runs) == 4 * 3 * 3 + 3 + 2 and jobs["cpu"] >= 1
     assert {r.n_sources for r in runs} == {2, 3, 4}
 
 

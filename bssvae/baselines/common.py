@@ -1,0 +1,176 @@
+"""What every baseline run shares: the run directory, evaluation on the task's test set, results rows.
+
+A baseline module provides ``fit_and_separate(ctx: RunContext) -> MethodOutput``: it fits the
+method on training data only (or, for oracles, reads the true test sources) and returns its
+estimates of the task's fixed test mixtures. :func:`run_method` does the rest exactly as
+:func:`bssvae.train.train` does for the VAE, so every row of a results table is computed the same way.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import BssvaeError
+from ..results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, project_root,
+                       provenance, results_dir)
+
+N_EXAMPLES = 12
+#: Columns of ``history.csv`` (the training notebook plots loss, recon and kl).
+HISTORY_COLUMNS = ["epoch", "stage", "loss", "recon", "kl", "beta", "lr", "train_seconds"]
+
+
+@dataclass
+class RunContext:
+    """What a baseline gets to fit and separate.
+
+    Attributes:
+        config: the run's :class:`bssvae.config.TrainConfig`.
+        task: the data task (training batches, fixed test set, evaluation).
+        run_dir: the run directory (checkpoints go here).
+        device: the torch device to train on.
+        settings: the method's settings (:func:`bssvae.baselines.method_settings`).
+        resume: continue from the run directory's checkpoint, if any.
+        progress: show progress bars.
+        stop_after_epochs: stop training after this many epochs in total (testing interruption).
+    """
+
+    config: Any
+    task: Any
+    run_dir: Path
+    device: torch.device
+    settings: dict
+    resume: bool = True
+    progress: bool = False
+    stop_after_epochs: int | None = None
+
+
+@dataclass
+class MethodOutput:
+    """A baseline's result on the test set.
+
+    Shape: estimates (B, K, D) on the CPU, B = the task's test mixtures (None if not completed).
+    """
+
+    estimates: torch.Tensor | None
+    train_seconds: float = 0.0
+    epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+    completed: bool = True
+    device: str | None = None  # where it ran, when not the run's device (e.g. scikit-learn on the CPU)
+    info: dict = field(default_factory=dict)  # recorded in metrics.json
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    df = pd.DataFrame(history)
+    cols = [c for c in HISTORY_COLUMNS if c in df] + [c for c in df if c not in HISTORY_COLUMNS]
+    atomic_write_text(Path(run_dir) / "history.csv", df[cols].to_csv(index=False) if len(df) else "")
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "history.csv"
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    return pd.read_csv(path).to_dict("records")
+
+
+def _relative(run_dir: Path) -> str:
+    try:
+        return str(Path(run_dir).resolve().relative_to(project_root()))
+    except ValueError:
+        return str(run_dir)
+
+
+def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], run_dir=None, task=None,
+               write_results: bool = True, resume: bool = True, progress: bool = False,
+               stop_after_epochs: int | None = None, settings: dict | None = None) -> dict[str, Any]:
+    """Fit, separate, evaluate and record one baseline run (see :func:`bssvae.baselines.run_baseline`)."""
+    from ..train import _prepare_run_dir, build_task, configure_threads, default_run_dir, resolve_device
+    from . import ORACLE_METHODS, method_settings
+
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    if resume and (run_dir / "metrics.json").exists():
+        _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
+        done = json.loads((run_dir / "metrics.json").read_text())
+        if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
+            append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
+        return {"run_dir": run_dir, "rows": done["rows"], "history": read_history(run_dir), "completed": True}
+    if config.method in ORACLE_METHODS and config.n_sources != config.n_digits:
+        raise BssvaeError(f"n_sources: the {config.method} oracle uses the M = {config.n_digits} true sources, so "
+                          f"K must equal M; got K = {config.n_sources} (its rows have n_sources = M)")
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        configure_threads()
+    _prepare_run_dir(config, run_dir)
+    wall0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    task = task if task is not None else build_task(config, device)
+    if task.input_dim != config.model.input_dim:
+        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
+                          f"the configuration expects {config.model.input_dim}")
+    base = method_settings(config.method, config.profile, config.task)
+    unknown = sorted(set(settings or {}) - set(base))
+    if unknown:
+        raise BssvaeError(f"settings: unknown keys {unknown} for method {config.method!r}; known: {sorted(base)}")
+    settings = {**base, **(settings or {})}
+    ctx = RunContext(config, task, run_dir, device, settings, resume, progress, stop_after_epochs)
+    out = fit_and_separate(ctx)
+    if out.history:
+        write_history(run_dir, out.history)
+    if not out.completed:
+        return {"run_dir": run_dir, "rows": [], "history": out.history, "completed": False}
+
+    x, s = task.test_set()
+    est = out.estimates.detach().float().cpu()
+    if est.ndim != 3 or est.shape[0] != x.shape[0] or est.shape[2] != x.shape[1]:
+        raise BssvaeError(f"{config.method}: expected estimates of shape (B, K, D) = ({x.shape[0]}, K, {x.shape[1]}), "
+                          f"got {tuple(est.shape)}")
+    t_eval = time.perf_counter()
+    scores = task.evaluate(est)
+    eval_seconds = time.perf_counter() - t_eval
+    ran_on = out.device or str(device)
+    row = {"method": config.method, "n_sources": config.n_sources, "n_digits": config.n_digits,
+           "seed": config.seed, "epochs": int(out.epochs), **scores.summary(),
+           "train_seconds": round(float(out.train_seconds), 2), "device": ran_on, "run_dir": _relative(run_dir)}
+    rows = [row]
+    n = min(N_EXAMPLES, x.shape[0])
+    examples = {"x": x[:n].detach().cpu().numpy(), "s": s[:n].detach().cpu().numpy(), config.method: est[:n].numpy()}
+    np.savez_compressed(buf := io.BytesIO(), **{k: v.astype(np.float16) for k, v in examples.items()})
+    atomic_write_bytes(run_dir / "examples.npz", buf.getvalue())
+    atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds, "settings": settings,
+                                                 **out.info})
+    atomic_write_json(run_dir / "provenance.json", provenance(
+        ran_on, config=config.to_dict(), seed=config.seed, method_settings=settings,
+        train_seconds=out.train_seconds, eval_seconds=eval_seconds,
+        wall_seconds_this_session=time.perf_counter() - wall0))
+    if write_results:
+        append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
+    return {"run_dir": run_dir, "rows": rows, "history": out.history, "completed": True}
+
+
+def training_mixtures(task, generator: torch.Generator, n: int, batch_size: int = 1000) -> torch.Tensor:
+    """At least ``min(n, one epoch)`` training mixtures drawn through ``task.epoch_batches``.
+
+    The mixtures are those a VAE epoch would see (same pairing rule, same scaling), taken from as
+    many epochs as needed to reach ``n``, and returned on the CPU.
+
+    Shape: -> (min(n, ...), D).
+    """
+    out, have = [], 0
+    while have < n:
+        before = have
+        for xb in task.epoch_batches(generator, min(batch_size, max(1, task.mixtures_per_epoch))):
+            out.append(xb.detach().float().cpu())
+            have += xb.shape[0]
+            if have >= n:
+                break
+        if have == before:
+            raise BssvaeError(f"{task.name}: the task yielded no training mixtures")
+    return torch.cat(out)[:n]

@@ -1,0 +1,179 @@
+"""Fast checks of the book's configuration and sources (the full build runs in CI, not here).
+
+The book is built by ``scripts/build-book.sh`` (``make book``); these tests catch, in well under a
+second, what would otherwise only fail a minutes-long build: a TOC entry without its file, a
+MathJax path that points nowhere or to a CDN, a citation key missing from the bibliography, or a
+theory page showing the source of a library function that has been renamed.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "_config.yml"
+TOC = ROOT / "_toc.yml"
+SUFFIXES = (".md", ".ipynb")
+
+
+def _config() -> dict:
+    return yaml.safe_load(CONFIG.read_text())
+
+
+def _toc() -> dict:
+    return yaml.safe_load(TOC.read_text())
+
+
+def _toc_entries(node) -> list[tuple[str, str]]:
+    """All ("file" | "glob", value) entries of the TOC, at any depth."""
+    out: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key in ("file", "glob", "root"):
+            if key in node:
+                out.append(("glob" if key == "glob" else "file", node[key]))
+        for value in node.values():
+            if isinstance(value, (list, dict)):
+                out += _toc_entries(value)
+    elif isinstance(node, list):
+        for item in node:
+            out += _toc_entries(item)
+    return out
+
+
+def _book_sources() -> list[Path]:
+    return [p for p in (ROOT / "book").rglob("*.md")
+            if "_static" not in p.parts and "runs" not in p.relative_to(ROOT / "book").parts[:1]]
+
+
+def test_config_and_toc_parse():
+    config, toc = _config(), _toc()
+    assert isinstance(config, dict) and config.get("title")
+    assert toc["format"] == "jb-book"
+    assert toc["root"] == "book/intro"
+
+
+def test_toc_is_valid_for_sphinx_external_toc():
+    parsing = pytest.importorskip("sphinx_external_toc.parsing")
+    site_map = parsing.parse_toc_yaml(TOC)
+    assert site_map.root.docname == "book/intro"
+
+
+def test_every_file_named_by_the_toc_exists():
+    missing = [name for kind, name in _toc_entries(_toc()) if kind == "file"
+               and not any((ROOT / (name + s)).exists() for s in SUFFIXES) and not (ROOT / name).exists()]
+    assert not missing, f"_toc.yml names files that do not exist: {missing}"
+
+
+def test_every_toc_glob_has_an_existing_directory_and_parts_have_an_index():
+    for kind, pattern in _toc_entries(_toc()):
+        if kind != "glob":
+            continue
+        parent = (ROOT / pattern).parent
+        assert parent.is_dir(), f"glob {pattern!r}: directory {parent} does not exist"
+        if pattern.endswith("/*"):
+            # A part made of a glob must never be empty: its index page is always there.
+            assert (parent / "index.md").exists(), f"glob {pattern!r}: {parent}/index.md is missing"
+
+
+def test_toc_includes_runs_audio_baselines_and_the_training_notebook():
+    entries = set(_toc_entries(_toc()))
+    for glob in ("book/runs/*", "book/audio/*", "book/baselines/*"):
+        assert ("glob", glob) in entries
+    assert ("file", "book/notebooks/train") in entries
+
+
+def test_mathjax_is_served_locally():
+    values = json.dumps(_config())  # the settings, without the comments
+    assert "cdn" not in values.lower(), "_config.yml must not reference a CDN"
+    sphinx = _config()["sphinx"]["config"]
+    path = sphinx["mathjax_path"]
+    assert "://" not in path and not path.startswith("//"), f"mathjax_path {path!r} is a URL"
+    static_dirs = [ROOT / d for d in sphinx["html_static_path"]]
+    found = [d / path for d in static_dirs if (d / path).is_file()]
+    assert found, f"mathjax_path {path!r} is not a file under any of {sphinx['html_static_path']}"
+    mathjax = found[0].parent
+    assert list((mathjax / "output/chtml/fonts/woff-v2").glob("*.woff")), "MathJax CHTML fonts are missing"
+    assert (mathjax / "LICENSE").exists() and "Apache" in (mathjax / "LICENSE").read_text()
+
+
+def test_vendored_mathjax_matches_its_checksums():
+    mathjax = ROOT / "book/_static/mathjax"
+    lines = (mathjax / "SHA256SUMS").read_text().split("\n")
+    entries = [line.split(maxsplit=1) for line in lines if line.strip()]
+    assert len(entries) > 20
+    for digest, name in entries:
+        data = (mathjax / name.strip().lstrip("*")).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, f"{name} differs from the npm package"
+
+
+def test_execution_settings():
+    config = _config()
+    execute = config["execute"]
+    assert execute["allow_errors"] is False, "a notebook error must fail the build"
+    assert execute["execute_notebooks"] in ("cache", "force")
+    cache = execute.get("cache", "")
+    assert cache and not cache.startswith("_build"), "the execution cache must live outside _build"
+    assert "book/runs/*" in execute["exclude_patterns"], "executed run notebooks must not be re-executed"
+    assert int(execute["timeout"]) >= 600
+    assert config["only_build_toc_files"] is True
+
+
+def test_build_script_treats_warnings_as_errors():
+    script = ROOT / "scripts/build-book.sh"
+    assert script.stat().st_mode & 0o111, "scripts/build-book.sh must be executable"
+    text = script.read_text()
+    assert re.search(r"jupyter-book build \. .*-W.*--keep-going", text)
+    assert "BSSVAE_BOOK_PROFILE" in text and "book/runs" in text
+
+
+def test_every_citation_key_is_in_the_bibliography():
+    bib = (ROOT / "book/references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,\s]+),", bib))
+    cited: set[str] = set()
+    for page in _book_sources():
+        for group in re.findall(r"\{(?:foot)?cite(?::\w+)?\}`([^`]+)`", page.read_text()):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited, "no citation found in the book"
+    assert not cited - keys, f"cited but not in book/references.bib: {sorted(cited - keys)}"
+
+
+def _python_objects(path: Path) -> set[str]:
+    """Top-level functions and classes of a module, and Class.method names."""
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            names.update(f"{node.name}.{item.name}" for item in node.body
+                         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return names
+
+
+def test_literalincludes_point_to_existing_library_objects():
+    """The theory pages show library source with {literalinclude}; each target must still exist."""
+    pattern = re.compile(r"```\{literalinclude\}\s+(\S+)\s*\n:pyobject:\s*(\S+)")
+    checked = 0
+    for page in _book_sources():
+        for rel, obj in pattern.findall(page.read_text()):
+            target = (page.parent / rel).resolve()
+            assert target.is_file(), f"{page.relative_to(ROOT)}: {rel} does not exist"
+            assert obj in _python_objects(target), f"{page.relative_to(ROOT)}: {obj} is not in {rel}"
+            checked += 1
+    assert checked >= 10, f"expected the theory pages to show at least 10 library objects, found {checked}"
+
+
+def test_theory_shows_each_equation_function():
+    """Every function the brief names has its source shown somewhere in the book."""
+    shown = set()
+    for page in _book_sources():
+        shown.update(re.findall(r":pyobject:\s*(\S+)", page.read_text()))
+    required = {"laplace_nll", "gaussian_kl", "negative_elbo", "beta_at", "VAEBSS.encode", "VAEBSS.decode",
+                "VAEBSS.forward", "vaem", "mix", "make_test_mixtures", "match_sources", "evaluate_images"}
+    assert not required - shown, f"not shown in the book: {sorted(required - shown)}"
