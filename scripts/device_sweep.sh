@@ -5,7 +5,7 @@
 set -u
 sweep=$1 profile=$2 jobs=$3 deadline=$4; shift 4
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export BSSVAE_COMMIT=${BSSVAE_COMMIT:-unknown} PYTHONPATH=/tmp/site:$PWD BSSVAE_OFFLINE=1 BSSVAE_ROOT=$PWD PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} BSSVAE_COMMIT=${BSSVAE_COMMIT:-unknown} PYTHONPATH=/tmp/site:$PWD BSSVAE_OFFLINE=1 BSSVAE_ROOT=$PWD PYTHONUNBUFFERED=1
 touch _toc.yml
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 t0=$(date +%s)
