@@ -364,6 +364,10 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
         rows.append({"method": method, "n_sources": config.n_sources, "n_digits": config.n_digits,
                      "seed": config.seed, "epochs": config.epochs, **scores.summary(),
                      "train_seconds": round(train_seconds, 2), "device": device, "run_dir": rel})
+    if getattr(task, "examples", None) is not None:  # waveforms to listen to (book/audio/figure3)
+        audio = task.examples(estimates, n=4)
+        np.savez_compressed(buf := io.BytesIO(), **audio)
+        atomic_write_bytes(Path(run_dir) / "audio_examples.npz", buf.getvalue())
     n = min(N_EXAMPLES, x.shape[0])
     examples = {"x": x_cpu[:n].numpy(), "s": s[:n].detach().cpu().numpy()}
     for method, est in estimates.items():

@@ -144,6 +144,9 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
     examples = {"x": x[:n].detach().cpu().numpy(), "s": s[:n].detach().cpu().numpy(), config.method: est[:n].numpy()}
     np.savez_compressed(buf := io.BytesIO(), **{k: v.astype(np.float16) for k, v in examples.items()})
     atomic_write_bytes(run_dir / "examples.npz", buf.getvalue())
+    if getattr(task, "examples", None) is not None:  # waveforms to listen to (book/audio/figure3)
+        np.savez_compressed(buf := io.BytesIO(), **task.examples({config.method: est}, n=4))
+        atomic_write_bytes(run_dir / "audio_examples.npz", buf.getvalue())
     atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds, "settings": settings,
                                                  **out.info})
     atomic_write_json(run_dir / "provenance.json", provenance(
