@@ -368,7 +368,7 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
         audio = task.examples(estimates, n=4)
         np.savez_compressed(buf := io.BytesIO(), **audio)
         atomic_write_bytes(Path(run_dir) / "audio_examples.npz", buf.getvalue())
-    n = min(N_EXAMPLES, x.shape[0])
+    n = min(getattr(task, "n_examples", N_EXAMPLES), x.shape[0])
     examples = {"x": x_cpu[:n].numpy(), "s": s[:n].detach().cpu().numpy()}
     for method, est in estimates.items():
         examples[method] = est[:n].numpy()

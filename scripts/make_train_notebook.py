@@ -6,7 +6,7 @@ import nbformat as nbf
 
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
-    md("""# Train VAE-BSS on MNIST mixtures
+    md("""# Train a model on mixtures
 
 ## Overview
 This notebook trains one model of the paper, evaluates it on the fixed test set and shows what it
@@ -79,12 +79,19 @@ else:
     fig.tight_layout()"""),
     md("""## Separated test mixtures
 
-Each row is a test mixture: the mixture, then the $K$ estimates of each kind in the order that best
+Each row is a test mixture (MNIST: images; audio: log-magnitude spectrograms): the mixture, then the $K$ estimates of each kind in the order that best
 matches the true sources (surplus estimates last), then the true sources."""),
     code("""from bssvae.metrics import match_sources
 
 ex = np.load(run_dir / "examples.npz")
 kinds = [k for k in ex.files if k not in ("x", "s")]
+if config.task == "audio":  # magnitude spectrograms, frequency up
+    from bssvae.audio.spectrogram import SPECTROGRAMS
+
+    spec = SPECTROGRAMS[config.model.input_dim]
+    shape, cmap, origin, scale = (spec.n_bins, spec.n_frames), "magma", "lower", None
+else:
+    shape, cmap, origin, scale = (28, 28), "gray_r", "upper", 0.5
 x, s = ex["x"].astype(np.float32), ex["s"].astype(np.float32)
 n = min(6, len(x))
 ordered = {}
@@ -94,6 +101,7 @@ for kind in kinds:
     ordered[kind] = np.concatenate([m.matched.numpy(), m.surplus.numpy()], axis=1)
 n_cols = 1 + sum(v.shape[1] for v in ordered.values()) + s.shape[1]
 fig, axes = plt.subplots(n, n_cols, figsize=(1.1 * n_cols, 1.2 * n), squeeze=False)
+fig.suptitle(f"{config.run_name}: the first {n} test mixtures", fontsize=9)
 for i in range(n):
     panels = [("mixture", x[i])]
     for kind, est in ordered.items():
@@ -101,7 +109,10 @@ for i in range(n):
     panels += [(f"true {m + 1}", s[i, m]) for m in range(s.shape[1])]
     for j, (title, img) in enumerate(panels):
         ax = axes[i, j]
-        ax.imshow(img.reshape(28, 28), cmap="gray_r", vmin=0, vmax=0.5 if title != "mixture" else 1)
+        if scale is None:
+            ax.imshow(np.log1p(100 * img.reshape(shape)), cmap=cmap, origin=origin, aspect="auto")
+        else:
+            ax.imshow(img.reshape(shape), cmap=cmap, origin=origin, vmin=0, vmax=scale if title != "mixture" else 1)
         ax.set_xticks([]), ax.set_yticks([])
         if i == 0:
             ax.set_title(title, fontsize=8)

@@ -191,6 +191,9 @@ class AudioTask:
         test_wave_x (B, L) and test_wave_s (B, M, L) on the CPU.
     """
 
+    #: Test mixtures whose spectrograms a run keeps in examples.npz (32768 values each: keep it small).
+    n_examples = 2
+
     spec: SpectrogramSpec
     train: NoteBank
     test: NoteBank

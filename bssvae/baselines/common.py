@@ -140,7 +140,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
            "seed": config.seed, "epochs": int(out.epochs), **scores.summary(),
            "train_seconds": round(float(out.train_seconds), 2), "device": ran_on, "run_dir": _relative(run_dir)}
     rows = [row]
-    n = min(N_EXAMPLES, x.shape[0])
+    n = min(getattr(task, "n_examples", N_EXAMPLES), x.shape[0])
     examples = {"x": x[:n].detach().cpu().numpy(), "s": s[:n].detach().cpu().numpy(), config.method: est[:n].numpy()}
     np.savez_compressed(buf := io.BytesIO(), **{k: v.astype(np.float16) for k, v in examples.items()})
     atomic_write_bytes(run_dir / "examples.npz", buf.getvalue())
