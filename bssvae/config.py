@@ -19,7 +19,7 @@ from .errors import BssvaeError, check_choice, check_int
 
 TASKS = ("mnist", "audio")
 METHODS = ("vae", "ae")  # trained by bssvae.train; baselines register more in bssvae.baselines
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 
 
@@ -74,13 +74,15 @@ class TrainConfig:
         n_sources: K, the number of latent sources the model assumes.
         n_digits: M, the number of true sources mixed in each training and test mixture.
         epochs: passes over the training sources (one epoch = every source used once).
-        batch_size: mixtures per step (authors: 64).
+        batch_size: mixtures per step (authors: 32, their batches of 64 images split in half).
         lr: Adam's learning rate (authors: 2e-4).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` or ``constant``.
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
         lr_warmup_epochs: linear learning-rate warm-up (0: none).
-        precision: ``fp32`` or ``bf16`` (autocast for matrix products; weights stay fp32).
+        precision: ``fp32``, ``bf16`` (autocast for matrix products; weights stay fp32), or ``auto``:
+            bf16 where the device computes it natively (a CUDA GPU with bf16, a CPU with AMX or
+            AVX512-BF16), fp32 elsewhere (on an AVX2-only CPU a bf16 step ran 11-17x slower).
         n_test: test mixtures (5000 from the 10000 test images, each image used once).
         test_seed: seed of the fixed test set; independent of ``seed`` so all runs share it.
     """
@@ -91,7 +93,7 @@ class TrainConfig:
     n_digits: int = 2
     seed: int = 0
     epochs: int = 100
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 2e-4
     lr_schedule: str = "exponential"
     lr_decay: float = 0.9998
@@ -167,14 +169,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       model=dict(input_dim=1024, hidden_dims=(128, 64), latent_dim=8)),
     },
     "cpu": {
-        # Tuned for time-to-quality on 2 CPU cores (bench/ and the book's performance page).
-        "mnist": dict(epochs=300, batch_size=256, lr=1e-3, lr_schedule="cosine", beta_warmup_epochs=10,
-                      precision="bf16"),
-        # 256 bins x 32 frames at 8 kHz (0.99 s, a quarter of Table I's input) and an 8.8 M-parameter
-        # network (8192-512-256-128, 32 latent dimensions per source); 151 mixtures (2 steps) per
-        # epoch, 0.14 s per epoch on 2 idle cores (0.9 s on busy ones): ~7 minutes. fp32, because
-        # without native bf16 a bf16 step was 4x slower on our CPU. A long beta warm-up: with 800
-        # steps and a 10 % warm-up nothing separated (the KL collapsed to ~2.6 nats).
+        # About 15 minutes on 2 CPU cores: 120 epochs at ~4,000 mixtures/s in fp32 on an AVX2 CPU
+        # (python -m bench; see the book's performance page). precision auto: bf16 on CPUs that
+        # compute it natively (AMX), where the same epochs take less time.
+        "mnist": dict(epochs=120, batch_size=256, lr=1e-3, lr_schedule="cosine", beta_warmup_epochs=10,
+                      precision="auto"),
         "audio": dict(epochs=3000, batch_size=64, lr=1e-3, lr_schedule="cosine", beta_warmup_epochs=750,
                       n_test=500, model=dict(input_dim=8192, hidden_dims=(512, 256, 128), latent_dim=32)),
     },

@@ -6,7 +6,7 @@ from bssvae.errors import BssvaeError
 
 def test_paper_defaults():
     c = TrainConfig()
-    assert (c.batch_size, c.lr, c.beta, c.beta_warmup_epochs, c.lr_decay) == (64, 2e-4, 0.5, 50.0, 0.9998)
+    assert (c.batch_size, c.lr, c.beta, c.beta_warmup_epochs, c.lr_decay) == (32, 2e-4, 0.5, 50.0, 0.9998)
     m = ModelConfig.mnist(3)
     assert m.hidden_dims == (700, 600, 500, 400, 300) and m.latent_dim == 20 and m.n_sources == 3
     a = ModelConfig.audio(2)

@@ -1,0 +1,91 @@
+"""Our training step, exactly as :func:`bssvae.train.train` runs it, one step per ``next()``.
+
+The suite needs to stop a run at wall-clock marks to evaluate it, which ``train()`` cannot do,
+so this loop repeats its body line for line: the same seeding order, data from
+:meth:`bssvae.data.MnistTask.epoch_batches` on the device, the learning rate of
+:func:`bssvae.train.lr_at`, beta of :func:`bssvae.losses.beta_at`, bf16 autocast when the config
+asks for it, :func:`bssvae.losses.negative_elbo`, Adam, and the on-device running sums with one
+synchronisation per epoch. ``tests/test_bench.py`` checks that one epoch here gives bit-identical
+weights to one epoch of ``train()``, so the two cannot drift apart unnoticed.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+
+from bssvae.config import TrainConfig
+from bssvae.errors import BssvaeError
+from bssvae.losses import beta_at, negative_elbo
+from bssvae.model import VAEBSS
+from bssvae.train import TrainingError, lr_at
+
+try:  # the optimizer exactly as train() builds it, when train.py offers the function
+    from bssvae.train import make_optimizer
+except ImportError:  # train.py builds Adam(lr) inline
+    def make_optimizer(model, config):
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+
+
+class OursTrainer:
+    """The training loop of :func:`bssvae.train.train` as a step iterator (no run directory).
+
+    Args:
+        config: the run (profile settings plus overrides); ``config.epochs`` ends the iterator.
+        task: a prepared task (for example :class:`bssvae.data.MnistTask`) on ``device``.
+        device: where the model and the data live.
+        adam_kwargs: if given, Adam is built with these extra arguments (e.g. ``{"fused": True}``)
+            instead of as ``train()`` builds it; for variants of the step only.
+    """
+
+    def __init__(self, config: TrainConfig, task, device: torch.device, adam_kwargs: dict | None = None):
+        if not isinstance(config, TrainConfig):
+            raise BssvaeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+        if task.input_dim != config.model.input_dim:
+            raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
+                              f"the model expects {config.model.input_dim}")
+        self.config, self.task, self.device = config, task, torch.device(device)
+        torch.manual_seed(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.model = VAEBSS(config.model).to(self.device)
+        self.opt = (make_optimizer(self.model, config) if adam_kwargs is None
+                    else torch.optim.Adam(self.model.parameters(), lr=config.lr, **adam_kwargs))
+        self.steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.epoch = 0
+        self.history: list[dict] = []
+
+    @property
+    def mixtures_per_epoch(self) -> int:
+        return self.task.mixtures_per_epoch
+
+    def steps(self) -> Iterator[int]:
+        """Run the configured epochs; each ``next()`` runs one step and returns its mixtures."""
+        config, model, opt, device = self.config, self.model, self.opt, self.device
+        amp = config.precision == "bf16"
+        while self.epoch < config.epochs:
+            epoch = self.epoch
+            model.train()
+            sums = torch.zeros(3, device=device)
+            n_batches = 0
+            for i, x in enumerate(self.task.epoch_batches(self.gen, config.batch_size)):
+                step = epoch * self.steps_per_epoch + i
+                lr = lr_at(config, step, self.steps_per_epoch)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                beta = beta_at(step / self.steps_per_epoch, config.beta, config.beta_warmup_epochs)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    out = self.forward(x)
+                terms = negative_elbo(x, out, beta, config.model.variational)
+                opt.zero_grad(set_to_none=True)
+                terms.loss.backward()
+                opt.step()
+                sums += torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach()])
+                n_batches += 1
+                yield x.shape[0]
+            means = (sums / max(1, n_batches)).tolist()
+            if not all(math.isfinite(v) for v in means):
+                raise TrainingError(f"loss became {means[0]} in epoch {epoch + 1}")
+            self.history.append({"epoch": epoch + 1, "loss": means[0], "recon": means[1], "kl": means[2]})
+            self.epoch += 1

@@ -1,0 +1,171 @@
+"""Tables and a figure from ``results/bench.json``, for the book's performance page.
+
+Everything here only reads the file the suite wrote; nothing is measured or assumed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench.run import REQUIRED_KEYS, THRESHOLDS_DB
+
+
+def bench_path(root: Path | None = None) -> Path:
+    """``results/bench.json`` of the project (see :func:`bssvae.results.project_root`)."""
+    from bssvae.results import project_root
+
+    root = Path(root) if root is not None else project_root()
+    if not (root / "bssvae").is_dir() and (root.parent / "bssvae").is_dir():  # run from book/
+        root = root.parent
+    return root / "results" / "bench.json"
+
+
+def load(path: Path | None = None) -> dict | None:
+    """The parsed bench.json, or None when it does not exist (or is unreadable)."""
+    path = Path(path) if path is not None else bench_path()
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _num(v, scale=1.0, digits=2):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return int(round(v * scale)) if digits == 0 else round(v * scale, digits)
+
+
+def summary_table(data: dict) -> pd.DataFrame:
+    """One row per device: the five required keys and how the run was set up."""
+    rows = []
+    for key, e in data.get("devices", {}).items():
+        s = e.get("settings", {})
+        row = {"device": key, "measured": (e.get("measured_at") or "")[:16].replace("T", " "),
+               "commit": (e.get("commit") or "")[:12], "recipe": s.get("summary"),
+               "budgets (min)": ", ".join(f"{m:g}" for m in s.get("minutes", []))}
+        for k in REQUIRED_KEYS:
+            row[k] = _num(e.get(k), digits=3)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("device") if rows else pd.DataFrame()
+
+
+def throughput_table(entry: dict) -> pd.DataFrame:
+    """Ours, the authors'-style loop and the variants: mixtures/s, GFLOP/s, fraction of the matmul peak."""
+    thr = entry.get("throughput")
+    if not thr:
+        return pd.DataFrame()
+    rows = []
+
+    def add(label, r):
+        rows.append({"loop": label, "precision": r["precision"], "batch (mixtures)": r["batch_size"],
+                     "mixtures/s (median)": _num(r["mixtures_per_s"], digits=0),
+                     "GFLOP/s": _num(r["achieved_flops_per_s"], 1e-9, 1),
+                     "of matmul peak (%)": _num(r["peak_fraction"], 100, 1),
+                     "vs authors-style": _num(r["mixtures_per_s"] / thr["authors"]["mixtures_per_s"], digits=2)})
+
+    add("ours (profile)", thr["ours"])
+    add("authors-style (per-item DataLoader)", thr["authors"])
+    for v in thr.get("variants", []):
+        add(f"variant {v['name']}", v)
+    return pd.DataFrame(rows).set_index("loop")
+
+
+def peak_table(entry: dict) -> pd.DataFrame:
+    thr = entry.get("throughput")
+    if not thr:
+        return pd.DataFrame()
+    return pd.DataFrame([{"dtype": dt, "n": p["n"], "op": p.get("op", "matmul"),
+                          "best GFLOP/s": _num(p["max_flops_per_s"], 1e-9, 1),
+                          "median GFLOP/s": _num(p["median_flops_per_s"], 1e-9, 1)}
+                         for dt, p in thr["matmul_peak"].items()]).set_index("dtype")
+
+
+def quality_table(entry: dict) -> pd.DataFrame:
+    """VAEM PSNR (ours / halved column) after each budget, and minutes to the thresholds, per recipe."""
+    q = entry.get("quality")
+    if not q:
+        return pd.DataFrame()
+    rows = []
+    for recipe in ("ours", "authors"):
+        r = q.get(recipe)
+        if not r:
+            continue
+        row = {"recipe": recipe}
+        for m in q["budgets_minutes"]:
+            row[f"PSNR after {m:g} min"] = _num(r["psnr_after_minutes"].get(f"{m:g}"))
+            row[f"halved after {m:g} min"] = _num(r["psnr_halved_after_minutes"].get(f"{m:g}"))
+        for name, thr in THRESHOLDS_DB.items():
+            row[f"minutes to {thr} dB"] = r["minutes_to_db"].get(name)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("recipe")
+
+
+def other_table(entry: dict) -> pd.DataFrame:
+    """Inference and the audio model."""
+    rows = []
+    inf = entry.get("inference")
+    if inf:
+        rows.append({"measurement": f"separate the {inf['n_mixtures']} test mixtures (VAEM)",
+                     "value": _num(inf["seconds_median"], digits=3), "unit": "s"})
+    au = entry.get("audio") or {}
+    if "skipped" in au:
+        rows.append({"measurement": "audio model", "value": None, "unit": au["skipped"]})
+    for which, r in au.items():
+        if not isinstance(r, dict):
+            continue
+        label = "Table I audio model" if which == "table1" else "the profile's audio model"
+        if "skipped" in r:
+            rows.append({"measurement": label, "value": None, "unit": r["skipped"]})
+            continue
+        dims = f"{r['input_dim']}-{'-'.join(map(str, r['hidden_dims']))}, {r['parameters'] / 1e6:.1f} M parameters"
+        rows.append({"measurement": f"{label} ({dims}), batch {r['batch_size']}, {r['precision']}",
+                     "value": _num(r["mixtures_per_s"], digits=1), "unit": "mixtures/s"})
+        rows.append({"measurement": f"{label}: peak memory", "value": _num(r["peak_memory_mib"], digits=0),
+                     "unit": f"MiB ({r['memory_kind']})"})
+    return pd.DataFrame(rows).set_index("measurement") if rows else pd.DataFrame()
+
+
+def plot_quality(entry: dict, ax=None):
+    """VAEM PSNR (our column) against training minutes, one line per run of each recipe."""
+    import matplotlib.pyplot as plt
+
+    q = entry.get("quality") or {}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.6))
+    for recipe, style in (("ours", "-"), ("authors", "--")):
+        for run in (q.get(recipe) or {}).get("runs", []):
+            t = [row["train_seconds"] / 60 for row in run["curve"]]
+            p = [row["vaem_psnr"] for row in run["curve"]]
+            ax.plot(t, p, style, marker=".", label=f"{recipe}, {run['budget_minutes']:g}-min run")
+    for thr in THRESHOLDS_DB.values():
+        ax.axhline(thr, color="grey", lw=0.8, ls=":")
+    base = q.get("baseline_half_mixture")
+    if base:
+        ax.axhline(base["psnr"], color="black", lw=0.8, ls="-.", label="no separation (x/2 each)")
+    ax.set_xlabel("training minutes (evaluation excluded)")
+    ax.set_ylabel("VAEM PSNR, our column (dB)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown pipe table (index first); empty cells for missing values."""
+
+    def cell(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        return str(v).replace("|", "\\|")
+
+    header = [df.index.name or ""] + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([cell(idx)] + [cell(v) for v in row.tolist()]) + " |")
+    return "\n".join(lines)
+
+
+def slug(key: str) -> str:
+    """A label-safe form of a device key, for unique table names per device."""
+    return "".join(c if c.isalnum() else "-" for c in key.lower()).strip("-")

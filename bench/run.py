@@ -1,0 +1,537 @@
+"""The benchmark suite: throughput, FLOP/s against the matmul peak, time to quality, inference, audio.
+
+Run it with ``python -m bench`` (``--help`` explains every option; ``--quick`` is a seconds-long
+version for tests). Every comparison is measured in one process, side by side: throughput
+windows of every trainer and the matrix-product probes are interleaved, repeat after repeat, so
+they see the same machine load, and the medians over repeats are reported. The results go to
+``results/bench.json`` (written atomically), keyed by device, merged with what is already there so
+that a GPU run adds its entry beside the CPU's.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.audio import audio_benchmark
+from bench.authors import AUTHORS_RECIPE, AuthorsTrainer
+from bench.flops import PRECISION_DTYPE, MatmulProbe, flops_fraction, step_flops
+from bench.ours import OursTrainer
+from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throughput_window, timed_run
+from bssvae.config import make_config
+from bssvae.errors import BssvaeError
+from bssvae.results import atomic_write_json, git_commit, hardware, package_versions, project_root
+from bssvae.train import build_task, configure_threads, resolve_device
+
+SCHEMA_VERSION = 1
+#: Thresholds of the time-to-quality measurement (VAEM, K = 2, our column): the authors' recipe's
+#: PSNR after 15 minutes on the 2-core CPU (issue 6) and the paper's Table II value.
+THRESHOLDS_DB = {"18_7": 18.7, "26_69": 26.69}
+REQUIRED_KEYS = ("throughput_ratio_vs_authors", "matmul_peak_fraction", "psnr_after_15_min", "minutes_to_18_7_db",
+                 "minutes_to_26_69_db")
+SECTIONS = ("throughput", "quality", "inference", "audio")
+DEFAULT_VARIANTS = {"cpu": "fp32:256,fp32:512,fp32:1024,fp32:256:fused,fp32:1024:fused,fp32:1024:compile,"
+                           "bf16:256,fp32:256:t1",
+                    "cuda": "fp32:512,bf16:512,bf16:512:fused,bf16:1024,bf16:2048,bf16:512:compile"}
+
+
+def device_key(device: torch.device) -> str:
+    """``cpu:<cpu model>`` or ``cuda:<gpu name>``: one entry of bench.json per kind of machine."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{hardware()['cpu']}"
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_variant(spec: str) -> dict:
+    """``precision:batch[:tN][:compile][:fused]``, e.g. ``fp32:512`` or ``fp32:256:t1`` (1 thread).
+
+    ``compile``: ``torch.compile`` the model; ``fused``: Adam's fused implementation.
+    """
+    parts = spec.strip().split(":")
+    if len(parts) < 2 or parts[0] not in PRECISION_DTYPE or not parts[1].isdigit():
+        raise BssvaeError(f"--variants: expected entries like 'fp32:512', 'bf16:256:compile' or 'fp32:256:t1', "
+                          f"got {spec!r}")
+    v = {"name": spec.strip(), "precision": parts[0], "batch_size": int(parts[1]), "threads": None, "compile": False,
+         "fused": False}
+    for extra in parts[2:]:
+        if extra in ("compile", "fused"):
+            v[extra] = True
+        elif extra.startswith("t") and extra[1:].isdigit():
+            v["threads"] = int(extra[1:])
+        else:
+            raise BssvaeError(f"--variants: unknown option {extra!r} in {spec!r} (use 'compile', 'fused' or 'tN')")
+    return v
+
+
+def _median(xs):
+    return statistics.median(xs) if xs else None
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+def measure_throughput(config, task, device, args, log) -> dict:
+    """Ours, the authors'-style loop, variants of ours and the matmul probes, interleaved."""
+    long_config = dataclasses.replace(config, epochs=10 ** 6)  # never runs out during the windows
+    trainers = {"ours": OursTrainer(long_config, task, device),
+                "authors": AuthorsTrainer(task.train_images.cpu(), config.model, device, seed=config.seed)}
+    variants = [parse_variant(s) for s in args.variants.split(",") if s.strip()] if args.variants else []
+    threads = {name: None for name in trainers}
+    for v in variants:
+        cfg = dataclasses.replace(long_config, precision=v["precision"], batch_size=v["batch_size"],
+                                  compile=v["compile"])
+        trainers[f"variant {v['name']}"] = OursTrainer(cfg, task, device,
+                                                       adam_kwargs={"fused": True} if v["fused"] else None)
+        threads[f"variant {v['name']}"] = v["threads"]
+    default_threads = torch.get_num_threads()
+    iters = {name: t.steps() for name, t in trainers.items()}
+    warmup = {}
+    for name, it in iters.items():  # warm-up: first steps (and compilation) are not timed
+        if threads[name]:
+            torch.set_num_threads(threads[name])
+        t0 = time.perf_counter()
+        for _ in range(2):
+            next(it)
+        warmup[name] = time.perf_counter() - t0
+        torch.set_num_threads(default_threads)
+    precisions = sorted({PRECISION_DTYPE[config.precision], "float32", "bfloat16"})
+    probes = {dt: MatmulProbe(device, dt, max_n=args.probe_max_n) for dt in precisions}
+    samples = {name: [] for name in trainers}
+    for r in range(args.repeats):
+        for name, it in iters.items():
+            if threads[name]:
+                torch.set_num_threads(threads[name])
+            samples[name].append(throughput_window(it, args.window, device))
+            torch.set_num_threads(default_threads)
+        for probe in probes.values():
+            probe.sample(args.probe_reps)
+        print(f"  throughput repeat {r + 1}/{args.repeats}: ours {samples['ours'][-1]:.0f}, authors "
+              f"{samples['authors'][-1]:.0f} mixtures/s", file=log, flush=True)
+    peaks = {dt: p.result() for dt, p in probes.items()}
+    flops = step_flops(config.model)
+
+    def describe(name, precision, batch_size, extra=None):
+        thr = _median(samples[name])
+        peak = peaks[PRECISION_DTYPE[precision]].peak  # best repeat (see MatmulPeak.peak)
+        achieved = thr * flops.train_flops
+        return {"mixtures_per_s": thr, "samples_mixtures_per_s": samples[name], "precision": precision,
+                "batch_size": batch_size, "achieved_flops_per_s": achieved,
+                "peak_fraction": flops_fraction(achieved, peak), "peak_dtype": PRECISION_DTYPE[precision],
+                "warmup_seconds": round(warmup[name], 3), **(extra or {})}
+
+    ours = describe("ours", config.precision, config.batch_size, {"compile": config.compile})
+    authors = describe("authors", "fp32", AUTHORS_RECIPE["batch_size_images"] // 2,
+                       {"batch_size_images": AUTHORS_RECIPE["batch_size_images"],
+                        "loader": "per-item Dataset + DataLoader(batch_size=64, shuffle=True), "
+                                  + ("num_workers=4, pin_memory" if device.type == "cuda" else "num_workers=0")})
+    variant_rows = []
+    for v in variants:
+        row = describe(f"variant {v['name']}", v["precision"], v["batch_size"],
+                       {"name": v["name"], "threads": v["threads"] or default_threads, "compile": v["compile"],
+                        "fused_adam": v["fused"]})
+        variant_rows.append(row)
+    pair_ratios = [a / b for a, b in zip(samples["ours"], samples["authors"])]
+    return {
+        "repeats": args.repeats, "window_seconds": args.window, "threads": default_threads,
+        "ours": ours, "authors": authors, "variants": variant_rows,
+        "ratio_of_medians": ours["mixtures_per_s"] / authors["mixtures_per_s"],
+        "median_of_paired_ratios": _median(pair_ratios),
+        "flops": {"train_flops_per_mixture": flops.train_flops, "forward_macs_per_mixture": flops.forward_macs,
+                  "encoder_macs": flops.encoder_macs, "decoder_macs": flops.decoder_macs,
+                  "convention": "6 x multiply-adds of the Linear layers per mixture (decoder x K); "
+                                "BatchNorm, activations, loss and Adam not counted"},
+        "matmul_peak": {dt: p.to_dict() for dt, p in peaks.items()},
+        "matmul_peak_fraction": ours["peak_fraction"],
+        "_ours_trainer": trainers["ours"],
+    }
+
+
+def measure_quality(config, task, device, args, ours_throughput, log) -> dict:
+    """Time-budgeted runs of our recipe and of the authors', evaluated on the test set at marks."""
+    budgets = sorted(args.minutes)
+    budget_s = [m * 60.0 for m in budgets]
+    x, s = task.test_set()
+    evaluate = make_evaluator(x, s)
+    longest = budget_s[-1]
+    grid = [args.eval_every * i for i in range(1, int(longest / args.eval_every) + 1)] if args.eval_every > 0 else []
+    out = {"budgets_minutes": budgets, "eval_every_seconds": args.eval_every, "n_test": int(x.shape[0]),
+           "metric": "VAEM PSNR (dB), our column (digit scale, data range 1); psnr_halved beside it",
+           "thresholds_db": THRESHOLDS_DB}
+    # What no separation scores: each estimate the mixture halved (x / 2 for each of the 2 sources).
+    half = (x.detach().cpu() / 2).unsqueeze(1).expand(-1, 2, -1)
+    out["baseline_half_mixture"] = {k: round(v, 4) for k, v in batch_psnr(half, s).items()}
+    if "ours" in args.recipes:
+        runs = []
+        targets = budget_s if args.ours_runs == "fitted" else [longest]
+        for b in targets:
+            # Epochs chosen so that the run fills the budget at the measured throughput, as a user
+            # picks --epochs for a time budget; the run stops at the budget whatever happens.
+            epochs = max(1, math.ceil(b * ours_throughput / task.mixtures_per_epoch))
+            cfg = dataclasses.replace(config, epochs=epochs)
+            print(f"  ours: {b / 60:g}-minute run, {epochs} epochs planned", file=log, flush=True)
+            trainer = OursTrainer(cfg, task, device)
+            points = sorted(set(budget_s + grid))
+            run = timed_run(trainer, b, points, evaluate, device, label=f"ours {b / 60:g} min", log=log)
+            run.update({"budget_minutes": b / 60, "epochs_planned": epochs, "config": cfg.to_dict()})
+            runs.append(run)
+        out["ours"] = summarise_runs(runs, budgets, fitted=args.ours_runs == "fitted")
+    if "authors" in args.recipes:
+        print(f"  authors: {longest / 60:g}-minute run", file=log, flush=True)
+        trainer = AuthorsTrainer(task.train_images.cpu(), config.model, device, seed=config.seed)
+        run = timed_run(trainer, longest, sorted(set(budget_s + grid)), evaluate, device, label="authors", log=log)
+        run.update({"budget_minutes": longest / 60, "recipe": AUTHORS_RECIPE})
+        out["authors"] = summarise_runs([run], budgets, fitted=False)
+    if "ours" in out and "authors" in out:
+        a15 = out["authors"]["psnr_after_minutes"].get("15")
+        out["ours"]["minutes_to_authors_15_min_psnr"] = (
+            min((m for m in (minutes_to(r["curve"], a15) for r in out["ours"]["runs"]) if m is not None),
+                default=None) if a15 is not None else None)
+    return out
+
+
+def summarise_runs(runs: list[dict], budgets: list[float], fitted: bool) -> dict:
+    """PSNR after each budget (from the run fitted to it, or the single run) and first crossings."""
+    after = {}
+    for m in budgets:
+        key = f"{m:g}"
+        if fitted:
+            run = next((r for r in runs if math.isclose(r["budget_minutes"], m)), None)
+        else:
+            run = runs[0]
+        after[key] = score_at(run["curve"], m * 60.0) if run else None
+    crossings = {}
+    for name, thr in THRESHOLDS_DB.items():
+        ms = [m for m in (minutes_to(r["curve"], thr) for r in runs) if m is not None]
+        crossings[name] = min(ms) if ms else None
+    return {"runs": runs, "psnr_after_minutes": after,
+            "psnr_halved_after_minutes": {f"{m:g}": score_at(r["curve"], m * 60.0, "vaem_psnr_halved")
+                                          for m in budgets for r in runs
+                                          if not fitted or math.isclose(r["budget_minutes"], m)},
+            "minutes_to_db": crossings,
+            "runs_are": "one run per budget, epochs fitted to it" if fitted else "one run, evaluated at every mark"}
+
+
+def measure_inference(model, task, device, repeats: int) -> dict:
+    """Time to separate the test mixtures (VAEM, as ``bssvae separate`` does), median over repeats."""
+    x, _ = task.test_set()
+    model.separate(x[:64])  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        model.separate(x, mask=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"n_mixtures": int(x.shape[0]), "seconds_median": med, "samples_seconds": times,
+            "mixtures_per_s": x.shape[0] / med, "mask": "vaem", "precision": "fp32 (Module.separate)"}
+
+
+# --------------------------------------------------------------------------------------------
+# bench.json
+
+
+def headline(entry: dict) -> dict:
+    """The five required keys, read from the sections (None where a section was not measured)."""
+    thr, q = entry.get("throughput") or {}, entry.get("quality") or {}
+    ours_q = q.get("ours") or {}
+    return {
+        "throughput_ratio_vs_authors": thr.get("ratio_of_medians"),
+        "matmul_peak_fraction": thr.get("matmul_peak_fraction"),
+        "psnr_after_15_min": (ours_q.get("psnr_after_minutes") or {}).get("15"),
+        "minutes_to_18_7_db": (ours_q.get("minutes_to_db") or {}).get("18_7"),
+        "minutes_to_26_69_db": (ours_q.get("minutes_to_db") or {}).get("26_69"),
+    }
+
+
+def merge_entry(path: Path, key: str, entry: dict) -> dict:
+    """Put ``entry`` under ``devices[key]`` of the JSON at ``path``, keeping other devices.
+
+    Sections this run skipped are carried over from the device's previous entry (and listed in
+    ``sections_from_earlier_runs``); the required keys are then recomputed from the sections.
+    """
+    data = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            data = {}
+    if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
+        data = {"devices": {}}
+    old = data["devices"].get(key) or {}
+    carried = []
+    for section in SECTIONS:
+        if section not in entry and section in old:
+            entry[section] = old[section]
+            carried.append(section)
+    if carried:
+        entry["sections_from_earlier_runs"] = {s: old.get("measured_at") for s in carried}
+    entry.update(headline(entry))
+    data["devices"][key] = entry
+    data["schema_version"] = SCHEMA_VERSION
+    atomic_write_json(path, data)
+    return data
+
+
+def _fmt(v, spec="{:.2f}", none="-"):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return none
+    return spec.format(v)
+
+
+def format_table(key: str, entry: dict) -> str:
+    """The suite's table, for the terminal (the book renders its own from bench.json)."""
+    lines = [f"bssvae benchmark: {key}  ({entry['settings']['summary']})"]
+    rows = [("measurement", "ours", "authors-style", "ours/authors")]
+    thr = entry.get("throughput")
+    if thr:
+        o, a = thr["ours"], thr["authors"]
+        rows.append(("training throughput (mixtures/s)", _fmt(o["mixtures_per_s"], "{:.0f}"),
+                     _fmt(a["mixtures_per_s"], "{:.0f}"), _fmt(thr["ratio_of_medians"], "{:.2f}x")))
+        rows.append(("achieved GFLOP/s of the training step", _fmt(o["achieved_flops_per_s"] / 1e9, "{:.1f}"),
+                     _fmt(a["achieved_flops_per_s"] / 1e9, "{:.1f}"), ""))
+        rows.append((f"fraction of the {o['peak_dtype']} matmul peak", _fmt(o["peak_fraction"], "{:.1%}"),
+                     _fmt(a["peak_fraction"], "{:.1%}"), ""))
+        for dt, p in thr["matmul_peak"].items():
+            rows.append((f"matmul peak {dt} (GFLOP/s, n={p['n']}, best / median)",
+                         _fmt(p["max_flops_per_s"] / 1e9, "{:.1f}") + " / " + _fmt(p["median_flops_per_s"] / 1e9, "{:.1f}"),
+                         "", ""))
+    q = entry.get("quality")
+    if q:
+        for m in q["budgets_minutes"]:
+            rows.append((f"VAEM PSNR after {m:g} min (dB, ours / halved)",
+                         _pair(q.get("ours"), m), _pair(q.get("authors"), m), ""))
+        for name, thr_db in THRESHOLDS_DB.items():
+            rows.append((f"minutes to {thr_db} dB", _fmt((q.get("ours") or {}).get("minutes_to_db", {}).get(name)),
+                         _fmt((q.get("authors") or {}).get("minutes_to_db", {}).get(name)), ""))
+    if q and q.get("baseline_half_mixture"):
+        b = q["baseline_half_mixture"]
+        rows.append(("no separation (x/2 for each source), dB", f"{b['psnr']:.2f} / {b['psnr_halved']:.2f}", "", ""))
+    inf = entry.get("inference")
+    if inf:
+        rows.append((f"separate {inf['n_mixtures']} test mixtures (s)", _fmt(inf["seconds_median"], "{:.2f}"), "", ""))
+    au = entry.get("audio")
+    if au:
+        if "skipped" in au:
+            rows.append(("audio model", "skipped", "", ""))
+        for which, r in ((k, v) for k, v in au.items() if isinstance(v, dict)):
+            label = "Table I audio model" if which == "table1" else "profile's audio model"
+            if "skipped" in r:
+                rows.append((label, "skipped", "", ""))
+                continue
+            rows.append((f"{label} ({r['input_dim']} in), batch {r['batch_size']} (mixtures/s)",
+                         _fmt(r["mixtures_per_s"], "{:.1f}"), "", ""))
+            rows.append((f"{label} peak memory (MiB)", _fmt(r["peak_memory_mib"], "{:.0f}"), "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    if thr and thr["variants"]:
+        lines.append("variants of our step (same run):")
+        for v in thr["variants"]:
+            lines.append(f"  {v['name']:<18} {v['mixtures_per_s']:8.0f} mixtures/s  "
+                         f"{v['achieved_flops_per_s'] / 1e9:7.1f} GFLOP/s  {_fmt(v['peak_fraction'], '{:.1%}')} of "
+                         f"{v['peak_dtype']} peak")
+    for which, r in (au or {}).items():
+        reason = r if which == "skipped" else (r.get("skipped") if isinstance(r, dict) else None)
+        if reason:
+            lines.append(f"audio ({which}): {reason}")
+    lines.append("required keys: " + ", ".join(f"{k}={_fmt(entry[k], '{:.3g}', 'null')}" for k in REQUIRED_KEYS))
+    return "\n".join(lines)
+
+
+def _pair(summary, m):
+    if not summary:
+        return "-"
+    a = summary["psnr_after_minutes"].get(f"{m:g}")
+    b = summary["psnr_halved_after_minutes"].get(f"{m:g}")
+    return f"{_fmt(a)} / {_fmt(b)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark suite of bssvae: training throughput against a loop in the authors' style, "
+                    "FLOP/s against the measured matmul peak, time to quality (VAEM, K = 2) for our recipe and "
+                    "the authors', inference time, and the audio model. Writes results/bench.json.")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N] (default: auto)")
+    p.add_argument("--profile", default=None,
+                   help="profile of our recipe (default: cpu on a CPU, paper on a GPU)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TrainConfig field of our recipe, e.g. --set precision=fp32 --set batch_size=512 "
+                        "(repeatable)")
+    p.add_argument("--minutes", default=None,
+                   help="training budgets in minutes at which quality is reported (default: 5,15,60)")
+    p.add_argument("--eval-every", type=float, default=30.0,
+                   help="also evaluate every this many training seconds, for the time-to-threshold resolution "
+                        "(default: 30; 0: only at the budgets)")
+    p.add_argument("--ours-runs", choices=("fitted", "single"), default="fitted",
+                   help="fitted: one run of our recipe per budget, its epochs (and so its cosine schedule) fitted "
+                        "to the budget; single: one run of the longest budget evaluated at every mark "
+                        "(default: fitted)")
+    p.add_argument("--recipes", default="ours,authors", help="which recipes to time to quality (default: ours,authors)")
+    p.add_argument("--repeats", type=int, default=5, help="throughput repeats; medians are reported (default: 5)")
+    p.add_argument("--window", type=float, default=3.0, help="seconds per throughput window (default: 3)")
+    p.add_argument("--variants", default=None,
+                   help="variants of our step timed beside it, 'precision:batch[:tN][:compile][:fused]' comma-separated "
+                        "(tN: N threads; compile: torch.compile; fused: fused Adam), "
+                        "or 'none' (default: a CPU or GPU set)")
+    p.add_argument("--inference-repeats", type=int, default=3, help="repeats of the inference timing (default: 3)")
+    p.add_argument("--audio-batch", type=int, default=None, help="audio model batch (default: 4 on CPU, 64 on GPU)")
+    p.add_argument("--audio-steps", type=int, default=3, help="timed audio training steps (default: 3)")
+    p.add_argument("--skip", default="", help=f"sections to skip, comma-separated, from {', '.join(SECTIONS)}")
+    p.add_argument("--output", default=None,
+                   help="where to write (default: results/bench.json; results/bench-quick.json with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="a seconds-long version for tests: subset of the data, tiny budgets, two short repeats")
+    return p
+
+
+def resolve_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    args.device = resolve_device(args.device)
+    args.profile = args.profile or ("paper" if args.device.type == "cuda" else "cpu")
+    args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    unknown = args.skip - set(SECTIONS)
+    if unknown:
+        raise BssvaeError(f"--skip: expected names from {SECTIONS}, got {sorted(unknown)}")
+    args.recipes = {s.strip() for s in args.recipes.split(",") if s.strip()}
+    if not args.recipes <= {"ours", "authors"}:
+        raise BssvaeError(f"--recipes: expected 'ours' and/or 'authors', got {sorted(args.recipes)}")
+    args.overrides = dict(_split_override(o) for o in args.overrides)
+    args.data_subset, args.probe_max_n, args.probe_reps = None, None, 3
+    if args.quick:
+        args.probe_max_n, args.probe_reps = 512, 1
+        args.minutes = args.minutes or "0.02,0.04"
+        args.eval_every = 0.0
+        args.repeats, args.window, args.inference_repeats = 2, 0.2, 1
+        args.variants = args.variants or "none"
+        args.audio_batch, args.audio_steps = args.audio_batch or 2, 1  # BatchNorm needs 2 samples
+        args.overrides.setdefault("n_test", 200)
+        args.data_subset = 4096
+    args.minutes = args.minutes or "5,15,60"
+    try:
+        args.minutes = [float(m) for m in str(args.minutes).split(",") if m.strip()]
+    except ValueError as e:
+        raise BssvaeError(f"--minutes: expected comma-separated numbers such as 5,15,60, got {args.minutes!r}") from e
+    if not args.minutes or min(args.minutes) <= 0:
+        raise BssvaeError(f"--minutes: expected positive budgets, got {args.minutes}")
+    if args.variants is None:
+        args.variants = DEFAULT_VARIANTS[args.device.type]
+    if args.variants == "none":
+        args.variants = ""
+    args.audio_batch = args.audio_batch or (64 if args.device.type == "cuda" else 4)
+    default_out = "results/bench-quick.json" if args.quick else "results/bench.json"
+    args.output = Path(args.output) if args.output else project_root() / default_out
+    return args
+
+
+def _split_override(text: str):
+    if "=" not in text:
+        raise BssvaeError(f"--set: expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), parse_value(v.strip())
+
+
+def run_suite(argv: list[str] | None = None, log=sys.stderr) -> dict:
+    """Run the suite with command-line arguments; return the device entry written to the output."""
+    args = resolve_args(argv)
+    device = args.device
+    if device.type == "cpu":
+        configure_threads()
+    overrides = dict(args.overrides)
+    if args.data_subset:
+        overrides.setdefault("max_train_images", args.data_subset)
+    config = make_config(args.profile, "mnist", "vae", 2, device=str(device), **overrides)
+    from bssvae.train import resolve_precision
+
+    # "auto" becomes what train() would use on this device (bf16 only where it is native)
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, device))
+    started = time.perf_counter()
+    task = build_task(config, device)
+    key = device_key(device)
+    settings = {"profile": args.profile, "overrides": args.overrides, "minutes": args.minutes,
+                "eval_every_seconds": args.eval_every, "ours_runs": args.ours_runs, "repeats": args.repeats,
+                "window_seconds": args.window, "quick": args.quick, "recipes": sorted(args.recipes),
+                "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                "our_config": config.to_dict()}
+    settings["summary"] = (f"profile {args.profile}, batch {config.batch_size}, {config.precision}, "
+                           f"lr {config.lr:g} {config.lr_schedule}, {torch.get_num_threads()} threads"
+                           + (", QUICK" if args.quick else ""))
+    entry = {"measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "commit": git_commit(),
+             "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+             "versions": package_versions(), "hardware": hardware(str(device)), "settings": settings,
+             "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    print(f"bench: {key}; {settings['summary']}", file=log, flush=True)
+    ours_model, ours_thr = None, None
+    section_seconds = {}
+    t_section = time.perf_counter()
+    if "throughput" not in args.skip:
+        print("bench: throughput (ours vs the authors'-style loop, variants, matmul peaks)", file=log, flush=True)
+        thr = measure_throughput(config, task, device, args, log)
+        ours_model = thr.pop("_ours_trainer").model
+        ours_thr = thr["ours"]["mixtures_per_s"]
+        entry["throughput"] = thr
+        section_seconds["throughput"] = round(time.perf_counter() - t_section, 1)
+        t_section = time.perf_counter()
+    if "quality" not in args.skip:
+        if ours_thr is None:  # the fitted epochs need our throughput: a short measurement
+            it = OursTrainer(dataclasses.replace(config, epochs=10 ** 6), task, device).steps()
+            next(it)
+            ours_thr = throughput_window(it, max(1.0, args.window), device)
+        print(f"bench: time to quality, budgets {args.minutes} min", file=log, flush=True)
+        entry["quality"] = measure_quality(config, task, device, args, ours_thr, log)
+        section_seconds["quality"] = round(time.perf_counter() - t_section, 1)
+        t_section = time.perf_counter()
+    if "inference" not in args.skip:
+        model = ours_model or OursTrainer(config, task, device).model
+        entry["inference"] = measure_inference(model, task, device, args.inference_repeats)
+        section_seconds["inference"] = round(time.perf_counter() - t_section, 1)
+        t_section = time.perf_counter()
+    if "audio" not in args.skip:
+        print("bench: audio model", file=log, flush=True)
+        entry["audio"] = audio_benchmark(str(device), args.audio_batch, args.audio_steps, args.profile)
+        section_seconds["audio"] = round(time.perf_counter() - t_section, 1)
+    entry["section_seconds"] = section_seconds
+    entry["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    entry["suite_seconds"] = round(time.perf_counter() - started, 1)
+    data = merge_entry(args.output, key, entry)
+    entry = data["devices"][key]
+    print(format_table(key, entry), flush=True)
+    print(f"bench: wrote {args.output}", file=log, flush=True)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run_suite(argv)
+    except BssvaeError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

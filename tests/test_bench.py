@@ -1,0 +1,266 @@
+"""Tests of the benchmark suite (bench/): FLOP counting, the two training loops, scores, bench.json.
+
+They check behaviour, never timings: the machine running them may be busy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # effective only if torch is not imported yet
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # bench/ is a top-level folder beside the package, not installed
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("BSSVAE_OFFLINE", "1")
+
+from bench import run as bench_run  # noqa: E402
+from bench.authors import AuthorsTrainer, PerItemMnist, split_pairs  # noqa: E402
+from bench.flops import MatmulProbe, module_linear_macs, step_flops  # noqa: E402
+from bench.ours import OursTrainer  # noqa: E402
+from bench.timing import batch_psnr, minutes_to, score_at, timed_run  # noqa: E402
+from bssvae.config import ModelConfig, make_config  # noqa: E402
+from bssvae.metrics import evaluate_images  # noqa: E402
+from bssvae.model import VAEBSS  # noqa: E402
+
+TINY = ModelConfig(input_dim=4, hidden_dims=(3,), latent_dim=2, n_sources=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread for these tests: on a CPU shared with other processes, spinning OpenMP threads can
+    slow a step many times over (see bench/__init__.py); the tests check behaviour, not speed.
+    ``BSSVAE_THREADS`` makes train() and the suite (which set their own threads) agree."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BSSVAE_THREADS", "1")
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def smoke_task():
+    from bssvae.train import build_task
+
+    return build_task(make_config("smoke", "mnist", "vae", 2), torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs
+
+
+def test_step_flops_hand_checked_tiny_model():
+    # encoder 4x3 + head 3x(2*2*2) = 12 + 24 = 36; decoder 2x3 + 3x4 = 18, applied K = 2 times.
+    f = step_flops(TINY)
+    assert (f.encoder_macs, f.decoder_macs) == (36, 18)
+    assert f.forward_macs == 72
+    assert f.train_flops == 6 * 72 == 432
+    assert f.inference_flops == 144
+    assert module_linear_macs(VAEBSS(TINY), decoder_repeats=2) == 72
+
+
+def test_step_flops_table_one_mnist_row():
+    enc = 784 * 700 + 700 * 600 + 600 * 500 + 500 * 400 + 400 * 300 + 300 * (2 * 3 * 20)
+    dec = 20 * 300 + 300 * 400 + 400 * 500 + 500 * 600 + 600 * 700 + 700 * 784
+    f = step_flops(ModelConfig.mnist(3))
+    assert (f.encoder_macs, f.decoder_macs) == (enc, dec)
+    assert f.train_flops == 6 * (enc + 3 * dec)
+    assert module_linear_macs(VAEBSS(ModelConfig.mnist(3)), decoder_repeats=3) == enc + 3 * dec
+
+
+def test_step_flops_agree_with_torch_flop_counter():
+    """torch's counter sees the executed matrix products; the only difference is the input
+    gradient of the first layer, which autograd skips because the mixtures need no gradient."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = ModelConfig.mnist(2)
+    model = VAEBSS(config)
+    x = torch.rand(8, 784) * 0.5
+    with FlopCounterMode(display=False) as counter:
+        model(x).x_hat.sum().backward()
+    first_layer_input_grad = 2 * 784 * 700
+    assert counter.get_total_flops() == 8 * (step_flops(config).train_flops - first_layer_input_grad)
+
+
+def test_step_flops_rejects_non_config():
+    with pytest.raises(ValueError, match="config"):
+        step_flops({"input_dim": 4})
+
+
+def test_matmul_probe_records_positive_flops():
+    probe = MatmulProbe(torch.device("cpu"), "float32", target_s=0.0, max_n=256)
+    probe.sample(1)
+    r = probe.result()
+    assert r.n == 256 and r.op in MatmulProbe.OPS and r.median > 0
+    with pytest.raises(ValueError, match="dtype"):
+        MatmulProbe(torch.device("cpu"), "int8")
+
+
+# ---------------------------------------------------------------------------------------------
+# The two loops
+
+
+def test_per_item_dataset_and_pairing_follow_the_authors():
+    images = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
+    ds = PerItemMnist(images)
+    img, label = ds[3]
+    assert img.shape == (1, 28, 28) and img.dtype == torch.float32 and label == 0
+    torch.testing.assert_close(img[0], images[3].float() / 255)
+    batch = torch.stack([ds[i][0] for i in range(6)])
+    x = split_pairs(batch)
+    assert x.shape == (3, 784)
+    torch.testing.assert_close(x[1], (batch[1].flatten() + batch[4].flatten()) / 2)
+    with pytest.raises(ValueError, match="images"):
+        PerItemMnist(images.float())
+
+
+def test_authors_loop_runs_and_lowers_its_loss(smoke_task):
+    small = ModelConfig(input_dim=784, hidden_dims=(128, 64), latent_dim=8, n_sources=2)  # fast on a busy CPU
+    trainer = AuthorsTrainer(smoke_task.train_images[:1024], small, "cpu", seed=0)
+    steps = trainer.steps()
+    sizes = [next(steps) for _ in range(24)]  # 16 steps per epoch of 1024 images: crosses an epoch
+    assert sizes[0] == 32  # a batch of 64 images gives 32 mixtures
+    assert trainer.epoch == 1 and len(trainer.losses) == 1
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.9998)
+    first, last = trainer.step_losses[0], sum(trainer.step_losses[-4:]) / 4
+    assert last < 0.95 * first
+
+
+def test_our_loop_matches_bssvae_train_bit_for_bit(smoke_task, tmp_path):
+    """One epoch of bench's loop gives exactly the weights of one epoch of bssvae.train.train."""
+    from bssvae.train import load_checkpoint, train
+
+    config = make_config("smoke", "mnist", "vae", 2, device="cpu")
+    train(config, tmp_path / "run", task=smoke_task, stop_after_epochs=1, progress=False, write_results=False)
+    reference = load_checkpoint(tmp_path / "run")["model"]
+    trainer = OursTrainer(config, smoke_task, torch.device("cpu"))
+    steps = trainer.steps()
+    n_steps = smoke_task.mixtures_per_epoch // config.batch_size
+    assert sum(next(steps) for _ in range(n_steps)) == n_steps * config.batch_size
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, reference[name]), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores and time-budgeted runs
+
+
+def test_batch_psnr_equals_the_library_evaluation():
+    g = torch.Generator().manual_seed(0)
+    sources = torch.rand(20, 2, 784, generator=g) * 0.5
+    estimates = (sources.flip(1) + 0.05 * torch.randn(20, 2, 784, generator=g)).clamp(0, 0.5)
+    estimates[0] = sources[0]  # an exact estimate: PSNR capped as in bssvae.metrics
+    ref = evaluate_images(estimates, sources)
+    got = batch_psnr(estimates, sources)
+    assert got["psnr"] == pytest.approx(ref.psnr, abs=1e-9)
+    assert got["psnr_halved"] == pytest.approx(ref.psnr_halved, abs=1e-9)
+
+
+class _FakeTrainer:
+    """Steps that each take no time and 'improve' a score the evaluator reads."""
+
+    mixtures_per_epoch = 100
+
+    def __init__(self, n_steps):
+        self.model, self.n_steps, self.done = None, n_steps, 0
+
+    def steps(self):
+        for _ in range(self.n_steps):
+            self.done += 1
+            yield 10
+
+
+def test_timed_run_reports_marks_and_finishes_early():
+    trainer = _FakeTrainer(n_steps=5)
+    evaluate = lambda model: {"vaem_psnr": 10.0 + trainer.done, "vaem_psnr_halved": 16.0 + trainer.done}  # noqa: E731
+    run = timed_run(trainer, 60.0, [30.0], evaluate, torch.device("cpu"), log=None)
+    assert run["finished"] and run["mixtures"] == 50 and run["epochs_done"] == 0.5
+    assert [row["target_s"] for row in run["curve"]] == [0.0, 30.0, 60.0]
+    assert score_at(run["curve"], 60.0) == 15.0 and score_at(run["curve"], 45.0) is None
+    assert minutes_to(run["curve"], 12.0) is not None and minutes_to(run["curve"], 99.0) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# bench.json
+
+
+def test_merge_keeps_other_devices_and_carries_skipped_sections(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"devices": {
+        "cuda:Some GPU": {"throughput_ratio_vs_authors": 9.0},
+        "cpu:X": {"measured_at": "earlier", "quality": {"ours": {"psnr_after_minutes": {"15": 21.5},
+                                                                "minutes_to_db": {"18_7": 2.5, "26_69": None}}}}}}))
+    entry = {"measured_at": "now", "throughput": {"ratio_of_medians": 6.0, "matmul_peak_fraction": 0.5}}
+    data = bench_run.merge_entry(path, "cpu:X", entry)
+    assert json.loads(path.read_text()) == data
+    assert data["devices"]["cuda:Some GPU"] == {"throughput_ratio_vs_authors": 9.0}
+    cpu = data["devices"]["cpu:X"]
+    assert cpu["sections_from_earlier_runs"] == {"quality": "earlier"}
+    assert {k: cpu[k] for k in bench_run.REQUIRED_KEYS} == {
+        "throughput_ratio_vs_authors": 6.0, "matmul_peak_fraction": 0.5, "psnr_after_15_min": 21.5,
+        "minutes_to_18_7_db": 2.5, "minutes_to_26_69_db": None}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    out.write_text(json.dumps({"devices": {"cuda:Other": {"kept": True}}}))
+    entry = bench_run.run_suite(["--quick", "--device", "cpu", "--skip", "audio", "--set", "precision=fp32",
+                                 "--output", str(out)], log=None)
+    return out, entry
+
+
+def test_quick_suite_writes_every_required_key(quick_run):
+    out, entry = quick_run
+    data = json.loads(out.read_text())
+    assert data["devices"]["cuda:Other"] == {"kept": True}
+    key = bench_run.device_key(torch.device("cpu"))
+    assert data["devices"][key] == entry
+    for k in bench_run.REQUIRED_KEYS:
+        assert k in entry
+    assert entry["throughput_ratio_vs_authors"] > 0 and entry["matmul_peak_fraction"] > 0
+    assert entry["psnr_after_15_min"] is None  # no 15-minute budget in the quick version
+    assert {"hardware", "versions", "commit", "settings", "inference"} <= set(entry)
+    assert entry["settings"]["quick"] and entry["settings"]["our_config"]["precision"] == "fp32"
+    for recipe in ("ours", "authors"):
+        q = entry["quality"][recipe]
+        assert set(q["psnr_after_minutes"]) == {"0.02", "0.04"}
+        assert all(v is not None and v > 0 for v in q["psnr_after_minutes"].values())
+    assert 10 < entry["quality"]["baseline_half_mixture"]["psnr"] < 20
+
+
+def test_book_tables_read_the_written_file(quick_run, tmp_path):
+    from bench import report
+
+    out, entry = quick_run
+    data = report.load(out)
+    assert set(report.summary_table(data).index) == {"cuda:Other", bench_run.device_key(torch.device("cpu"))}
+    t = report.throughput_table(entry)
+    assert list(t.index[:2]) == ["ours (profile)", "authors-style (per-item DataLoader)"]
+    assert t.loc["ours (profile)", "mixtures/s (median)"] == round(entry["throughput"]["ours"]["mixtures_per_s"])
+    q = report.quality_table(entry)
+    assert list(q.index) == ["ours", "authors"]
+    md = report.markdown(q)
+    assert md.splitlines()[0].startswith("| recipe | PSNR after 0.02 min")
+    assert report.load(tmp_path / "absent.json") is None
+    assert report.slug("cuda:NVIDIA H100 80GB") == "cuda-nvidia-h100-80gb"
+
+
+def test_cli_rejects_bad_options():
+    with pytest.raises(ValueError, match="--skip"):
+        bench_run.resolve_args(["--skip", "everything"])
+    with pytest.raises(ValueError, match="--minutes"):
+        bench_run.resolve_args(["--minutes", "5,x"])
+    with pytest.raises(ValueError, match="--variants"):
+        bench_run.parse_variant("fp64:12")
+    assert bench_run.parse_variant("fp32:256:t1:compile") == {
+        "name": "fp32:256:t1:compile", "precision": "fp32", "batch_size": 256, "threads": 1, "compile": True,
+        "fused": False}
+    assert bench_run.parse_variant("bf16:512:fused")["fused"]
