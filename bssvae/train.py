@@ -246,6 +246,19 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[VAEBS
 # Training
 
 
+def start_run(config: TrainConfig, run_dir: Path, task=None):
+    """What every run does first: pick the device, set threads, claim the run directory, seed,
+    build the task. Returns ``(device, task, wall-clock start)``."""
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        configure_threads()
+    _prepare_run_dir(config, run_dir)
+    wall0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    task = task if task is not None else build_task(config, device)
+    return device, task, wall0
+
+
 def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = True, progress: bool = True,
           task=None, stop_after_epochs: int | None = None, write_results: bool = True) -> dict[str, Any]:
     """Train (or resume) one run, evaluate it on the test set, and record its results.
@@ -276,14 +289,8 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
-    device = resolve_device(config.device)
-    if device.type == "cpu":
-        configure_threads()
-    _prepare_run_dir(config, run_dir)
-    wall0 = time.perf_counter()
-    torch.manual_seed(config.seed)
+    device, task, wall0 = start_run(config, run_dir, task)
     gen = torch.Generator().manual_seed(config.seed)
-    task = task if task is not None else build_task(config, device)
     if task.input_dim != config.model.input_dim:
         raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
                           f"the model expects {config.model.input_dim}")

@@ -76,6 +76,7 @@ h = hashlib.sha256(profile.encode())
 files = sorted(Path("bssvae").rglob("*.py"))
 files += sorted(p for p in Path("results", profile).rglob("*")
                 if p.is_file() and p.suffix in {".csv", ".json", ".npz", ".ipynb"})
+files += [p for p in (Path("results", "bench.json"),) if p.exists()]  # the performance page
 for p in files:
     h.update(p.as_posix().encode() + b"\0" + p.read_bytes())
 print(h.hexdigest())

@@ -327,6 +327,18 @@ def cache_key(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def load_cached_bank(path: Path, params: dict) -> "NoteBank | None":
+    """A cached note bank if ``path`` holds one made with exactly ``params``; None if absent or
+    stale, and None for a corrupt file (the caller renders or converts again and overwrites it)."""
+    if not path.exists():
+        return None
+    try:
+        bank = NoteBank.load(path)
+    except DataError:
+        return None
+    return bank if bank.meta.get("params") == json.loads(json.dumps(params)) else None
+
+
 def soundfont_notes(sample_rate: int, n_samples: int, instruments=tuple(INSTRUMENTS), velocity: int = 100,
                     hold_fraction: float = 0.75, render_rate: int = 48000, pitch_stride: int = 1,
                     cache: bool = True, soundfont: Path | None = None) -> NoteBank:
@@ -344,13 +356,8 @@ def soundfont_notes(sample_rate: int, n_samples: int, instruments=tuple(INSTRUME
               "pitch_stride": int(pitch_stride), "soundfont_sha256": _sha256(sf_path),
               "tinysoundfont": _version("tinysoundfont"), "soxr": _version("soxr")}
     path = audio_cache_dir() / f"soundfont-{cache_key(params)}.npz"
-    if cache and path.exists():
-        try:
-            bank = NoteBank.load(path)
-            if bank.meta.get("params") == json.loads(json.dumps(params)):
-                return bank
-        except DataError:
-            pass  # corrupt cache entry: render again and overwrite it
+    if cache and (bank := load_cached_bank(path, params)) is not None:
+        return bank
     bank = render_notes(sample_rate, n_samples, chosen, velocity, hold_fraction, render_rate, sf_path,
                         pitch_stride)
     bank.meta["params"] = params

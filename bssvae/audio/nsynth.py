@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BssvaeError, DataError, check_int
-from .notes import NoteBank, audio_cache_dir, cache_key, concatenate, peak_normalize
+from .notes import NoteBank, audio_cache_dir, cache_key, concatenate, load_cached_bank, peak_normalize
 
 NSYNTH_URL = "http://download.magenta.tensorflow.org/datasets/nsynth/nsynth-{split}.jsonwav.tar.gz"
 #: MD5 of each archive as served (HEAR benchmark, hear-preprocess, tasks/nsynth_pitch.py).
@@ -272,13 +272,8 @@ def nsynth_notes(sample_rate: int, n_samples: int, splits=DEFAULT_SPLITS, root: 
     params = {"kind": "nsynth", "splits": list(splits), "sample_rate": int(sample_rate), "n_samples": int(n_samples),
               "families": list(families), "root": str(root.resolve())}
     path = audio_cache_dir() / f"nsynth-{cache_key(params)}.npz"
-    if cache and path.exists():
-        try:
-            bank = NoteBank.load(path)
-            if bank.meta.get("params") == json.loads(json.dumps(params)):
-                return bank
-        except DataError:
-            pass
+    if cache and (bank := load_cached_bank(path, params)) is not None:
+        return bank
     banks = []
     for split in splits:
         split_dir = root / f"nsynth-{split}"

@@ -92,7 +92,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
                write_results: bool = True, resume: bool = True, progress: bool = False,
                stop_after_epochs: int | None = None, settings: dict | None = None) -> dict[str, Any]:
     """Fit, separate, evaluate and record one baseline run (see :func:`bssvae.baselines.run_baseline`)."""
-    from ..train import _prepare_run_dir, build_task, configure_threads, default_run_dir, resolve_device
+    from ..train import _prepare_run_dir, default_run_dir, start_run
     from . import ORACLE_METHODS, method_settings
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
@@ -105,13 +105,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
     if config.method in ORACLE_METHODS and config.n_sources != config.n_digits:
         raise BssvaeError(f"n_sources: the {config.method} oracle uses the M = {config.n_digits} true sources, so "
                           f"K must equal M; got K = {config.n_sources} (its rows have n_sources = M)")
-    device = resolve_device(config.device)
-    if device.type == "cpu":
-        configure_threads()
-    _prepare_run_dir(config, run_dir)
-    wall0 = time.perf_counter()
-    torch.manual_seed(config.seed)
-    task = task if task is not None else build_task(config, device)
+    device, task, wall0 = start_run(config, run_dir, task)
     if task.input_dim != config.model.input_dim:
         raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
                           f"the configuration expects {config.model.input_dim}")
