@@ -151,6 +151,40 @@ def plot_quality(entry: dict, ax=None):
     return ax
 
 
+def load_ablation(name: str, root: Path | None = None) -> dict | None:
+    """A kept suite entry from ``results/ablations/<name>.json`` (see its README), or None."""
+    path = bench_path(root).parent / "ablations" / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def recipe_curve(entry: dict, recipe: str = "ours") -> pd.DataFrame:
+    """The time-to-quality curve of a recipe's longest run: minutes, epoch, VAEM PSNR in both columns."""
+    runs = ((entry.get("quality") or {}).get(recipe) or {}).get("runs", [])
+    if not runs:
+        return pd.DataFrame()
+    run = max(runs, key=lambda r: r["budget_minutes"])
+    return pd.DataFrame([{"minutes": row["train_seconds"] / 60, "epoch": row["epoch"],
+                          "psnr": row["vaem_psnr"], "psnr_halved": row["vaem_psnr_halved"]}
+                         for row in run["curve"]])
+
+
+def compare_curves(curves: dict[str, pd.DataFrame], marks_minutes=(1, 5, 15)) -> pd.DataFrame:
+    """VAEM PSNR (our column / halved) of each labelled curve at the last evaluation <= each mark."""
+    rows = []
+    for label, c in curves.items():
+        row = {"run": label}
+        for m in marks_minutes:
+            upto = c[c["minutes"] <= m + 1e-6]
+            v = upto.iloc[-1] if len(upto) else None
+            row[f"after {m:g} min"] = (None if v is None or float(v["minutes"]) < 0.9 * m
+                                       else f"{v['psnr']:.2f} / {v['psnr_halved']:.2f}")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
 def markdown(df: pd.DataFrame) -> str:
     """A DataFrame as a Markdown pipe table (index first); empty cells for missing values."""
 
