@@ -1,11 +1,11 @@
 """Our training step, exactly as :func:`bssvae.train.train` runs it, one step per ``next()``.
 
 The suite needs to stop a run at wall-clock marks to evaluate it, which ``train()`` cannot do,
-so this loop repeats its body line for line: the same seeding order, data from
-:meth:`bssvae.data.MnistTask.epoch_batches` on the device, the learning rate of
-:func:`bssvae.train.lr_at`, beta of :func:`bssvae.losses.beta_at`, bf16 autocast when the config
-asks for it, :func:`bssvae.losses.negative_elbo`, Adam, and the on-device running sums with one
-synchronisation per epoch. ``tests/test_bench.py`` checks that one epoch here gives bit-identical
+so this loop repeats its structure: the same seeding order, data from
+:meth:`bssvae.data.MnistTask.epoch_batches` on the device, the very same step
+(:func:`bssvae.train.train_step`: learning rate, beta, bf16 autocast when the config asks for it,
+negative ELBO, Adam), and the on-device running sums with one synchronisation per epoch.
+``tests/test_bench.py`` checks that one epoch here gives bit-identical
 weights to one epoch of ``train()``, so the two cannot drift apart unnoticed.
 """
 from __future__ import annotations
@@ -17,9 +17,8 @@ import torch
 
 from bssvae.config import TrainConfig
 from bssvae.errors import BssvaeError
-from bssvae.losses import beta_at, negative_elbo
 from bssvae.model import VAEBSS
-from bssvae.train import TrainingError, lr_at
+from bssvae.train import TrainingError, train_step
 
 try:  # the optimizer exactly as train() builds it, when train.py offers the function
     from bssvae.train import make_optimizer
@@ -70,18 +69,9 @@ class OursTrainer:
             sums = torch.zeros(3, device=device)
             n_batches = 0
             for i, x in enumerate(self.task.epoch_batches(self.gen, config.batch_size)):
-                step = epoch * self.steps_per_epoch + i
-                lr = lr_at(config, step, self.steps_per_epoch)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                beta = beta_at(step / self.steps_per_epoch, config.beta, config.beta_warmup_epochs)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    out = self.forward(x)
-                terms = negative_elbo(x, out, beta, config.model.variational)
-                opt.zero_grad(set_to_none=True)
-                terms.loss.backward()
-                opt.step()
-                sums += torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach()])
+                terms, _, _ = train_step(self.forward, opt, x, config, epoch * self.steps_per_epoch + i,
+                                         self.steps_per_epoch, amp)
+                sums += terms
                 n_batches += 1
                 yield x.shape[0]
             means = (sums / max(1, n_batches)).tolist()

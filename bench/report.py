@@ -161,26 +161,27 @@ def load_ablation(name: str, root: Path | None = None) -> dict | None:
 
 
 def recipe_curve(entry: dict, recipe: str = "ours") -> pd.DataFrame:
-    """The time-to-quality curve of a recipe's longest run: minutes, epoch, VAEM PSNR in both columns."""
+    """The time-to-quality curve of a recipe's longest run: its evaluation marks (``target_s``), the
+    training minutes actually reached, the epoch, and VAEM PSNR in both columns."""
     runs = ((entry.get("quality") or {}).get(recipe) or {}).get("runs", [])
     if not runs:
         return pd.DataFrame()
     run = max(runs, key=lambda r: r["budget_minutes"])
-    return pd.DataFrame([{"minutes": row["train_seconds"] / 60, "epoch": row["epoch"],
+    return pd.DataFrame([{"target_s": row["target_s"], "minutes": row["train_seconds"] / 60, "epoch": row["epoch"],
                           "psnr": row["vaem_psnr"], "psnr_halved": row["vaem_psnr_halved"]}
                          for row in run["curve"]])
 
 
 def compare_curves(curves: dict[str, pd.DataFrame], marks_minutes=(1, 5, 15)) -> pd.DataFrame:
-    """VAEM PSNR (our column / halved) of each labelled curve at the last evaluation <= each mark."""
+    """VAEM PSNR (our column / halved) of each labelled curve at its evaluation mark of each budget
+    (the suite's own ``psnr_after_minutes``); empty where a curve has no such mark."""
     rows = []
     for label, c in curves.items():
         row = {"run": label}
         for m in marks_minutes:
-            upto = c[c["minutes"] <= m + 1e-6]
-            v = upto.iloc[-1] if len(upto) else None
-            row[f"after {m:g} min"] = (None if v is None or float(v["minutes"]) < 0.9 * m
-                                       else f"{v['psnr']:.2f} / {v['psnr_halved']:.2f}")
+            at = c[(c["target_s"] - 60.0 * m).abs() < 1e-6]
+            row[f"after {m:g} min"] = (f"{at.iloc[0]['psnr']:.2f} / {at.iloc[0]['psnr_halved']:.2f}"
+                                       if len(at) else None)
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
 

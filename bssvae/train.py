@@ -259,6 +259,30 @@ def start_run(config: TrainConfig, run_dir: Path, task=None):
     return device, task, wall0
 
 
+def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: TrainConfig, step: int,
+               steps_per_epoch: int, amp: bool = False) -> tuple[torch.Tensor, float, float]:
+    """One optimizer step on a batch of mixtures: schedule, forward, negative ELBO, backward, Adam.
+
+    The learning rate (:func:`lr_at`) and beta (:func:`bssvae.losses.beta_at`) follow the global
+    step. ``forward`` is the model or its compiled version; ``amp`` runs the forward pass under bf16
+    autocast. The benchmark suite runs this same function (``bench/ours.py``).
+
+    Returns:
+        the detached ``[loss, recon, kl]`` on the device (no synchronisation), beta and the learning rate.
+    """
+    lr = lr_at(config, step, steps_per_epoch)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    beta = beta_at(step / steps_per_epoch, config.beta, config.beta_warmup_epochs)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = forward(x)
+    terms = negative_elbo(x, out, beta, config.model.variational)
+    opt.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    opt.step()
+    return torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach()]), beta, lr
+
+
 def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = True, progress: bool = True,
           task=None, stop_after_epochs: int | None = None, write_results: bool = True) -> dict[str, Any]:
     """Train (or resume) one run, evaluate it on the test set, and record its results.
@@ -328,18 +352,8 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         sums = torch.zeros(3, device=device)
         n_batches = 0
         for i, x in enumerate(task.epoch_batches(gen, config.batch_size)):
-            step = epoch * steps_per_epoch + i
-            lr = lr_at(config, step, steps_per_epoch)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            beta = beta_at(step / steps_per_epoch, config.beta, config.beta_warmup_epochs)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = forward(x)
-            terms = negative_elbo(x, out, beta, config.model.variational)
-            opt.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            opt.step()
-            sums += torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach()])
+            terms, beta, lr = train_step(forward, opt, x, config, epoch * steps_per_epoch + i, steps_per_epoch, amp)
+            sums += terms
             n_batches += 1
         means = (sums / max(1, n_batches)).tolist()  # one device sync per epoch
         if not all(math.isfinite(v) for v in means):

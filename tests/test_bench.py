@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # effective only if torch is not imported yet
@@ -251,6 +252,30 @@ def test_book_tables_read_the_written_file(quick_run, tmp_path):
     assert md.splitlines()[0].startswith("| recipe | PSNR after 0.02 min")
     assert report.load(tmp_path / "absent.json") is None
     assert report.slug("cuda:NVIDIA H100 80GB") == "cuda-nvidia-h100-80gb"
+
+
+def test_recipe_curves_compare_at_marks(tmp_path):
+    from bench import report
+
+    def entry(psnrs):
+        curve = [{"target_s": 60.0 * i, "train_seconds": 60.0 * i + 0.3, "epoch": i, "vaem_psnr": p,
+                  "vaem_psnr_halved": p + 6.0}
+                 for i, p in enumerate(psnrs)]
+        return {"quality": {"ours": {"runs": [{"budget_minutes": 1, "curve": curve[:2]},
+                                              {"budget_minutes": 5, "curve": curve}]}}}
+
+    a = report.recipe_curve(entry([14.0, 15.0, 16.0, 17.0, 18.0, 19.0]))
+    assert list(a["target_s"]) == [0, 60, 120, 180, 240, 300] and a["psnr_halved"].iloc[-1] == 25.0  # longest run
+    b = report.recipe_curve(entry([14.0, 14.5, 14.6]))  # stops after 2 minutes
+    t = report.compare_curves({"a": a, "b": b}, marks_minutes=(1, 5))
+    assert t.loc["a", "after 1 min"] == "15.00 / 21.00" and t.loc["a", "after 5 min"] == "19.00 / 25.00"
+    assert pd.isna(t.loc["b", "after 5 min"])  # never trained that long: no value, not its last one
+    assert report.recipe_curve({}).empty
+    (tmp_path / "results" / "ablations").mkdir(parents=True)
+    (tmp_path / "bssvae").mkdir()
+    (tmp_path / "results" / "ablations" / "x.json").write_text('{"device": "cpu:X", "entry": {}}')
+    assert report.load_ablation("x", root=tmp_path)["device"] == "cpu:X"
+    assert report.load_ablation("absent", root=tmp_path) is None
 
 
 def test_cli_rejects_bad_options():

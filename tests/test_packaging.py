@@ -34,3 +34,26 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
     assert "make book" in readme
+
+
+def test_readme_numbers_come_from_the_committed_results():
+    """The README's cpu-profile and benchmark numbers are those of results/ (no hand-typed metric)."""
+    import json
+
+    import pandas as pd
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    cpu = pd.read_csv(ROOT / "results" / "cpu" / "mnist.csv")
+    row = cpu[(cpu["method"] == "vaem") & (cpu["n_sources"] == 2) & (cpu["seed"] == 0)].iloc[0]
+    for text in (f"{row.psnr:.2f} dB PSNR / {row.ssim:.3f}", f"{row.psnr_halved:.2f} dB / {row.ssim_halved:.3f} halved",
+                 f"{row.train_seconds / 60:.1f} minutes"):
+        assert text in readme, text
+    bench = json.loads((ROOT / "results" / "bench.json").read_text())["devices"]
+    cpu_entries = [e for k, e in bench.items() if k.startswith("cpu:")]
+    assert cpu_entries
+    e = cpu_entries[0]
+    q = e["quality"]
+    for text in (f"{e['throughput_ratio_vs_authors']:.2f}x", f"{e['psnr_after_15_min']:.2f} dB",
+                 f"{q['authors']['psnr_after_minutes']['15']:.2f} dB", f"{round(100 * e['matmul_peak_fraction'])} %"):
+        assert text in readme, text
+    assert f"18.7 dB after {round(e['minutes_to_18_7_db'])} minutes" in readme
