@@ -57,3 +57,16 @@ def test_readme_numbers_come_from_the_committed_results():
                  f"{q['authors']['psnr_after_minutes']['15']:.2f} dB", f"{round(100 * e['matmul_peak_fraction'])} %"):
         assert text in readme, text
     assert f"18.7 dB after {round(e['minutes_to_18_7_db'])} minutes" in readme
+
+
+def test_readme_audio_cpu_numbers_come_from_the_committed_results():
+    import pandas as pd
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    audio = pd.read_csv(ROOT / "results" / "cpu" / "audio.csv")
+    rows = audio[(audio["n_sources"] == 2) & (audio["seed"] == 0)].set_index("method")
+    assert f"in {rows.loc['vae', 'train_seconds'] / 60:.1f} min of training" in readme
+    for method, name in (("vaem", "VAEM"), ("nmf", "NMF"), ("mixit", "MixIT"), ("vae", "VAE"),
+                         ("irm", "IRM"), ("ibm", "IBM")):
+        value = f"{rows.loc[method, 'si_sdr']:.2f}"
+        assert f"{name} {value}" in readme, (name, value)
