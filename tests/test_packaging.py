@@ -70,3 +70,22 @@ def test_readme_audio_cpu_numbers_come_from_the_committed_results():
                          ("irm", "IRM"), ("ibm", "IBM")):
         value = f"{rows.loc[method, 'si_sdr']:.2f}"
         assert f"{name} {value}" in readme, (name, value)
+
+
+def test_readme_cpu_seed_summary_comes_from_the_committed_results():
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    cpu = pd.read_csv(ROOT / "results" / "cpu" / "mnist.csv")
+    v = cpu[(cpu["method"] == "vaem") & (cpu["n_sources"] == 2)].sort_values("seed")
+    assert list(v["seed"]) == [0, 1, 2]
+
+    def mean_ci(col, digits):
+        x = v[col].to_numpy()
+        half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+        return f"{x.mean():.{digits}f} ± {half:.{digits}f}"
+
+    assert f"{mean_ci('psnr', 2)} dB / {mean_ci('ssim', 3)} in our column" in readme
+    assert f"{mean_ci('psnr_halved', 2)} dB / {mean_ci('ssim_halved', 3)} halved" in readme

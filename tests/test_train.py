@@ -151,3 +151,21 @@ def test_lr_schedules():
     assert lr_at(c, 50, 10) == pytest.approx(0.5)
     a = make_config("authors", epochs=10)
     assert lr_at(a, 25, 10) == pytest.approx(2e-4 * 0.9998**2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [dict(precision="bf16"), dict(compile=True)], ids=["bf16", "compile"])
+def test_bf16_and_compile_train_like_fp32(project, variant):
+    """The optional speed-ups change numerics, not what is learned: after the same smoke training,
+    the loss and the VAEM scores stay close to float32's (the choice of default is the benchmark's)."""
+    base = make_config("smoke", n_sources=2, epochs=2, **SMALL)
+    ref = train(base, project / "fp32", progress=False, write_results=False)
+    other = train(make_config("smoke", n_sources=2, epochs=2, **SMALL, **variant), project / "variant",
+                  progress=False, write_results=False)
+    assert other["completed"]
+    loss_ref, loss = ref["history"][-1]["recon"], other["history"][-1]["recon"]
+    assert abs(loss - loss_ref) < 0.05 * loss_ref, (loss, loss_ref)
+    vaem_ref = next(r for r in ref["rows"] if r["method"] == "vaem")
+    vaem = next(r for r in other["rows"] if r["method"] == "vaem")
+    assert abs(vaem["psnr"] - vaem_ref["psnr"]) < 1.0, (vaem["psnr"], vaem_ref["psnr"])
+    assert abs(vaem["ssim"] - vaem_ref["ssim"]) < 0.05, (vaem["ssim"], vaem_ref["ssim"])
