@@ -128,6 +128,19 @@ def other_table(entry: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("measurement") if rows else pd.DataFrame()
 
 
+def plot_curves(curves: dict[str, pd.DataFrame], ax, baseline: dict | None = None, styles=None):
+    """VAEM PSNR (our column) against training minutes, one line per labelled curve (the frames of
+    :func:`recipe_curve`); ``baseline`` is the suite's ``baseline_half_mixture`` (a horizontal line)."""
+    for i, (label, c) in enumerate(curves.items()):
+        ax.plot(c["minutes"], c["psnr"], styles[i] if styles else "-", marker=".", label=label)
+    if baseline:
+        ax.axhline(baseline["psnr"], color="black", lw=0.8, ls="-.", label="no separation (x/2 each)")
+    ax.set_xlabel("training minutes (evaluation excluded)")
+    ax.set_ylabel("VAEM PSNR, our column (dB)")
+    ax.legend(fontsize=7)
+    return ax
+
+
 def plot_quality(entry: dict, ax=None):
     """VAEM PSNR (our column) against training minutes, one line per run of each recipe."""
     import matplotlib.pyplot as plt
@@ -135,20 +148,14 @@ def plot_quality(entry: dict, ax=None):
     q = entry.get("quality") or {}
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.6))
+    curves, styles = {}, []
     for recipe, style in (("ours", "-"), ("authors", "--")):
         for run in (q.get(recipe) or {}).get("runs", []):
-            t = [row["train_seconds"] / 60 for row in run["curve"]]
-            p = [row["vaem_psnr"] for row in run["curve"]]
-            ax.plot(t, p, style, marker=".", label=f"{recipe}, {run['budget_minutes']:g}-min run")
+            curves[f"{recipe}, {run['budget_minutes']:g}-min run"] = _curve(run)
+            styles.append(style)
     for thr in THRESHOLDS_DB.values():
         ax.axhline(thr, color="grey", lw=0.8, ls=":")
-    base = q.get("baseline_half_mixture")
-    if base:
-        ax.axhline(base["psnr"], color="black", lw=0.8, ls="-.", label="no separation (x/2 each)")
-    ax.set_xlabel("training minutes (evaluation excluded)")
-    ax.set_ylabel("VAEM PSNR, our column (dB)")
-    ax.legend(fontsize=7)
-    return ax
+    return plot_curves(curves, ax, q.get("baseline_half_mixture"), styles)
 
 
 def load_ablation(name: str, root: Path | None = None) -> dict | None:
@@ -166,7 +173,10 @@ def recipe_curve(entry: dict, recipe: str = "ours") -> pd.DataFrame:
     runs = ((entry.get("quality") or {}).get(recipe) or {}).get("runs", [])
     if not runs:
         return pd.DataFrame()
-    run = max(runs, key=lambda r: r["budget_minutes"])
+    return _curve(max(runs, key=lambda r: r["budget_minutes"]))
+
+
+def _curve(run: dict) -> pd.DataFrame:
     return pd.DataFrame([{"target_s": row["target_s"], "minutes": row["train_seconds"] / 60, "epoch": row["epoch"],
                           "psnr": row["vaem_psnr"], "psnr_halved": row["vaem_psnr_halved"]}
                          for row in run["curve"]])
@@ -196,8 +206,8 @@ def markdown(df: pd.DataFrame) -> str:
 
     header = [df.index.name or ""] + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([cell(idx)] + [cell(v) for v in row.tolist()]) + " |")
+    for idx, *values in df.itertuples(name=None):  # per-column types (iterrows would make ints floats)
+        lines.append("| " + " | ".join([cell(idx)] + [cell(v) for v in values]) + " |")
     return "\n".join(lines)
 
 

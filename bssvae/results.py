@@ -103,6 +103,14 @@ def append_rows(csv_path: Path, rows: Iterable[dict], key: Iterable[str] = ROW_K
     return df
 
 
+def read_run_rows(run_dir: Path) -> list[dict] | None:
+    """The results rows a finished run directory recorded in its ``metrics.json``; None if it has none."""
+    try:
+        return json.loads((Path(run_dir) / "metrics.json").read_text())["rows"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        return None
+
+
 def git_commit(root: Path | None = None) -> str:
     """The current commit of the repository (suffixed ``-dirty`` if there are local changes)."""
     if os.environ.get("BSSVAE_COMMIT"):  # set where the code runs from a copy without .git (GPU machine)

@@ -73,10 +73,11 @@ from pathlib import Path
 
 profile = sys.argv[1]
 h = hashlib.sha256(profile.encode())
-files = sorted(Path("bssvae").rglob("*.py"))
-files += sorted(p for p in Path("results", profile).rglob("*")
+# The library and bench/ (the performance page's tables) as code; as data, all of results/: pages
+# read other folders than results/<profile> too (the cpu runs, results/ablations, bench.json).
+files = sorted(Path("bssvae").rglob("*.py")) + sorted(Path("bench").rglob("*.py"))
+files += sorted(p for p in Path("results").rglob("*")
                 if p.is_file() and p.suffix in {".csv", ".json", ".npz", ".ipynb"})
-files += [p for p in (Path("results", "bench.json"),) if p.exists()]  # the performance page
 for p in files:
     h.update(p.as_posix().encode() + b"\0" + p.read_bytes())
 print(h.hexdigest())

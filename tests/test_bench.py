@@ -278,6 +278,20 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert report.load_ablation("absent", root=tmp_path) is None
 
 
+def test_quality_plot_draws_each_run(quick_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bench import report
+
+    _, entry = quick_run
+    ax = report.plot_quality(entry)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "no separation (x/2 each)" in labels
+    n_runs = sum(len(entry["quality"][r]["runs"]) for r in ("ours", "authors"))
+    assert sum(label.startswith(("ours,", "authors,")) for label in labels) == n_runs
+
+
 def test_cli_rejects_bad_options():
     with pytest.raises(ValueError, match="--skip"):
         bench_run.resolve_args(["--skip", "everything"])

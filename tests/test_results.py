@@ -28,3 +28,13 @@ def test_atomic_write_leaves_no_partial(tmp_path):
 def test_provenance_fields():
     p = provenance("cpu", seed=3)
     assert p["seed"] == 3 and "torch" in p["versions"] and p["hardware"]["device"] == "cpu"
+
+
+def test_read_run_rows(tmp_path):
+    from bssvae.results import atomic_write_json, read_run_rows
+
+    assert read_run_rows(tmp_path) is None  # no metrics.json: not finished
+    (tmp_path / "metrics.json").write_text("{not json")
+    assert read_run_rows(tmp_path) is None
+    atomic_write_json(tmp_path / "metrics.json", {"rows": [{"method": "vaem", "psnr": 19.0}], "eval_seconds": 1.0})
+    assert read_run_rows(tmp_path) == [{"method": "vaem", "psnr": 19.0}]
