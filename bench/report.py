@@ -167,6 +167,24 @@ def load_ablation(name: str, root: Path | None = None) -> dict | None:
         return None
 
 
+def ema_table(name: str = "ema-cpu-mnist-K2-seed0", root: Path | None = None) -> pd.DataFrame:
+    """The kept EMA ablation (``results/ablations/<name>/ema.json``): VAEM PSNR (our column / halved)
+    of the raw weights and of each moving average, one row per evaluated epoch; empty when absent."""
+    path = bench_path(root).parent / "ablations" / name / "ema.json"
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return pd.DataFrame()
+    out = []
+    for r in rows:
+        row = {"epoch": r["epoch"], "train minutes": round(r["train_s"] / 60, 1)}
+        for key, v in r.items():
+            if isinstance(v, list):
+                row["raw weights" if key == "raw" else f"EMA {key}"] = f"{v[0]:.2f} / {v[1]:.2f}"
+        out.append(row)
+    return pd.DataFrame(out).set_index("epoch")
+
+
 def recipe_curve(entry: dict, recipe: str = "ours") -> pd.DataFrame:
     """The time-to-quality curve of a recipe's longest run: its evaluation marks (``target_s``), the
     training minutes actually reached, the epoch, and VAEM PSNR in both columns."""

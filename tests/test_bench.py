@@ -276,6 +276,13 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     (tmp_path / "results" / "ablations" / "x.json").write_text('{"device": "cpu:X", "entry": {}}')
     assert report.load_ablation("x", root=tmp_path)["device"] == "cpu:X"
     assert report.load_ablation("absent", root=tmp_path) is None
+    assert report.ema_table("absent", root=tmp_path).empty
+    (tmp_path / "results" / "ablations" / "e").mkdir()
+    (tmp_path / "results" / "ablations" / "e" / "ema.json").write_text(json.dumps({"rows": [
+        {"epoch": 5, "train_s": 30.0, "ema_s": 1.0, "raw": [16.0, 22.0, 14.0], "0.999": [15.5, 21.5, 13.0]}]}))
+    t = report.ema_table("e", root=tmp_path)
+    assert t.loc[5, "raw weights"] == "16.00 / 22.00" and t.loc[5, "EMA 0.999"] == "15.50 / 21.50"
+    assert t.loc[5, "train minutes"] == 0.5
 
 
 def test_quality_plot_draws_each_run(quick_run):
