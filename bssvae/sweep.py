@@ -138,6 +138,22 @@ def _command(run: SweepRun, use_notebook: bool, out_tmp: Path) -> list[str]:
     return cmd
 
 
+# Kernels started at the same moment by parallel papermill processes can race for the same free
+# ports (jupyter_client picks them by binding port 0, then releases them for the kernel); the loser
+# dies before it answers kernel_info, before any cell ran. Nothing was trained, so such a start is
+# retried; any other failure is reported at once.
+KERNEL_START_RETRIES = 2
+_KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
+
+
+def _kernel_never_started(log: Path) -> bool:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return _KERNEL_START_FAILURE in text
+
+
 def _execute(run: SweepRun, use_notebook: bool, threads: int, device_type: str) -> tuple[str, float, str]:
     nb_dir = results_dir(run.profile) / "notebooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
@@ -149,9 +165,13 @@ def _execute(run: SweepRun, use_notebook: bool, threads: int, device_type: str) 
         env["OMP_NUM_THREADS"] = str(threads)
     log = nb_dir / f".{run.name}.log"
     t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.run(_command(run, use_notebook, tmp), env=env, stdout=f,
-                              stderr=subprocess.STDOUT)
+    for attempt in range(1 + KERNEL_START_RETRIES):
+        with open(log, "w") as f:
+            proc = subprocess.run(_command(run, use_notebook, tmp), env=env, stdout=f,
+                                  stderr=subprocess.STDOUT)
+        if proc.returncode == 0 or not _kernel_never_started(log):
+            break
+        time.sleep(1.0 + attempt)  # let the concurrent kernel that took the ports settle
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         if tmp.exists():

@@ -37,3 +37,48 @@ def test_sweep_runs_skips_and_never_duplicates(project, tmp_path, capsys):
     assert "1 already trained" in capsys.readouterr().out
     df = pd.read_csv(project / "results" / "smoke" / "mnist.csv")
     assert len(df) == 2  # vae and vaem, once each
+
+
+@pytest.mark.parametrize("first_error, calls, status", [
+    ("RuntimeError: Kernel died before replying to kernel_info", 2, "ok"),  # port race: retried
+    ("ValueError: a cell failed", 1, "failed"),  # a real failure: reported at once
+])
+def test_sweep_retries_only_a_kernel_that_never_started(project, monkeypatch, first_error, calls, status):
+    import subprocess
+
+    from bssvae import sweep
+
+    run = load_sweep("sweeps/smoke.yaml")[0][0]
+    seen = []
+
+    def fake_run(cmd, env, stdout, stderr):
+        seen.append(cmd)
+        if len(seen) == 1:
+            stdout.write(f"Traceback (most recent call last):\n{first_error}\n")
+            return subprocess.CompletedProcess(cmd, 1)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    got, _, tail = sweep._execute(run, False, 1, "cpu")
+    assert (got, len(seen)) == (status, calls)
+    assert (first_error in tail) == (status == "failed")
+
+
+def test_sweep_gives_up_on_a_kernel_that_never_starts(project, monkeypatch):
+    import subprocess
+
+    from bssvae import sweep
+
+    run = load_sweep("sweeps/smoke.yaml")[0][0]
+    seen = []
+
+    def fake_run(cmd, env, stdout, stderr):
+        seen.append(cmd)
+        stdout.write("RuntimeError: Kernel died before replying to kernel_info\n")
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    got, _, tail = sweep._execute(run, False, 1, "cpu")
+    assert got == "failed" and len(seen) == 1 + sweep.KERNEL_START_RETRIES and "kernel_info" in tail
