@@ -18,13 +18,7 @@ import torch
 from bssvae.config import TrainConfig
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
-from bssvae.train import TrainingError, train_step
-
-try:  # the optimizer exactly as train() builds it, when train.py offers the function
-    from bssvae.train import make_optimizer
-except ImportError:  # train.py builds Adam(lr) inline
-    def make_optimizer(model, config):
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
+from bssvae.train import TrainingError, make_optimizer, train_step
 
 
 class OursTrainer:

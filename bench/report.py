@@ -158,6 +158,12 @@ def plot_quality(entry: dict, ax=None):
     return plot_curves(curves, ax, q.get("baseline_half_mixture"), styles)
 
 
+def fp32_peak(entry: dict) -> float | None:
+    """The best float32 matrix-product FLOP/s a suite entry measured (None if it did not)."""
+    peak = ((entry.get("throughput") or {}).get("matmul_peak") or {}).get("float32")
+    return peak["max_flops_per_s"] if peak else None
+
+
 def load_ablation(name: str, root: Path | None = None) -> dict | None:
     """A kept suite entry from ``results/ablations/<name>.json`` (see its README), or None."""
     path = bench_path(root).parent / "ablations" / f"{name}.json"

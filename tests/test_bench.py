@@ -276,6 +276,8 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     (tmp_path / "results" / "ablations" / "x.json").write_text('{"device": "cpu:X", "entry": {}}')
     assert report.load_ablation("x", root=tmp_path)["device"] == "cpu:X"
     assert report.load_ablation("absent", root=tmp_path) is None
+    assert report.fp32_peak({}) is None
+    assert report.fp32_peak({"throughput": {"matmul_peak": {"float32": {"max_flops_per_s": 1.5e11}}}}) == 1.5e11
     assert report.ema_table("absent", root=tmp_path).empty
     (tmp_path / "results" / "ablations" / "e").mkdir()
     (tmp_path / "results" / "ablations" / "e" / "ema.json").write_text(json.dumps({"rows": [

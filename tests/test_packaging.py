@@ -57,9 +57,8 @@ def test_readme_numbers_come_from_the_committed_results():
                  f"{q['authors']['psnr_after_minutes']['15']:.2f} dB", f"{round(100 * e['matmul_peak_fraction'])} %"):
         assert text in readme, text
     assert f"18.7 dB after {round(e['minutes_to_18_7_db'])} minutes" in readme
-    after = q["ours"]["psnr_after_minutes"]
-    if "3" in after:  # the suite's 3-minute budget (the "within 3 minutes")
-        assert f"After 3 minutes VAEM reaches {after['3']:.2f} dB" in readme
+    after = q["ours"]["psnr_after_minutes"]  # the README quotes the 3-minute budget (the target)
+    assert f"After 3 minutes VAEM reaches {after['3']:.2f} dB" in readme
 
 
 def test_readme_audio_cpu_numbers_come_from_the_committed_results():
