@@ -89,16 +89,19 @@ class VAEBSS(nn.Module):
         return BSSOutput(s_hat=s_hat, x_hat=s_hat.sum(dim=1), mu=mu, logvar=logvar, z=z)
 
     @torch.no_grad()
-    def separate(self, x, mask: bool = True, batch_size: int = 1000) -> torch.Tensor:
-        """Separate mixtures in evaluation mode (z = posterior mean).
+    def separate(self, x, mask: bool = True, batch_size: int = 1000, refine_steps: int = 0) -> torch.Tensor:
+        """Separate mixtures in evaluation mode (z = posterior mean, or refined from it).
 
         Args:
             x: mixtures (B, D) with finite values >= 0.
             mask: apply VAEM masking (:func:`bssvae.masks.vaem`) so the estimates sum to x.
+            refine_steps: if > 0, fit each mixture's latents to it with this many Adam steps
+                before decoding (:func:`bssvae.refine.refine_latents`; not in the paper).
 
         Shape: x (B, D) -> (B, K, D).
         """
         from .masks import vaem
+        from .refine import refine_latents
 
         x = check_tensor("x", x, ndim=2, min_value=0.0)
         if x.shape[1] != self.config.input_dim:
@@ -110,7 +113,10 @@ class VAEBSS(nn.Module):
         outs = []
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size].to(device)
-            s_hat = self(xb).s_hat
+            if refine_steps:
+                s_hat = self.decode(refine_latents(self, xb, steps=refine_steps)).float()
+            else:
+                s_hat = self(xb).s_hat
             outs.append((vaem(s_hat, xb) if mask else s_hat).cpu())
         self.train(was_training)
         return torch.cat(outs)

@@ -384,8 +384,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     t_eval = time.perf_counter()
     rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device))
     eval_seconds = time.perf_counter() - t_eval
-    np.savez_compressed(buf := io.BytesIO(), **examples)
-    atomic_write_bytes(run_dir / "examples.npz", buf.getvalue())
+    write_examples(run_dir, examples)
     atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds})
     atomic_write_json(run_dir / "provenance.json", provenance(
         str(device), config=config.to_dict(), seed=config.seed, train_seconds=train_seconds,
@@ -397,12 +396,21 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
 
 
 def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, train_seconds: float,
-                   device: str) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Score the model's test estimates: decoded (``vae``/``ae``) and, for the VAE, masked (``vaem``)."""
+                   device: str, refine_steps: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Score the model's test estimates: decoded (``vae``/``ae``) and, for the VAE, masked (``vaem``).
+
+    With ``refine_steps`` > 0 (VAE only), also ``vaem-refined``: VAEM after fitting each test
+    mixture's latents to it (:mod:`bssvae.refine`; not in the paper, so a row of its own).
+    """
     x, s = task.test_set()
     s_hat = model.separate(x, mask=False)
     x_cpu = x.detach().cpu()
     estimates = {"ae": s_hat} if not config.model.variational else {"vae": s_hat, "vaem": vaem(s_hat, x_cpu)}
+    if refine_steps:
+        if not config.model.variational:
+            raise BssvaeError("refine_steps: latent refinement rows are defined for VAE runs (method vae), "
+                              "not for the AE")
+        estimates["vaem-refined"] = model.separate(x, mask=True, refine_steps=refine_steps)
     try:
         rel = str(Path(run_dir).resolve().relative_to(project_root()))
     except ValueError:
@@ -422,6 +430,12 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
     for method, est in estimates.items():
         examples[method] = est[:n].numpy()
     return rows, {k: v.astype(np.float16) for k, v in examples.items()}
+
+
+def write_examples(run_dir: Path, examples: dict[str, np.ndarray]) -> None:
+    """Write ``examples.npz`` (the first test mixtures, their sources and each estimate kind), atomically."""
+    np.savez_compressed(buf := io.BytesIO(), **examples)
+    atomic_write_bytes(Path(run_dir) / "examples.npz", buf.getvalue())
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
