@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= paper
 SWEEP ?= sweeps/mnist.yaml
 
-.PHONY: venv test test-fast book book-smoke reproduce sweep bench bench-quick offline-data clean
+.PHONY: venv test test-fast book book-smoke reproduce sweep refine bench bench-quick offline-data clean
 
 venv:
 	@bash scripts/setup-venv.sh
@@ -29,6 +29,17 @@ book-smoke: venv
 # Retrain: run a sweep file for a profile (skips finished runs, resumes interrupted ones).
 reproduce sweep: venv
 	$(VENV)/bin/bssvae sweep $(SWEEP) --profile $(PROFILE)
+
+# Score every MNIST VAE run of a profile again with refined latents (adds its vaem-refined row; not in
+# the paper; book/results/refinement.md). About 2 minutes per model on 2 CPU cores.
+REFINE_STEPS ?= 100
+refine: venv
+	@shopt -s nullglob; runs=(results/$(PROFILE)/runs/mnist-vae-*); \
+	if [ $${#runs[@]} -eq 0 ]; then echo "no MNIST VAE runs in results/$(PROFILE)/runs"; exit 1; fi; \
+	for r in "$${runs[@]}"; do \
+	  [ -f "$$r/model.safetensors" ] || { echo "skip $$r (no weights)"; continue; }; \
+	  echo "== $$r"; $(VENV)/bin/bssvae evaluate --run "$$r" --refine-steps $(REFINE_STEPS) --write || exit 1; \
+	done
 
 bench: venv
 	$(PY) -m bench

@@ -77,7 +77,7 @@ def cmd_evaluate(args) -> int:
     task = build_task(config, device)
     t0 = time.perf_counter()
     rows, examples = evaluate_model(model, task, config, args.run, float("nan"), str(device),
-                                    refine_steps=args.refine_steps)
+                                    refine_steps=args.refine_steps, write_audio=args.write)
     seconds = time.perf_counter() - t0
     for row in rows:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))

@@ -396,8 +396,12 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
 
 
 def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, train_seconds: float,
-                   device: str, refine_steps: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
+                   device: str, refine_steps: int = 0,
+                   write_audio: bool = True) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Score the model's test estimates: decoded (``vae``/``ae``) and, for the VAE, masked (``vaem``).
+
+    For the audio task it also writes ``audio_examples.npz`` to ``run_dir`` unless ``write_audio``
+    is False (a re-evaluation that must not touch the run directory).
 
     With ``refine_steps`` > 0 (VAE only), also ``vaem-refined``: VAEM after fitting each test
     mixture's latents to it (:mod:`bssvae.refine`; not in the paper, so a row of its own).
@@ -421,7 +425,7 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
         rows.append({"method": method, "n_sources": config.n_sources, "n_digits": config.n_digits,
                      "seed": config.seed, "epochs": config.epochs, **scores.summary(),
                      "train_seconds": round(train_seconds, 2), "device": device, "run_dir": rel})
-    if getattr(task, "examples", None) is not None:  # waveforms to listen to (book/audio/figure3)
+    if write_audio and getattr(task, "examples", None) is not None:  # waveforms to listen to (book/audio/figure3)
         audio = task.examples(estimates, n=4)
         np.savez_compressed(buf := io.BytesIO(), **audio)
         atomic_write_bytes(Path(run_dir) / "audio_examples.npz", buf.getvalue())

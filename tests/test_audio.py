@@ -366,6 +366,14 @@ def test_smoke_training_writes_audio_rows(data_dir, tmp_path, monkeypatch):
     for col in ("si_sdr", "sir", "sar", "si_sdri"):
         assert np.isfinite(table[col]).all()
     assert (Path(out["run_dir"]) / "examples.npz").exists()
+    # Re-evaluating without --write leaves the run directory as it was (audio examples included).
+    from bssvae.cli import main
+
+    run = Path(out["run_dir"])
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert "audio_examples.npz" in before
+    assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
 def test_nsynth_notes_go_through_the_same_task():
