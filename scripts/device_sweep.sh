@@ -12,6 +12,13 @@ t0=$(date +%s)
 timeout "$deadline" python3 -m bssvae sweep "$sweep" --profile "$profile" --jobs "$jobs" --no-notebook "$@"
 echo "sweep exit $? after $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=memory.used --format=csv,noheader
+# Latent refinement (not in the paper) needs the weights, which do not come back: score every MNIST VAE
+# run here, on the GPU, so that each gets its vaem-refined row (REFINE_STEPS=0 skips it).
+if [ "${REFINE_STEPS:-100}" -gt 0 ]; then
+  for r in results/$profile/runs/mnist-vae-*; do
+    [ -f "$r/model.safetensors" ] && python3 -m bssvae evaluate --run "$r" --refine-steps "${REFINE_STEPS:-100}" --write
+  done
+fi
 tar czf "$OUT/results-$profile.tgz" --exclude='checkpoint*' --exclude=model.safetensors --exclude='*.lock' --exclude='notebooks' "results/$profile"
 for w in ${KEEP_WEIGHTS:-}; do
   [ -f "results/$profile/runs/$w/model.safetensors" ] && cp "results/$profile/runs/$w/model.safetensors" "$OUT/$w.safetensors"
