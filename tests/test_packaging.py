@@ -76,20 +76,12 @@ def test_readme_audio_cpu_numbers_come_from_the_committed_results():
 
 def _cpu_seed_summary(method: str):
     """'mean ± 95 % CI' over the cpu profile's seeds 0-2 (K = 2) of one method, as the README writes it."""
-    import numpy as np
     import pandas as pd
-    from scipy import stats
 
     cpu = pd.read_csv(ROOT / "results" / "cpu" / "mnist.csv")
     v = cpu[(cpu["method"] == method) & (cpu["n_sources"] == 2)].sort_values("seed")
     assert list(v["seed"]) == [0, 1, 2]
-
-    def mean_ci(col, digits):
-        x = v[col].to_numpy()
-        half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-        return f"{x.mean():.{digits}f} ± {half:.{digits}f}"
-
-    return mean_ci
+    return lambda col, digits: _mean_ci_text(v[col], digits)
 
 
 def test_readme_cpu_seed_summary_comes_from_the_committed_results():
@@ -127,3 +119,41 @@ def test_refinement_ablation_numbers_come_from_its_json():
 
     assert (REFINE_LR, REFINE_PRIOR, REFINE_STEPS) == (0.1, 0.0, 100)
     assert f"({at(100):.2f} dB, from {at(0):.2f} without refinement; 200 steps: {at(200):.2f})" in text
+
+
+def _mean_ci_text(values, digits: int = 2) -> str:
+    """'mean ± 95 % t-interval', or the value alone for one run, as the README writes it."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) == 1:
+        return f"{x[0]:.{digits}f}"
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return f"{x.mean():.{digits}f} ± {half:.{digits}f}"
+
+
+def test_readme_paper_tables_come_from_the_committed_results():
+    import pandas as pd
+
+    readme = (ROOT / "README.md").read_text()
+    mnist = pd.read_csv(ROOT / "results" / "paper" / "mnist.csv")
+    mnist = mnist[mnist["n_digits"] == 2]
+    paper_vaem = {2: "26.69", 3: "27.68", 4: "n/a"}  # Table II of the paper, not ours
+    for k in (2, 3, 4):
+        cells = []
+        for method in ("nmf", "ae", "glo", "mixit", "vae", "vaem"):
+            v = mnist[(mnist["method"] == method) & (mnist["n_sources"] == k)]["psnr_halved"]
+            cells.append(_mean_ci_text(v) if len(v) else "n/a")
+        row = f"| K = {k} | " + " | ".join(cells) + f" | {paper_vaem[k]} |"
+        assert row in readme, row
+    seeds = mnist[(mnist["method"] == "vaem") & (mnist["n_sources"] == 2)].sort_values("seed")["psnr_halved"]
+    text = " ".join(readme.split())
+    listed = ", ".join(f"{v:.2f}" for v in seeds[:-1]) + f" and {seeds.iloc[-1]:.2f} dB"
+    assert f"at K = 2 its seeds reach {listed}" in text
+    audio = pd.read_csv(ROOT / "results" / "paper" / "audio.csv")
+    audio = audio[audio["n_sources"] == 2]
+    cells = [_mean_ci_text(audio[audio["method"] == m]["si_sdr"])
+             for m in ("nmf", "mixit", "vae", "vaem", "irm", "ibm")]
+    row = "| SI-SDR | " + " | ".join(cells) + " |"
+    assert row in readme, row
