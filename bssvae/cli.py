@@ -17,6 +17,17 @@ from .errors import BssvaeError
 EXIT_USAGE = 2
 
 
+def _steps(text: str) -> int:
+    """argparse type for a number of steps: an integer >= 0 (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more steps, got {text!r}")
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     from .config import PROFILES, TASKS
 
@@ -67,10 +78,8 @@ def cmd_evaluate(args) -> int:
 
     from .refine import REFINE_LR, REFINE_PRIOR
     from .results import append_rows, atomic_write_json, provenance, results_dir
-    from .train import build_task, evaluate_model, load_model, resolve_device, write_examples
+    from .train import build_task, evaluate_model, load_model, resolve_device, write_npz
 
-    if args.refine_steps < 0:
-        raise BssvaeError(f"--refine-steps: expected 0 or more steps, got {args.refine_steps}")
     model, config = load_model(args.run, "cpu")
     device = resolve_device(args.device)
     model = model.to(device)
@@ -95,7 +104,7 @@ def cmd_evaluate(args) -> int:
             extra["refinement"] = {"steps": args.refine_steps, "lr": REFINE_LR, "prior_weight": REFINE_PRIOR,
                                    "method": "vaem-refined"}
         evaluation = provenance(str(device), eval_seconds=round(seconds, 2), **extra)
-        write_examples(args.run, examples)
+        write_npz(args.run / "examples.npz", examples)
         atomic_write_json(args.run / "metrics.json", {**prev, "rows": rows, "evaluation": evaluation})
         append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
     return 0
@@ -156,8 +165,6 @@ def cmd_separate(args) -> int:
         raise BssvaeError(f"--run: {args.run} is a {config.task!r} run; `separate` takes MNIST-like images")
     if not str(args.output).endswith(".npy"):
         raise BssvaeError(f"OUTPUT: expected a path ending in .npy, got {str(args.output)!r}")
-    if args.refine_steps < 0:
-        raise BssvaeError(f"--refine-steps: expected 0 or more steps, got {args.refine_steps}")
     x = read_mixtures(args.input)
     est = model.separate(x.reshape(x.shape[0], -1), mask=not args.no_mask, refine_steps=args.refine_steps)
     out = est.numpy().reshape(x.shape[0], model.n_sources, 28, 28)
@@ -203,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true",
                    help="also rewrite metrics.json (rows, and how this evaluation ran), examples.npz and the "
                         "results rows (training time and device are kept from the run)")
-    p.add_argument("--refine-steps", type=int, default=0, metavar="N",
+    p.add_argument("--refine-steps", type=_steps, default=0, metavar="N",
                    help="VAE runs: also score 'vaem-refined', VAEM after N Adam steps fitting each test "
                         "mixture's latents to it, the decoder fixed (bssvae.refine; not in the paper; "
                         "100 is the tested setting; default: %(default)s, no refinement)")
@@ -219,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, metavar="OUTPUT", help=".npy file to write")
     p.add_argument("--no-mask", action="store_true",
                    help="write the raw decoded sources instead of the VAEM (masked) estimates")
-    p.add_argument("--refine-steps", type=int, default=0, metavar="N",
+    p.add_argument("--refine-steps", type=_steps, default=0, metavar="N",
                    help="fit each mixture's latents to it with N Adam steps before decoding, the decoder "
                         "fixed (bssvae.refine; not in the paper; 100 is the tested setting; "
                         "default: %(default)s, the encoder's means as in the paper)")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from .errors import BssvaeError, check_int
-from .losses import LAPLACE_SCALE
+from .losses import laplace_nll
 from .model import VAEBSS
 
 #: Adam steps on the latents of each mixture.
@@ -71,9 +71,8 @@ def refine_latents(model: VAEBSS, x: torch.Tensor, z0: torch.Tensor | None = Non
         with torch.enable_grad():  # also when called under no_grad, e.g. from VAEBSS.separate
             for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
-                x_hat = model.decode(z).float().sum(dim=1)
                 # Summed over mixtures: each mixture's gradient is its own (Adam is per coordinate).
-                loss = (x - x_hat).abs().sum() / LAPLACE_SCALE
+                loss = laplace_nll(x, model.decode(z).float().sum(dim=1)).sum()
                 if prior_weight:
                     loss = loss + prior_weight * 0.5 * z.pow(2).sum()
                 loss.backward()

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from . import RUN_FORMAT_VERSION, __version__
 from .config import TrainConfig
-from .errors import BssvaeError, RunDirError, check_choice
+from .errors import BssvaeError, RunDirError, check_choice, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
 from .model import VAEBSS
@@ -384,7 +384,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     t_eval = time.perf_counter()
     rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device))
     eval_seconds = time.perf_counter() - t_eval
-    write_examples(run_dir, examples)
+    write_npz(run_dir / "examples.npz", examples)
     atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds})
     atomic_write_json(run_dir / "provenance.json", provenance(
         str(device), config=config.to_dict(), seed=config.seed, train_seconds=train_seconds,
@@ -406,14 +406,15 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
     With ``refine_steps`` > 0 (VAE only), also ``vaem-refined``: VAEM after fitting each test
     mixture's latents to it (:mod:`bssvae.refine`; not in the paper, so a row of its own).
     """
+    refine_steps = check_int("refine_steps", refine_steps, minimum=0)
+    if refine_steps and not config.model.variational:
+        raise BssvaeError("refine_steps: latent refinement rows are defined for VAE runs (method vae), "
+                          "not for the AE")
     x, s = task.test_set()
     s_hat = model.separate(x, mask=False)
     x_cpu = x.detach().cpu()
     estimates = {"ae": s_hat} if not config.model.variational else {"vae": s_hat, "vaem": vaem(s_hat, x_cpu)}
     if refine_steps:
-        if not config.model.variational:
-            raise BssvaeError("refine_steps: latent refinement rows are defined for VAE runs (method vae), "
-                              "not for the AE")
         estimates["vaem-refined"] = model.separate(x, mask=True, refine_steps=refine_steps)
     try:
         rel = str(Path(run_dir).resolve().relative_to(project_root()))
@@ -426,9 +427,7 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
                      "seed": config.seed, "epochs": config.epochs, **scores.summary(),
                      "train_seconds": round(train_seconds, 2), "device": device, "run_dir": rel})
     if write_audio and getattr(task, "examples", None) is not None:  # waveforms to listen to (book/audio/figure3)
-        audio = task.examples(estimates, n=4)
-        np.savez_compressed(buf := io.BytesIO(), **audio)
-        atomic_write_bytes(Path(run_dir) / "audio_examples.npz", buf.getvalue())
+        write_npz(Path(run_dir) / "audio_examples.npz", task.examples(estimates, n=4))
     n = min(getattr(task, "n_examples", N_EXAMPLES), x.shape[0])
     examples = {"x": x_cpu[:n].numpy(), "s": s[:n].detach().cpu().numpy()}
     for method, est in estimates.items():
@@ -436,10 +435,10 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
     return rows, {k: v.astype(np.float16) for k, v in examples.items()}
 
 
-def write_examples(run_dir: Path, examples: dict[str, np.ndarray]) -> None:
-    """Write ``examples.npz`` (the first test mixtures, their sources and each estimate kind), atomically."""
-    np.savez_compressed(buf := io.BytesIO(), **examples)
-    atomic_write_bytes(Path(run_dir) / "examples.npz", buf.getvalue())
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays to a compressed ``.npz`` atomically (a run's examples, audio examples)."""
+    np.savez_compressed(buf := io.BytesIO(), **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
