@@ -21,6 +21,7 @@ TASKS = ("mnist", "audio")
 METHODS = ("vae", "ae")  # trained by bssvae.train; baselines register more in bssvae.baselines
 PRECISIONS = ("auto", "fp32", "bf16")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
+MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class TrainConfig:
         precision: ``fp32``, ``bf16`` (autocast for matrix products; weights stay fp32), or ``auto``:
             bf16 where the device computes it natively (a CUDA GPU with bf16, a CPU with AMX or
             AVX512-BF16), fp32 elsewhere (on an AVX2-only CPU a bf16 step ran 11-17x slower).
-        n_test: test mixtures (5000 from the 10000 test images, each image used once).
+        n_test: test mixtures (5000 pairs from the 10000 test images, each image used once; at most
+            10000 // n_digits, which :func:`make_config` uses for mixtures of more than 2 digits).
         test_seed: seed of the fixed test set; independent of ``seed`` so all runs share it.
     """
 
@@ -129,6 +131,15 @@ class TrainConfig:
                 raise BssvaeError(f"{name}: expected a non-negative number, got {v!r}")
         if self.lr <= 0:
             raise BssvaeError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise BssvaeError(f"lr_decay: expected a factor in (0, 1] applied each epoch, got {self.lr_decay!r}")
+        if self.task == "mnist" and self.n_test * self.n_digits > MNIST_TEST_IMAGES:
+            raise BssvaeError(f"n_test: at most {MNIST_TEST_IMAGES // self.n_digits} test mixtures of {self.n_digits} "
+                              f"digits can use each of the {MNIST_TEST_IMAGES} MNIST test images once, "
+                              f"got {self.n_test}")
+        if self.method in ("vae", "ae") and self.model.variational != (self.method == "vae"):
+            raise BssvaeError(f"model.variational: method {self.method!r} needs variational="
+                              f"{self.method == 'vae'}, got {self.model.variational}")
         if self.model.n_sources != self.n_sources:
             raise BssvaeError(
                 f"model.n_sources: expected {self.n_sources} (= n_sources), got {self.model.n_sources}"
@@ -226,7 +237,12 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
     from .baselines import CONFIG_OVERRIDES  # per-method defaults of the baselines (e.g. GLO's epochs)
 
     values.update(CONFIG_OVERRIDES.get((profile, method), {}))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    values.update(explicit)
+    if task == "mnist" and "n_test" not in explicit:  # 5000 pairs; fewer mixtures of 3 or more digits
+        n_digits = values.get("n_digits", TrainConfig.n_digits)
+        if isinstance(n_digits, int) and n_digits >= 1:
+            values["n_test"] = min(values.get("n_test", TrainConfig.n_test), MNIST_TEST_IMAGES // n_digits)
     model_over = values.pop("model", None)
     if isinstance(model_over, ModelConfig):
         model = dataclasses.replace(model_over, n_sources=n_sources)

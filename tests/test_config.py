@@ -39,6 +39,9 @@ def test_roundtrip():
     (dict(lr=-1.0), "lr"),
     (dict(epochs=0), "epochs"),
     (dict(precision="fp8"), "precision"),
+    (dict(lr_decay=1.5), "lr_decay"),
+    (dict(lr_decay=0.0), "lr_decay"),
+    (dict(n_digits=3, n_test=5000), "n_test: at most 3333 test mixtures of 3 digits"),
 ])
 def test_bad_values_are_named(kwargs, match):
     with pytest.raises(BssvaeError, match=match):
@@ -48,3 +51,17 @@ def test_bad_values_are_named(kwargs, match):
 def test_unknown_key_in_dict():
     with pytest.raises(BssvaeError, match="unknown keys"):
         TrainConfig.from_dict({"epochz": 3})
+
+
+@pytest.mark.parametrize("profile", ["cpu", "paper", "authors"])
+@pytest.mark.parametrize("m, n_test", [(1, 5000), (2, 5000), (3, 3333), (4, 2500)])
+def test_test_set_size_fits_the_mnist_test_images(profile, m, n_test):
+    """5,000 pairs; mixtures of M digits use each of the 10,000 test images at most once."""
+    assert make_config(profile, n_digits=m).n_test == n_test
+    assert make_config(profile, n_digits=m, n_test=100).n_test == 100  # an explicit size is kept
+
+
+def test_method_and_model_must_agree():
+    vae = make_config("smoke", method="vae")
+    with pytest.raises(BssvaeError, match="model.variational: method 'ae' needs variational=False"):
+        TrainConfig.from_dict(dict(vae.to_dict(), method="ae"))

@@ -1,5 +1,6 @@
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +16,43 @@ def test_load_mnist_shapes(mnist_test_images):
 
 
 def test_offline_copy_is_genuine_mnist():
-    """The offline copy, re-encoded as IDX, hashes to the canonical train-images file."""
+    """The offline copy, re-encoded as IDX, hashes to the canonical decompressed MNIST files."""
     import hashlib
 
     arrays = data._offline_mnist()
     raw = struct.pack(">HBBIII", 0, 8, 3, 60000, 28, 28) + arrays["train_images"].tobytes()
     assert hashlib.sha256(raw).hexdigest() == data.MNIST_RAW_SHA256["train-images-idx3-ubyte"]
+    assert data.idx_sha256(arrays["test_images"]) == data.MNIST_RAW_SHA256["t10k-images-idx3-ubyte"]
+    assert data.idx_sha256(arrays["test_labels"]) == data.MNIST_RAW_SHA256["t10k-labels-idx1-ubyte"]
+
+
+def test_tampered_offline_copy_is_refused(tmp_path, monkeypatch):
+    """One changed pixel in the offline package's pickle is detected by the IDX hashes."""
+    import importlib.util
+    import pickle
+
+    spec = importlib.util.find_spec("mnist")
+    src = Path(list(spec.submodule_search_locations)[0]) / "data" / "mnist.pkl.gz"
+    with gzip.open(src, "rb") as f:
+        splits = pickle.load(f, encoding="latin1")
+    (tex, tey) = splits[2]
+    tex = np.array(tex, copy=True)
+    tex[123, 400] = 1.0 - tex[123, 400]
+    fake = tmp_path / "mnist"
+    (fake / "data").mkdir(parents=True)
+    with gzip.open(fake / "data" / "mnist.pkl.gz", "wb") as f:
+        pickle.dump((splits[0], splits[1], (tex, tey)), f)
+
+    class Spec:
+        submodule_search_locations = [str(fake)]
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: Spec())
+    data._offline_mnist.cache_clear()
+    try:
+        with pytest.raises(DataError, match="test images differ from MNIST's t10k-images-idx3-ubyte"):
+            data._offline_mnist()
+    finally:
+        data._offline_mnist.cache_clear()
 
 
 def test_test_mixtures_use_each_image_once(mnist_test_images):
@@ -28,8 +60,11 @@ def test_test_mixtures_use_each_image_once(mnist_test_images):
     assert x.shape == (5000, 784) and s.shape == (5000, 2, 784)
     torch.testing.assert_close(x, s.sum(1))
     assert float(s.max()) <= 0.5 and float(x.max()) <= 1.0
-    flat = s.reshape(-1, 784)
-    assert torch.unique(flat, dim=0).shape[0] >= 9990  # 10000 images, a few MNIST duplicates at most
+    # each of the 10,000 test images is used exactly once: the sources are a permutation of them
+    flat = (s.reshape(-1, 784) * 2 * 255).round().to(torch.uint8)
+    images = mnist_test_images.reshape(-1, 784)
+    key = lambda a: sorted(map(bytes, a.numpy()))  # noqa: E731
+    assert key(flat) == key(images)
     x2, _ = data.make_test_mixtures(mnist_test_images, n_digits=2, n_mixtures=5000, seed=0)
     assert torch.equal(x, x2)
 

@@ -84,3 +84,31 @@ def test_matching_is_permutation_invariant(k, m, seed):
     err_b = ((b.matched - ref) ** 2).sum()
     assert torch.isclose(err_a, err_b, rtol=1e-5)
     assert torch.isfinite(a.matched).all() and a.surplus.shape[1] == max(k - m, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_matching_minimises_the_scored_error(k, m, seed):
+    """Brute force over every way to give the M sources distinct estimates (zeros where K < M)."""
+    import itertools
+
+    g = torch.Generator().manual_seed(seed)
+    est = torch.rand(1, k, 6, generator=g) * torch.rand(1, k, 1, generator=g)
+    ref = torch.rand(1, m, 6, generator=g) * torch.rand(1, m, 1, generator=g)
+    zeros = torch.zeros(6)
+    best = min(
+        sum(float(((ref[0, j] - (est[0, c] if c >= 0 else zeros)) ** 2).sum()) for j, c in enumerate(cols))
+        for cols in itertools.permutations(list(range(k)) + [-1] * max(m - k, 0), m)
+    )
+    got = match_sources(est, ref)
+    assert float(((got.matched - ref) ** 2).sum()) == pytest.approx(best, rel=1e-6, abs=1e-9)
+    used = got.assignment[0][got.assignment[0] >= 0]
+    assert len(set(used.tolist())) == min(k, m)  # every estimate used when K <= M, no estimate twice
+
+
+def test_single_estimate_goes_to_the_source_it_explains_best():
+    """K = 1 < M = 2: the estimate 0.2 is assigned to the strong source 0.5, not the empty one."""
+    ref = torch.tensor([[[0.5], [0.0]]])
+    got = match_sources(torch.tensor([[[0.2]]]), ref)
+    assert got.assignment.tolist() == [[0, -1]]
+    assert float(((got.matched - ref) ** 2).sum()) == pytest.approx(0.09)

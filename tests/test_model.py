@@ -47,6 +47,9 @@ def test_separate_validates_and_masks():
     est = model.separate(x)
     assert est.shape == (7, 3, 784)
     torch.testing.assert_close(est.sum(1), x)
+    as_numpy = model.separate(x.double().numpy())  # numpy's default float64 is accepted
+    assert as_numpy.dtype == torch.float32
+    torch.testing.assert_close(as_numpy, est)
     with pytest.raises(BssvaeError, match="784"):
         model.separate(torch.rand(2, 100))
     with pytest.raises(BssvaeError, match="finite"):
