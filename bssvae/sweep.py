@@ -180,6 +180,7 @@ def _execute(run: SweepRun, use_notebook: bool, threads: int, device_type: str) 
         return "failed", seconds, tail
     if use_notebook and tmp.exists():
         os.replace(tmp, out)
+    (nb_dir / f"{run.name}.failed.ipynb").unlink(missing_ok=True)  # an earlier failure, now superseded
     log.unlink(missing_ok=True)
     return "ok", seconds, ""
 

@@ -82,3 +82,26 @@ def test_sweep_gives_up_on_a_kernel_that_never_starts(project, monkeypatch):
     monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
     got, _, tail = sweep._execute(run, False, 1, "cpu")
     assert got == "failed" and len(seen) == 1 + sweep.KERNEL_START_RETRIES and "kernel_info" in tail
+
+
+def test_a_successful_rerun_removes_the_failed_notebook(project, monkeypatch):
+    """The kept copy of a failed notebook is for debugging; once the run succeeds it is stale."""
+    import subprocess
+
+    from bssvae import sweep
+    from bssvae.results import results_dir
+
+    run = load_sweep("sweeps/smoke.yaml")[0][0]
+    outcomes = iter([1, 0])
+
+    def fake_run(cmd, env, stdout, stderr):
+        tmp = results_dir(run.profile) / "notebooks" / f".{run.name}.running.ipynb"
+        tmp.write_text("{}")
+        stdout.write("ValueError: a cell failed\n")
+        return subprocess.CompletedProcess(cmd, next(outcomes))
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    failed = results_dir(run.profile) / "notebooks" / f"{run.name}.failed.ipynb"
+    assert sweep._execute(run, True, 1, "cpu")[0] == "failed" and failed.exists()
+    assert sweep._execute(run, True, 1, "cpu")[0] == "ok"
+    assert not failed.exists() and (failed.parent / f"{run.name}.ipynb").exists()
