@@ -47,8 +47,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
     p.add_argument("--lr", type=float, default=None, help="override the profile's learning rate")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                   help="override the profile's precision (bf16: autocast for matrix products)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="override the profile's precision (bf16: autocast for matrix products; auto: bf16 "
+                        "where the device computes it natively, fp32 elsewhere)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--run-dir", type=Path, default=None,
                    help="run directory (default: results/<profile>/runs/<task>-<method>-K<K>-M<M>-seed<seed>)")
@@ -122,6 +123,8 @@ def read_mixtures(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise BssvaeError(f"INPUT: file {path} does not exist")
+    if not path.is_file():
+        raise BssvaeError(f"INPUT: {path} is not a file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
@@ -139,13 +142,15 @@ def read_mixtures(path: Path) -> np.ndarray:
                                       "(resize it yourself; bssvae does not resample digits)")
                 mode = im.mode
                 arr = np.asarray(im.convert("L") if mode not in ("L", "I;16", "I", "F") else im)
-        except UnidentifiedImageError as e:
-            raise BssvaeError(f"INPUT: {path} is not a readable PNG image") from e
+        except (UnidentifiedImageError, OSError, ValueError) as e:  # OSError: e.g. a truncated file
+            raise BssvaeError(f"INPUT: {path} is not a readable PNG image ({e})") from e
         arr = arr.astype(np.float32) / (65535.0 if mode.startswith("I;16") else 255.0)
     else:
         raise BssvaeError(f"INPUT: expected a .npy or .png file, got {path.name!r}")
     if arr.dtype == np.uint8:
         raise BssvaeError("INPUT: expected float values in [0, 1], got uint8 pixels (divide by 255 first)")
+    if np.iscomplexobj(arr):
+        raise BssvaeError(f"INPUT: expected real values in [0, 1], got a {arr.dtype} array")
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != (28, 28):
@@ -165,6 +170,11 @@ def cmd_separate(args) -> int:
         raise BssvaeError(f"--run: {args.run} is a {config.task!r} run; `separate` takes MNIST-like images")
     if not str(args.output).endswith(".npy"):
         raise BssvaeError(f"OUTPUT: expected a path ending in .npy, got {str(args.output)!r}")
+    out_dir = Path(args.output).parent
+    if not out_dir.is_dir():
+        raise BssvaeError(f"OUTPUT: directory {out_dir} does not exist (or is not a directory)")
+    if Path(args.output).is_dir():
+        raise BssvaeError(f"OUTPUT: {args.output} is a directory")
     x = read_mixtures(args.input)
     est = model.separate(x.reshape(x.shape[0], -1), mask=not args.no_mask, refine_steps=args.refine_steps)
     out = est.numpy().reshape(x.shape[0], model.n_sources, 28, 28)
@@ -238,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_file", type=Path, help="YAML sweep file (see sweeps/)")
     p.add_argument("--profile", default=None, help="override the sweep file's profile")
     p.add_argument("--jobs", type=int, default=None,
-                   help="runs in parallel (default: 1 on CPU; on a GPU as the sweep file says)")
+                   help="runs in parallel (default: the sweep file's jobs for the device, cpu or cuda; "
+                        "1 if it names none)")
     p.add_argument("--only", default=None, help="run only runs whose name contains this text")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
     p.add_argument("--no-notebook", action="store_true",

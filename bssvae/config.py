@@ -117,12 +117,9 @@ class TrainConfig:
         from .baselines import ALL_METHODS  # late import: baselines import config
 
         check_choice("method", self.method, ALL_METHODS)
-        check_int("n_sources", self.n_sources, minimum=1)
-        check_int("n_digits", self.n_digits, minimum=1)
-        check_int("seed", self.seed, minimum=0)
-        check_int("epochs", self.epochs, minimum=1)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("n_test", self.n_test, minimum=1)
+        for name, minimum in (("n_sources", 1), ("n_digits", 1), ("seed", 0), ("epochs", 1), ("batch_size", 1),
+                              ("n_test", 1)):  # stored as int: a seed of 1.0 names the run "seed1", not "seed1.0"
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=minimum))
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
@@ -250,6 +247,10 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
         base = ModelConfig.mnist if task == "mnist" else ModelConfig.audio
         model = base(n_sources)
         if model_over:
+            unknown = sorted(set(model_over) - {f.name for f in dataclasses.fields(ModelConfig)})
+            if unknown:
+                raise BssvaeError(f"model: unknown keys {unknown}; known: "
+                                  f"{sorted(f.name for f in dataclasses.fields(ModelConfig))}")
             model = dataclasses.replace(model, **model_over)
     model = dataclasses.replace(model, variational=(method != "ae"))
     return TrainConfig.from_dict(dict(values, profile=profile, task=task, method=method,

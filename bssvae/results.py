@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -41,6 +42,15 @@ def project_root() -> Path:
     return here
 
 
+def run_dir_label(run_dir: Path) -> str:
+    """How a results row names its run directory: relative to the project root, else absolute."""
+    path = Path(run_dir).resolve()
+    try:
+        return str(path.relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
 def results_dir(profile: str) -> Path:
     return project_root() / "results" / profile
 
@@ -50,6 +60,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make results private to their writer
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -58,6 +69,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -81,16 +98,28 @@ def file_lock(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append_rows(csv_path: Path, rows: Iterable[dict], key: Iterable[str] = ROW_KEY) -> pd.DataFrame:
-    """Add rows to a results CSV, replacing rows with the same key; atomic and locked."""
+def append_rows(csv_path: Path, rows: Iterable[dict], key: Iterable[str] = ROW_KEY,
+                drop: Iterable[dict] = ()) -> pd.DataFrame:
+    """Add rows to a results CSV, replacing rows with the same key; atomic and locked.
+
+    ``drop``: keys of further rows to remove (e.g. the refined row of a model that was retrained).
+    A replaced row that came from another run directory is reported with a warning.
+    """
     csv_path = Path(csv_path)
     key = list(key)
     new = pd.DataFrame(list(rows))
+    gone = pd.DataFrame(list(drop))
     with file_lock(csv_path):
         if csv_path.exists():
             old = pd.read_csv(csv_path)
             if not old.empty and not new.empty and all(k in old for k in key):
-                merged = old.merge(new[key].drop_duplicates(), on=key, how="left", indicator=True)
+                if "run_dir" in old and "run_dir" in new:
+                    clash = old.merge(new[key + ["run_dir"]], on=key, suffixes=("_old", ""))
+                    for r in clash[clash["run_dir_old"] != clash["run_dir"]].itertuples():
+                        warnings.warn(f"{csv_path}: the {r.method} row of K = {r.n_sources}, seed {r.seed} came from "
+                                      f"{r.run_dir_old} and is replaced by that of {r.run_dir}", stacklevel=2)
+                targets = pd.concat([new[key], gone[key]] if not gone.empty else [new[key]]).drop_duplicates()
+                merged = old.merge(targets, on=key, how="left", indicator=True)
                 old = old[(merged["_merge"] == "left_only").to_numpy()]
             df = pd.concat([old, new], ignore_index=True) if not old.empty else new
         else:

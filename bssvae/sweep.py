@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from .results import project_root, results_dir
 
 NOTEBOOK = Path("book") / "notebooks" / "train.ipynb"
 _TOP_KEYS = {"profile", "jobs", "grid"}
+#: Settings that name a run (its directory): the grid sets them, an override may not.
+_RUN_FIELDS = {"profile", "task", "method", "methods", "n_sources", "seed", "seeds", "n_digits"}
 _GRID_KEYS = {"task", "methods", "n_sources", "seeds", "n_digits", "overrides"}
 
 
@@ -100,13 +103,24 @@ def load_sweep(path: Path, profile: str | None = None) -> tuple[list[SweepRun], 
         overrides = block.get("overrides") or {}
         if not isinstance(overrides, dict):
             raise BssvaeError(f"sweep file {path}: grid[{i}].overrides must be a mapping")
+        clash = sorted(set(overrides) & _RUN_FIELDS)
+        if clash:
+            raise BssvaeError(f"sweep file {path}: grid[{i}].overrides sets {clash}, which the grid itself "
+                              "sets: use the grid's methods, n_sources, seeds, task and n_digits keys")
         for method in _as_list(block.get("methods", ["vae"])):
             for k in _as_list(block.get("n_sources", [2])):
                 for seed in _as_list(block.get("seeds", [0])):
                     run = SweepRun(profile, block.get("task", "mnist"), method, k, seed,
                                    block.get("n_digits", 2), tuple(sorted(overrides.items())))
-                    run.config  # validates every field now, before anything runs
-                    if run not in runs:
+                    try:
+                        run.config  # validates every field now, before anything runs
+                    except TypeError as e:  # a wrongly typed value that make_config cannot take
+                        raise BssvaeError(f"sweep file {path}: grid[{i}]: {e}") from e
+                    same = next((r for r in runs if r.name == run.name), None)
+                    if same is not None and same != run:
+                        raise BssvaeError(f"sweep file {path}: grid[{i}] defines run {run.name} again with "
+                                          "other overrides; one run directory cannot hold both")
+                    if same is None:
                         runs.append(run)
     return runs, jobs
 
@@ -117,6 +131,22 @@ def _as_list(v) -> list:
 
 def _is_done(run: SweepRun) -> bool:
     return (results_dir(run.profile) / "runs" / run.name / "metrics.json").exists()
+
+
+def _check_finished_runs_match(runs: list[SweepRun]) -> None:
+    """A finished run counts as done only if it was trained with the sweep's settings for it."""
+    from .train import config_differences
+
+    stale = []
+    for run in runs:
+        if _is_done(run):
+            diff = config_differences(run.config, results_dir(run.profile) / "runs" / run.name)
+            if diff:
+                stale.append(f"{run.name} (differs in {diff})")
+    if stale:
+        raise BssvaeError("finished runs were trained with other settings than the sweep asks for: "
+                          + "; ".join(stale) + ". Move their run directories away to retrain them, "
+                          "or change the sweep file back")
 
 
 def _has_notebook(run: SweepRun) -> bool:
@@ -154,6 +184,36 @@ def _kernel_never_started(log: Path) -> bool:
     return _KERNEL_START_FAILURE in text
 
 
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+
+
+def _run_child(cmd, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run, with the process registered so that an interrupted sweep can stop it."""
+    with subprocess.Popen(cmd, **kwargs) as proc:
+        with _CHILDREN_LOCK:
+            _CHILDREN.add(proc)
+        try:
+            proc.wait()
+        finally:
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode)
+
+
+def _stop_children(grace_s: float = 10.0) -> None:
+    with _CHILDREN_LOCK:
+        children = list(_CHILDREN)
+    for proc in children:
+        proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in children:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def _execute(run: SweepRun, use_notebook: bool, threads: int, device_type: str) -> tuple[str, float, str]:
     nb_dir = results_dir(run.profile) / "notebooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
@@ -167,8 +227,7 @@ def _execute(run: SweepRun, use_notebook: bool, threads: int, device_type: str) 
     t0 = time.perf_counter()
     for attempt in range(1 + KERNEL_START_RETRIES):
         with open(log, "w") as f:
-            proc = subprocess.run(_command(run, use_notebook, tmp), env=env, stdout=f,
-                                  stderr=subprocess.STDOUT)
+            proc = _run_child(_command(run, use_notebook, tmp), env=env, stdout=f, stderr=subprocess.STDOUT)
         if proc.returncode == 0 or not _kernel_never_started(log):
             break
         time.sleep(1.0 + attempt)  # let the concurrent kernel that took the ports settle
@@ -197,6 +256,7 @@ def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = N
     n_jobs = check_int("jobs", jobs, minimum=1) if jobs is not None else jobs_spec.get(device_type, 1)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = max(1, cores // n_jobs)
+    _check_finished_runs_match(runs)
     todo = [r for r in runs if not _is_done(r)]
     n_train = len(todo)
     if use_notebook:  # finished runs trained elsewhere (e.g. a GPU machine) still get their executed notebook
@@ -213,7 +273,8 @@ def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = N
         return 0
     failures = 0
     t0 = time.perf_counter()
-    with cf.ThreadPoolExecutor(max_workers=n_jobs) as pool:
+    pool = cf.ThreadPoolExecutor(max_workers=n_jobs)
+    try:
         futures = {pool.submit(_execute, r, use_notebook, threads, device_type): r for r in todo}
         for fut in cf.as_completed(futures):
             run = futures[fut]
@@ -222,5 +283,14 @@ def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = N
             if status != "ok":
                 failures += 1
                 print("    " + tail.replace("\n", "\n    "), file=sys.stderr)
+    except KeyboardInterrupt:
+        # Queued runs must not start, and running ones stop: their checkpoints let the next sweep resume.
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_children()
+        print("sweep interrupted: running runs stopped, queued runs not started; run the same command "
+              "again to resume", file=sys.stderr, flush=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
     print(f"sweep finished in {time.perf_counter() - t0:.0f} s: {len(todo) - failures} ran, {failures} failed")
     return 1 if failures else 0

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
 from .config import TrainConfig
@@ -36,8 +37,8 @@ from .errors import BssvaeError, RunDirError, check_choice, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
 from .model import VAEBSS
-from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, project_root,
-                      provenance, results_dir)
+from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text,
+                      provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
 # Fields that may differ when a run is resumed elsewhere without changing its result.
@@ -202,13 +203,19 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(meta["config"])
 
 
+def config_differences(config: TrainConfig, run_dir: Path) -> list[str]:
+    """The settings in which ``config`` differs from the run stored in ``run_dir`` (those that matter
+    to the result: the device, checkpoint interval and compilation may change on resume)."""
+    existing = read_run_config(run_dir)
+    a = {k: v for k, v in existing.to_dict().items() if k not in _RESUME_FREE}
+    b = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
     if (run_dir / "config.json").exists():
-        existing = read_run_config(run_dir)
-        a = {k: v for k, v in existing.to_dict().items() if k not in _RESUME_FREE}
-        b = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
-        if a != b:
-            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        diff = config_differences(config, run_dir)
+        if diff:
             raise RunDirError(f"{run_dir} holds a run with another configuration (differs in {diff}); "
                               "choose another run directory or delete it")
     else:
@@ -217,8 +224,14 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
                                                     "bssvae_version": __version__, "config": config.to_dict()})
 
 
-def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[VAEBSS, TrainConfig]:
-    """Load a trained model from a run directory (safetensors; falls back to the last checkpoint)."""
+def load_model(run_dir: Path, device: str | torch.device = "cpu",
+               allow_partial: bool = False) -> tuple[VAEBSS, TrainConfig]:
+    """Load a trained model from a run directory.
+
+    Reads ``model.safetensors``, written when training ends, or else the last checkpoint if it holds
+    every epoch of the run (a run stopped between the two writes). A checkpoint of an unfinished run
+    is refused unless ``allow_partial``: scoring it would present a half-trained model as the run.
+    """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if config.method not in ("vae", "ae"):
@@ -234,6 +247,10 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[VAEBS
         ckpt = load_checkpoint(run_dir)
         if ckpt is None:
             raise RunDirError(f"{run_dir}: no model.safetensors and no checkpoint; the run has not trained yet")
+        if int(ckpt.get("epoch", 0)) < config.epochs and not allow_partial:
+            raise RunDirError(f"{run_dir}: training stopped after {int(ckpt.get('epoch', 0))} of {config.epochs} "
+                              "epochs (no model.safetensors); finish it first by running the same "
+                              "`bssvae train` command again, which resumes it")
         state = ckpt["model"]
     try:
         model.load_state_dict(state)
@@ -307,6 +324,9 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         return run_baseline(config, run_dir, task=task, write_results=write_results, resume=resume,
                             progress=progress, stop_after_epochs=stop_after_epochs)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    if not resume:  # a restart: the previous result must not outlive it if the restart is interrupted
+        for name in ("metrics.json", "model.safetensors", "examples.npz"):
+            (run_dir / name).unlink(missing_ok=True)
     if (run_dir / "metrics.json").exists() and resume:
         _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
         done = json.loads((run_dir / "metrics.json").read_text())
@@ -379,8 +399,9 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     if end_epoch < config.epochs:
         return {"run_dir": run_dir, "rows": [], "history": history, "completed": False}
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(run_dir / "model.safetensors"), metadata={"config": config.to_json()})
+    atomic_write_bytes(run_dir / "model.safetensors", save_safetensors(
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        metadata={"config": config.to_json()}))
     t_eval = time.perf_counter()
     rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device))
     eval_seconds = time.perf_counter() - t_eval
@@ -390,8 +411,9 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         str(device), config=config.to_dict(), seed=config.seed, train_seconds=train_seconds,
         eval_seconds=eval_seconds, wall_seconds_this_session=time.perf_counter() - wall0, precision=precision,
         resumed_from_epochs=resumed_from))
-    if write_results:
-        append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
+    if write_results:  # a retrained model invalidates the refined row of the model it replaces
+        stale = [dict(r, method="vaem-refined") for r in rows if r["method"] == "vaem"]
+        append_rows(results_dir(config.profile) / f"{task.name}.csv", rows, drop=stale)
     return {"run_dir": run_dir, "rows": rows, "history": history, "completed": True}
 
 
@@ -416,10 +438,7 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
     estimates = {"ae": s_hat} if not config.model.variational else {"vae": s_hat, "vaem": vaem(s_hat, x_cpu)}
     if refine_steps:
         estimates["vaem-refined"] = model.separate(x, mask=True, refine_steps=refine_steps)
-    try:
-        rel = str(Path(run_dir).resolve().relative_to(project_root()))
-    except ValueError:
-        rel = str(run_dir)
+    rel = run_dir_label(run_dir)
     rows = []
     for method, est in estimates.items():
         scores = task.evaluate(est)

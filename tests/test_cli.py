@@ -64,7 +64,25 @@ def _bad_inputs(tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"garbage"); cases["junk"] = ("junk.npy", "not a readable")
     (tmp_path / "x.txt").write_text("1"); cases["txt"] = ("x.txt", ".npy or .png")
     cases["missing"] = ("missing.npy", "does not exist")
+    np.save(tmp_path / "complex.npy", np.zeros((28, 28), np.complex64)); cases["complex"] = ("complex.npy", "real values")
+    noise = (np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(tmp_path / "whole.png")
+    whole = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    cases["truncated png"] = ("cut.png", "not a readable PNG")
+    (tmp_path / "dir.npy").mkdir(exist_ok=True); cases["directory"] = ("dir.npy", "is not a file")
     return cases
+
+
+def test_bad_outputs_exit_nonzero_with_message(run_dir, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.zeros((28, 28), np.float32))
+    (tmp_path / "taken.npy").mkdir()
+    for out, expected in [(tmp_path / "no" / "such" / "o.npy", "does not exist"),
+                          (tmp_path / "taken.npy", "is a directory")]:
+        assert main(["separate", "--run", str(run_dir), str(tmp_path / "in.npy"), str(out)]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, err
+    assert not (tmp_path / "no").exists()
 
 
 def test_bad_inputs_exit_nonzero_with_message(run_dir, tmp_path, capsys):
@@ -86,7 +104,15 @@ def test_bad_run_dir_and_options(tmp_path, capsys):
 
 
 def test_help_documents_every_option():
-    for cmd in ("train", "evaluate", "separate", "sweep"):
+    import argparse
+
+    from bssvae.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) >= {"train", "evaluate", "separate", "sweep"}
+    for cmd, parser in subparsers.choices.items():
+        for action in parser._actions:
+            assert action.help and action.help.strip(), (cmd, action.dest)
         out = subprocess.run([sys.executable, "-m", "bssvae", cmd, "--help"], capture_output=True, text=True)
         assert out.returncode == 0
         assert "usage" in out.stdout

@@ -18,6 +18,9 @@ def test_committed_sweeps_parse():
     ("profile: smoke\ngrid: [{methods: [wizard]}]\n", "method"),
     ("profile: smoke\ngrid: [{method: vae}]\n", "unknown keys"),
     ("[1, 2\n", "YAML"),
+    ("profile: smoke\ngrid: [{methods: [vae], overrides: {seed: 3}}]\n", r"overrides sets \['seed'\]"),
+    ("profile: smoke\ngrid: [{methods: [vae], overrides: {model: {latent: 3}}}]\n", r"model: unknown keys \['latent'\]"),
+    ("profile: smoke\ngrid: [{seeds: [0]}, {seeds: [0], overrides: {epochs: 3}}]\n", "again with other overrides"),
 ])
 def test_bad_sweep_files(tmp_path, text, match):
     p = tmp_path / "s.yaml"
@@ -58,7 +61,7 @@ def test_sweep_retries_only_a_kernel_that_never_started(project, monkeypatch, fi
             return subprocess.CompletedProcess(cmd, 1)
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep, "_run_child", fake_run)
     monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
     got, _, tail = sweep._execute(run, False, 1, "cpu")
     assert (got, len(seen)) == (status, calls)
@@ -78,7 +81,7 @@ def test_sweep_gives_up_on_a_kernel_that_never_starts(project, monkeypatch):
         stdout.write("RuntimeError: Kernel died before replying to kernel_info\n")
         return subprocess.CompletedProcess(cmd, 1)
 
-    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep, "_run_child", fake_run)
     monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
     got, _, tail = sweep._execute(run, False, 1, "cpu")
     assert got == "failed" and len(seen) == 1 + sweep.KERNEL_START_RETRIES and "kernel_info" in tail
@@ -100,8 +103,36 @@ def test_a_successful_rerun_removes_the_failed_notebook(project, monkeypatch):
         stdout.write("ValueError: a cell failed\n")
         return subprocess.CompletedProcess(cmd, next(outcomes))
 
-    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep, "_run_child", fake_run)
     failed = results_dir(run.profile) / "notebooks" / f"{run.name}.failed.ipynb"
     assert sweep._execute(run, True, 1, "cpu")[0] == "failed" and failed.exists()
     assert sweep._execute(run, True, 1, "cpu")[0] == "ok"
     assert not failed.exists() and (failed.parent / f"{run.name}.ipynb").exists()
+
+
+def test_a_finished_run_with_other_settings_is_not_skipped_silently(project):
+    p = project / "s.yaml"
+    base = "profile: smoke\ngrid:\n  - seeds: [0]\n    overrides: {epochs: 1, max_train_images: 1024, n_test: 50"
+    p.write_text(base + "}\n")
+    assert run_sweep(p, use_notebook=False) == 0
+    p.write_text(base + ", lr: 0.002}\n")
+    with pytest.raises(BssvaeError, match=r"mnist-vae-K2-M2-seed0 \(differs in \['lr'\]\)"):
+        run_sweep(p, use_notebook=False)
+
+
+def test_an_interrupted_sweep_starts_no_queued_run(project, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) in the first run: the queued runs are cancelled, not trained."""
+    from bssvae import sweep
+
+    p = project / "s.yaml"
+    p.write_text("profile: smoke\ngrid: [{seeds: [0, 1, 2, 3]}]\n")
+    started = []
+
+    def interrupted(run, *args):
+        started.append(run.name)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "_execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(p, jobs=1, use_notebook=False)
+    assert len(started) == 1

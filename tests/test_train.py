@@ -169,3 +169,51 @@ def test_bf16_and_compile_train_like_fp32(project, variant):
     vaem = next(r for r in other["rows"] if r["method"] == "vaem")
     assert abs(vaem["psnr"] - vaem_ref["psnr"]) < 1.0, (vaem["psnr"], vaem_ref["psnr"])
     assert abs(vaem["ssim"] - vaem_ref["ssim"]) < 0.05, (vaem["ssim"], vaem_ref["ssim"])
+
+
+def test_an_unfinished_run_is_not_loaded_as_if_trained(project):
+    """A checkpoint short of the run's epochs is refused by load_model (and so by evaluate and separate)."""
+    from bssvae.cli import main
+
+    config = make_config("smoke", epochs=2, **SMALL)
+    part = train(config, project / "part", progress=False, stop_after_epochs=1, write_results=False)
+    with pytest.raises(RunDirError, match="stopped after 1 of 2 epochs"):
+        load_model(part["run_dir"])
+    assert load_model(part["run_dir"], allow_partial=True)[0] is not None
+    assert main(["evaluate", "--run", str(part["run_dir"]), "--write"]) == 2
+    assert not (part["run_dir"] / "metrics.json").exists()  # the run still resumes
+    assert train(config, project / "part", progress=False, write_results=False)["completed"]
+
+
+def test_an_interrupted_restart_does_not_leave_the_old_result(project):
+    config = make_config("smoke", epochs=2, **SMALL)
+    done = train(config, progress=False)
+    again = train(config, resume=False, progress=False, stop_after_epochs=1)
+    assert not again["completed"]
+    assert not (done["run_dir"] / "metrics.json").exists() and not (done["run_dir"] / "model.safetensors").exists()
+    finished = train(config, progress=False)  # resumes the restart, not the old run
+    assert finished["completed"] and finished["rows"][0]["psnr"] == done["rows"][0]["psnr"]
+
+
+def test_retraining_in_another_directory_replaces_the_row_with_a_warning(project):
+    config = make_config("smoke", epochs=1, **SMALL)
+    csv = project / "results" / "smoke" / "mnist.csv"
+    first = train(config, progress=False)
+    pd.concat([pd.read_csv(csv), pd.read_csv(csv).query("method == 'vaem'").assign(method="vaem-refined")]
+              ).to_csv(csv, index=False)
+    with pytest.warns(UserWarning, match="is replaced by that of"):
+        train(config, project / "elsewhere", progress=False)
+    df = pd.read_csv(csv)
+    assert sorted(df["method"]) == ["vae", "vaem"]  # the old model's refined row went with it
+    assert set(df["run_dir"]) == {"elsewhere"} and first["run_dir"] != project / "elsewhere"
+
+
+def test_result_files_are_readable_by_others(project):
+    old = os.umask(0o022)
+    try:
+        run = train(make_config("smoke", epochs=1, **SMALL), progress=False)["run_dir"]
+    finally:
+        os.umask(old)
+    for name in ("metrics.json", "config.json", "model.safetensors"):
+        assert (run / name).stat().st_mode & 0o777 == 0o644, name
+    assert (project / "results" / "smoke" / "mnist.csv").stat().st_mode & 0o777 == 0o644

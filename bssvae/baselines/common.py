@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 
 from ..errors import BssvaeError
-from ..results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, project_root,
-                       provenance, results_dir)
+from ..results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text,
+                       provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
 #: Columns of ``history.csv`` (the training notebook plots loss, recon and kl).
@@ -81,13 +81,6 @@ def read_history(run_dir: Path) -> list[dict]:
     return pd.read_csv(path).to_dict("records")
 
 
-def _relative(run_dir: Path) -> str:
-    try:
-        return str(Path(run_dir).resolve().relative_to(project_root()))
-    except ValueError:
-        return str(run_dir)
-
-
 def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], run_dir=None, task=None,
                write_results: bool = True, resume: bool = True, progress: bool = False,
                stop_after_epochs: int | None = None, settings: dict | None = None) -> dict[str, Any]:
@@ -132,7 +125,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
     ran_on = out.device or str(device)
     row = {"method": config.method, "n_sources": config.n_sources, "n_digits": config.n_digits,
            "seed": config.seed, "epochs": int(out.epochs), **scores.summary(),
-           "train_seconds": round(float(out.train_seconds), 2), "device": ran_on, "run_dir": _relative(run_dir)}
+           "train_seconds": round(float(out.train_seconds), 2), "device": ran_on, "run_dir": run_dir_label(run_dir)}
     rows = [row]
     n = min(getattr(task, "n_examples", N_EXAMPLES), x.shape[0])
     examples = {"x": x[:n].detach().cpu().numpy(), "s": s[:n].detach().cpu().numpy(), config.method: est[:n].numpy()}
