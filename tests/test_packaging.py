@@ -3,6 +3,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +121,24 @@ def test_refinement_ablation_numbers_come_from_its_json():
     assert (best["lr"], best["prior_weight"]) == (REFINE_LR, REFINE_PRIOR)
     assert REFINE_STEPS == 100 and "without the prior term" in text and "step 0.1" in text
     assert f"({at(100):.2f} dB, from {at(0):.2f} without refinement; 200 steps: {at(200):.2f})" in text
+
+
+def test_metric_conventions_reproduce_the_committed_rows():
+    """The conventions ablation's own columns equal the results tables' (same estimates, same scoring)."""
+    import json
+
+    import pandas as pd
+
+    conv = json.loads((ROOT / "results" / "ablations" / "metric-conventions" / "conventions.json").read_text())
+    assert len(conv["rows"]) == 10
+    for r in conv["rows"]:
+        table = pd.read_csv(ROOT / "results" / Path(r["run"]).parts[1] / "mnist.csv")
+        row = table[(table["method"] == r["method"]) & (table["n_sources"] == r["n_sources"])
+                    & (table["seed"] == r["seed"])].iloc[0]
+        assert r["psnr"]["ours: digit scale, mean over images"] == pytest.approx(row["psnr"], abs=1e-6)
+        assert r["psnr"]["halved: mean over images"] == pytest.approx(row["psnr_halved"], abs=1e-6)
+        assert r["ssim"]["ours: digit scale, 7x7 uniform window, data range 1"] == pytest.approx(row["ssim"], abs=1e-6)
+        assert r["ssim"]["halved: 7x7 uniform window, data range 1"] == pytest.approx(row["ssim_halved"], abs=1e-6)
 
 
 def _mean_ci_text(values, digits: int = 2) -> str:
