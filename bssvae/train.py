@@ -325,8 +325,11 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
                             progress=progress, stop_after_epochs=stop_after_epochs)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if not resume:  # a restart: the previous result must not outlive it if the restart is interrupted
-        for name in ("metrics.json", "model.safetensors", "examples.npz"):
-            (run_dir / name).unlink(missing_ok=True)
+        _prepare_run_dir(config, run_dir)  # first refuse a directory that holds another configuration
+        for path in [run_dir / n for n in ("metrics.json", "model.safetensors", "examples.npz", "checkpoint.json")]:
+            path.unlink(missing_ok=True)
+        for path in run_dir.glob("checkpoint-*.pt"):
+            path.unlink()
     if (run_dir / "metrics.json").exists() and resume:
         _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
         done = json.loads((run_dir / "metrics.json").read_text())

@@ -191,6 +191,11 @@ def test_an_interrupted_restart_does_not_leave_the_old_result(project):
     again = train(config, resume=False, progress=False, stop_after_epochs=1)
     assert not again["completed"]
     assert not (done["run_dir"] / "metrics.json").exists() and not (done["run_dir"] / "model.safetensors").exists()
+    assert load_checkpoint(done["run_dir"])["epoch"] == 1  # the restart's own checkpoint, not the old run's
+    other = make_config("smoke", epochs=2, lr=0.01, **SMALL)
+    with pytest.raises(RunDirError, match="another configuration"):  # refused before anything is deleted
+        train(other, done["run_dir"], resume=False, progress=False)
+    assert (done["run_dir"] / "checkpoint.json").exists()
     finished = train(config, progress=False)  # resumes the restart, not the old run
     assert finished["completed"] and finished["rows"][0]["psnr"] == done["rows"][0]["psnr"]
 
@@ -208,12 +213,12 @@ def test_retraining_in_another_directory_replaces_the_row_with_a_warning(project
     assert set(df["run_dir"]) == {"elsewhere"} and first["run_dir"] != project / "elsewhere"
 
 
-def test_result_files_are_readable_by_others(project):
-    old = os.umask(0o022)
-    try:
-        run = train(make_config("smoke", epochs=1, **SMALL), progress=False)["run_dir"]
-    finally:
-        os.umask(old)
+def test_result_files_get_the_umask_mode_not_0600(project):
+    from bssvae import results
+
+    expected = 0o666 & ~results._UMASK  # what open() would give; mkstemp alone gives 0o600
+    assert expected != 0o600
+    run = train(make_config("smoke", epochs=1, **SMALL), progress=False)["run_dir"]
     for name in ("metrics.json", "config.json", "model.safetensors"):
-        assert (run / name).stat().st_mode & 0o777 == 0o644, name
-    assert (project / "results" / "smoke" / "mnist.csv").stat().st_mode & 0o777 == 0o644
+        assert (run / name).stat().st_mode & 0o777 == expected, name
+    assert (project / "results" / "smoke" / "mnist.csv").stat().st_mode & 0o777 == expected
