@@ -189,7 +189,8 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not run_dir.is_dir():
-        raise RunDirError(f"run directory {run_dir} does not exist")
+        raise RunDirError(f"run directory {run_dir} " + ("is a file, not a directory" if run_dir.exists()
+                                                        else "does not exist"))
     if not path.exists():
         raise RunDirError(f"{run_dir} is not a bssvae run directory (no config.json)")
     try:
@@ -200,6 +201,8 @@ def read_run_config(run_dir: Path) -> TrainConfig:
         got = meta.get("format_version") if isinstance(meta, dict) else None
         raise RunDirError(f"{run_dir}: run-directory format {got!r} is not the supported "
                           f"{RUN_FORMAT_VERSION} (written by another bssvae version)")
+    if not isinstance(meta.get("config"), dict):
+        raise RunDirError(f"{path}: has no 'config' mapping; not a bssvae run directory")
     return TrainConfig.from_dict(meta["config"])
 
 
@@ -332,7 +335,12 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
             path.unlink()
     if (run_dir / "metrics.json").exists() and resume:
         _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
-        done = json.loads((run_dir / "metrics.json").read_text())
+        try:
+            done = json.loads((run_dir / "metrics.json").read_text())
+            done["rows"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise RunDirError(f"{run_dir / 'metrics.json'}: unreadable ({e}); delete it to evaluate the run "
+                              "again from its weights, or use --restart") from e
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}

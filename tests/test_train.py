@@ -222,3 +222,18 @@ def test_result_files_get_the_umask_mode_not_0600(project):
     for name in ("metrics.json", "config.json", "model.safetensors"):
         assert (run / name).stat().st_mode & 0o777 == expected, name
     assert (project / "results" / "smoke" / "mnist.csv").stat().st_mode & 0o777 == expected
+
+
+def test_broken_run_files_are_named(project, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(RunDirError, match="is a file, not a directory"):
+        read_run_config(tmp_path / "afile")
+    (tmp_path / "noconf").mkdir()
+    (tmp_path / "noconf" / "config.json").write_text('{"format_version": 1}')
+    with pytest.raises(RunDirError, match="no 'config' mapping"):
+        read_run_config(tmp_path / "noconf")
+    config = make_config("smoke", epochs=1, **SMALL)
+    run = train(config, progress=False, write_results=False)["run_dir"]
+    (run / "metrics.json").write_text("{not json")
+    with pytest.raises(RunDirError, match="metrics.json: unreadable"):
+        train(config, progress=False, write_results=False)
