@@ -252,6 +252,8 @@ def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = N
     runs, jobs_spec = load_sweep(sweep_file, profile)
     if only:
         runs = [r for r in runs if only in r.name]
+        if not runs:
+            raise BssvaeError(f"--only: no run of {sweep_file} has {only!r} in its name")
     device_type = "cuda" if torch.cuda.is_available() else "cpu"
     n_jobs = check_int("jobs", jobs, minimum=1) if jobs is not None else jobs_spec.get(device_type, 1)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -136,3 +136,10 @@ def test_an_interrupted_sweep_starts_no_queued_run(project, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_sweep(p, jobs=1, use_notebook=False)
     assert len(started) == 1
+
+
+def test_only_that_matches_nothing_is_an_error(project):
+    p = project / "s.yaml"
+    p.write_text("profile: smoke\ngrid: [{seeds: [0]}]\n")
+    with pytest.raises(BssvaeError, match="--only: no run"):
+        run_sweep(p, use_notebook=False, only="seed7", dry_run=True)
