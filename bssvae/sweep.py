@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -52,7 +53,7 @@ class SweepRun:
     n_digits: int
     overrides: tuple
 
-    @property
+    @functools.cached_property  # built once per run: name, validation and the finished-run check read it
     def config(self):
         return make_config(self.profile, task=self.task, method=self.method, n_sources=self.n_sources,
                            seed=self.seed, n_digits=self.n_digits, **dict(self.overrides))

@@ -50,9 +50,6 @@ src, dest = Path(sys.argv[1]), Path(sys.argv[2])
 for old in dest.glob("*.ipynb"):
     old.unlink()
 notebooks = sorted(p for p in src.glob("*.ipynb") if not p.name.startswith(".")) if src.is_dir() else []
-# A failed run's notebook is shown only while no successful run of the same name replaces it.
-notebooks = [p for p in notebooks
-             if not (p.name.endswith(".failed.ipynb") and (src / p.name.replace(".failed.ipynb", ".ipynb")).exists())]
 for path in notebooks:
     nb = nbformat.read(path, as_version=4)
     # Every run shares the training notebook's title; give each its run name (the page title)
