@@ -32,6 +32,13 @@ SSIM_CONVENTIONS = {
         1.0, 1.0, dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)),
     "halved, 3x3 uniform window": (1.0, 1.0, dict(win_size=3)),
     "halved, 7x7x7 window over the stacked test images (a batch passed as one volume)": (1.0, 1.0, "volume"),
+    # scikit-image averages the SSIM map only where the window fits inside the image (22 x 22 of 28 x 28
+    # for 7 x 7, 18 x 18 for the Gaussian). SSIMs that pad the image instead (PyTorch code of the
+    # paper's time, kornia's padding="same") average the whole map, blank borders included.
+    "halved, 7x7 uniform window, mean over the whole 28x28 map (borders padded by reflection)": (
+        1.0, 1.0, dict(full_map=True)),
+    "halved, Gaussian window sigma 1.5, mean over the whole 28x28 map (borders padded by reflection)": (
+        1.0, 1.0, dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full_map=True)),
 }
 
 
@@ -39,6 +46,10 @@ def ssim_mean(ref: np.ndarray, est: np.ndarray, scale: float, data_range: float,
     ref, est = ref * scale, est * scale
     if kwargs == "volume":
         return float(structural_similarity(ref, est, data_range=data_range))
+    kwargs = dict(kwargs)
+    if kwargs.pop("full_map", False):  # the SSIM map (filtered with reflected borders), averaged whole
+        return float(np.mean([structural_similarity(r, e, data_range=data_range, full=True, **kwargs)[1].mean()
+                              for r, e in zip(ref, est)]))
     return float(np.mean([structural_similarity(r, e, data_range=data_range, **kwargs) for r, e in zip(ref, est)]))
 
 
