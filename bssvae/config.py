@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from .errors import BssvaeError, check_choice, check_int
 TASKS = ("mnist", "audio")
 METHODS = ("vae", "ae")  # trained by bssvae.train; baselines register more in bssvae.baselines
 PRECISIONS = ("auto", "fp32", "bf16")
+#: Devices a run may name: ``auto`` (the GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
 
@@ -121,6 +124,7 @@ class TrainConfig:
                               ("n_test", 1)):  # stored as int: a seed of 1.0 names the run "seed1", not "seed1.0"
             object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=minimum))
         check_choice("precision", self.precision, PRECISIONS)
+        check_device_name(self.device)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
             v = getattr(self, name)
@@ -212,6 +216,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "audio": dict(n_test=1000),  # 102 test notes make ~4600 distinct pairs, not 5000
     },
 }
+
+
+def check_device_name(name: Any) -> str:
+    """``name`` if it is a device a run may name (:data:`DEVICE_PATTERN`), else a BssvaeError naming it.
+
+    Checked when the config is built, so that a bad name fails even where nothing trains (a
+    finished run) and whether a GPU is present is only asked when the run starts.
+    """
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise BssvaeError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    return name
 
 
 def profile_names() -> list[str]:

@@ -32,12 +32,12 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
-from .config import TrainConfig
+from .config import TrainConfig, check_device_name
 from .errors import BssvaeError, RunDirError, check_choice, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
 from .model import VAEBSS
-from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text,
+from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_vector_flags,
                       provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
@@ -51,14 +51,14 @@ class TrainingError(BssvaeError):
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks the GPU when one is present, else the CPU."""
-    if name == "auto":
+    if check_device_name(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise BssvaeError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}") from e
+    dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BssvaeError(f"device: {name!r} was asked for but no CUDA GPU is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise BssvaeError(f"device: {name!r} was asked for but there are {torch.cuda.device_count()} GPUs "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return dev
 
 
@@ -72,12 +72,7 @@ def configure_threads() -> None:
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AMX or AVX512-BF16 in /proc/cpuinfo's flags)."""
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+    return any(f in cpu_vector_flags() for f in ("amx_bf16", "avx512_bf16"))
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

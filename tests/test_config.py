@@ -39,6 +39,8 @@ def test_roundtrip():
     (dict(lr=-1.0), "lr"),
     (dict(epochs=0), "epochs"),
     (dict(precision="fp8"), "precision"),
+    (dict(device="tpu"), "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+    (dict(device="cuda:first"), "device: expected"),
     (dict(lr_decay=1.5), "lr_decay"),
     (dict(lr_decay=0.0), "lr_decay"),
     (dict(n_digits=3, n_test=5000), "n_test: at most 3333 test mixtures of 3 digits"),

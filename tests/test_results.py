@@ -1,6 +1,6 @@
 import pandas as pd
 
-from bssvae.results import append_rows, atomic_write_text, provenance
+from bssvae.results import VECTOR_FLAGS, append_rows, atomic_write_text, cpu_vector_flags, provenance
 
 
 def _row(method, seed, psnr):
@@ -38,3 +38,15 @@ def test_read_run_rows(tmp_path):
     assert read_run_rows(tmp_path) is None
     atomic_write_json(tmp_path / "metrics.json", {"rows": [{"method": "vaem", "psnr": 19.0}], "eval_seconds": 1.0})
     assert read_run_rows(tmp_path) == [{"method": "vaem", "psnr": 19.0}]
+
+
+def test_hardware_names_the_vector_instructions(tmp_path):
+    """Provenance says which vector ISA the CPU has: fp32 vs bf16 speed depends on it (AVX2 vs AMX)."""
+    hw = provenance("cpu")["hardware"]
+    assert isinstance(hw["cpu_capability"], str) and hw["cpu_capability"]
+    assert set(hw["cpu_flags"]) <= set(VECTOR_FLAGS)
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 fma avx2 avx512f amx_tile amx_bf16 avx512_bf16x\n"
+                    "processor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_vector_flags(info) == ["fma", "avx2", "avx512f", "amx_tile", "amx_bf16"]  # first CPU's; exact names
+    assert cpu_vector_flags(tmp_path / "absent") == []

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from bssvae.config import make_config
-from bssvae.errors import RunDirError
+from bssvae.errors import BssvaeError, RunDirError
 from bssvae.metrics import evaluate_images
-from bssvae.train import default_run_dir, load_checkpoint, load_model, lr_at, read_run_config, train
+from bssvae.train import (default_run_dir, load_checkpoint, load_model, lr_at, read_run_config,
+                           resolve_device, train)
 
 SMALL = dict(max_train_images=2048, n_test=200)
 
@@ -237,3 +238,18 @@ def test_broken_run_files_are_named(project, tmp_path):
     (run / "metrics.json").write_text("{not json")
     with pytest.raises(RunDirError, match="metrics.json: unreadable"):
         train(config, progress=False, write_results=False)
+
+
+def test_resolve_device_names_what_is_missing(monkeypatch):
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(BssvaeError, match="device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(BssvaeError, match="no CUDA GPU is available"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(BssvaeError, match=r"'cuda:2' was asked for but there are 2 GPUs \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
