@@ -136,12 +136,16 @@ def _is_done(run: SweepRun) -> bool:
 
 def _check_finished_runs_match(runs: list[SweepRun]) -> None:
     """A finished run counts as done only if it was trained with the sweep's settings for it."""
+    from .baselines.common import resolve_settings, settings_differences
     from .train import config_differences
 
     stale = []
     for run in runs:
         if _is_done(run):
-            diff = config_differences(run.config, results_dir(run.profile) / "runs" / run.name)
+            run_dir = results_dir(run.profile) / "runs" / run.name
+            diff = config_differences(run.config, run_dir)
+            if not diff and run.config.method not in ("vae", "ae"):  # and the method's own settings
+                diff = settings_differences(resolve_settings(run.config), run_dir)
             if diff:
                 stale.append(f"{run.name} (differs in {diff})")
     if stale:

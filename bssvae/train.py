@@ -7,9 +7,10 @@ A run directory holds everything about one run::
     checkpoint.json    names the current checkpoint and its sha256: a corrupt one is detected
     history.csv        loss, reconstruction, KL, beta, learning rate and seconds per epoch
     model.safetensors  final weights (safetensors: loading runs no code)
-    metrics.json       test scores of each method row (vae and vaem, or ae)
     examples.npz       a few test mixtures with their true and estimated sources (for figures)
     provenance.json    command, seed, commit, package versions, hardware, wall time
+    metrics.json       test scores of each method row (vae and vaem, or ae); written last, so it
+                       means the run is finished
 
 Killing a run at any moment loses at most the epochs since its last checkpoint: run it again
 with the same directory and it resumes, reaching the same final weights as an uninterrupted run.
@@ -210,6 +211,38 @@ def config_differences(config: TrainConfig, run_dir: Path) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+#: What a run writes besides config.json; a restart removes all of it (and checkpoint-*.pt) first.
+RUN_OUTPUTS = ("metrics.json", "provenance.json", "model.safetensors", "examples.npz", "audio_examples.npz",
+               "checkpoint.json", "history.csv", "settings.json")
+
+
+def clear_run_outputs(config: TrainConfig, run_dir: Path) -> None:
+    """Start ``run_dir`` over for ``config``: the previous result must not outlive an interrupted restart.
+
+    Refuses (before deleting anything) a directory that holds another configuration.
+    """
+    _prepare_run_dir(config, run_dir)
+    for name in RUN_OUTPUTS:
+        (run_dir / name).unlink(missing_ok=True)
+    for path in run_dir.glob("checkpoint-*.pt"):
+        path.unlink()
+
+
+def read_finished(run_dir: Path) -> dict | None:
+    """The ``metrics.json`` of a finished run (written last, so its presence means finished), else None."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        done = json.loads(path.read_text())
+        if not isinstance(done["rows"], list):
+            raise TypeError(f"'rows' is a {type(done['rows']).__name__}, not a list")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"{path}: unreadable ({e}); delete it to evaluate the run again from its "
+                          "weights, or use --restart") from e
+    return done
+
+
 def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
     if (run_dir / "config.json").exists():
         diff = config_differences(config, run_dir)
@@ -322,20 +355,11 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         return run_baseline(config, run_dir, task=task, write_results=write_results, resume=resume,
                             progress=progress, stop_after_epochs=stop_after_epochs)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    if not resume:  # a restart: the previous result must not outlive it if the restart is interrupted
-        _prepare_run_dir(config, run_dir)  # first refuse a directory that holds another configuration
-        for path in [run_dir / n for n in ("metrics.json", "model.safetensors", "examples.npz", "checkpoint.json")]:
-            path.unlink(missing_ok=True)
-        for path in run_dir.glob("checkpoint-*.pt"):
-            path.unlink()
-    if (run_dir / "metrics.json").exists() and resume:
+    if not resume:
+        clear_run_outputs(config, run_dir)
+    done = read_finished(run_dir)
+    if done is not None:
         _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
-        try:
-            done = json.loads((run_dir / "metrics.json").read_text())
-            done["rows"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise RunDirError(f"{run_dir / 'metrics.json'}: unreadable ({e}); delete it to evaluate the run "
-                              "again from its weights, or use --restart") from e
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
@@ -412,11 +436,12 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device))
     eval_seconds = time.perf_counter() - t_eval
     write_npz(run_dir / "examples.npz", examples)
-    atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds})
     atomic_write_json(run_dir / "provenance.json", provenance(
         str(device), config=config.to_dict(), seed=config.seed, train_seconds=train_seconds,
         eval_seconds=eval_seconds, wall_seconds_this_session=time.perf_counter() - wall0, precision=precision,
         resumed_from_epochs=resumed_from))
+    # metrics.json last: it marks the run finished, so nothing of the run may be missing once it exists
+    atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds})
     if write_results:  # a retrained model invalidates the refined row of the model it replaces
         stale = [dict(r, method="vaem-refined") for r in rows if r["method"] == "vaem"]
         append_rows(results_dir(config.profile) / f"{task.name}.csv", rows, drop=stale)

@@ -1,4 +1,5 @@
 """Baselines: NMF, GLO, MixIT and the oracle masks, run through the same contract as train()."""
+import itertools
 import json
 import types
 
@@ -10,7 +11,8 @@ import torch
 from bssvae.baselines import (ALL_METHODS, BASELINE_METHODS, baseline_config, method_settings, run_baseline)
 from bssvae.config import TrainConfig, make_config
 from bssvae.data import MnistTask
-from bssvae.errors import BssvaeError
+from bssvae.errors import BssvaeError, RunDirError
+from bssvae.losses import laplace_nll
 from bssvae.results import RESULT_COLUMNS
 
 TINY = dict(max_train_images=1024, n_test=60, batch_size=64, checkpoint_every_s=0)
@@ -129,11 +131,15 @@ def test_mixit_loss_picks_the_best_assignment():
     swapped = mixit_loss(est, refs.flip(1))  # the loss is invariant to the order of the mixtures
     assert torch.allclose(swapped.loss, torch.zeros(4), atol=1e-5)
     assert torch.equal(swapped.assignment, torch.tensor([[1, 0, 1]] * 4))
-    # Any other assignment is worse: the minimum is taken over all 2^K.
-    brute = min(float((refs[:, 0] - est[:, [k for k in range(3) if c[k] == 0]].sum(1)).abs().sum()
-                      + (refs[:, 1] - est[:, [k for k in range(3) if c[k] == 1]].sum(1)).abs().sum())
-                for c in [(0, 0, 1), (1, 1, 0), (0, 0, 0)])
-    assert brute > 1.0
+    # On arbitrary estimates, the loss is the minimum over all 2^K assignments, found by brute force.
+    noisy = est + 0.3 * torch.rand(est.shape, generator=g)
+    brute = torch.stack([
+        sum(laplace_nll(refs[:, j], noisy[:, [k for k in range(3) if c[k] == j]].sum(1)) for j in (0, 1))
+        for c in itertools.product((0, 1), repeat=3)], dim=1)  # (B, 8)
+    out = mixit_loss(noisy, refs)
+    assert torch.allclose(out.loss, brute.min(dim=1).values)
+    best = [list(itertools.product((0, 1), repeat=3))[i] for i in brute.argmin(dim=1).tolist()]
+    assert out.assignment.tolist() == [list(c) for c in best]
     with pytest.raises(BssvaeError):
         mixit_loss(est, refs[:, :, :5])
 
@@ -179,3 +185,64 @@ def test_glo_observed_digits_never_appear_in_its_mixtures():
     assert len(seen_clean) == 100 and len(seen_mixed) == 100 and not seen_clean & seen_mixed
     with pytest.raises(BssvaeError, match="no clean training sources"):
         glo_data(types.SimpleNamespace(name="audio"), torch.Generator())
+
+
+def test_a_baseline_restart_removes_the_old_result(project, task):
+    """An interrupted restart must not bring the previous result back as the run's (as for the VAE)."""
+    c = cfg("mixit", epochs=2)
+    first = run_baseline(c, run_dir=project / "r", task=task, write_results=False)
+    restart = run_baseline(c, run_dir=project / "r", task=task, write_results=False, resume=False,
+                           stop_after_epochs=1)
+    assert not restart["completed"]
+    assert not (project / "r" / "metrics.json").exists() and not (project / "r" / "provenance.json").exists()
+    assert json.loads((project / "r" / "checkpoint.json").read_text())["epoch"] == 1
+    again = run_baseline(c, run_dir=project / "r", task=task, write_results=False)
+    assert again["completed"] and again["rows"][0]["psnr"] == pytest.approx(first["rows"][0]["psnr"], abs=1e-6)
+
+
+def test_a_run_with_other_method_settings_is_refused(project, task):
+    """Settings beyond the config (NMF's iterations here) are part of a run: a finished run or a checkpoint
+    made with others is not returned or resumed as if it were this one."""
+    c, d = cfg("nmf"), project / "nmf-settings"
+    run_baseline(c, run_dir=d, task=task, settings={"n_fit": 200, "max_iter": 5}, write_results=False)
+    assert json.loads((d / "settings.json").read_text())["max_iter"] == 5
+    same = run_baseline(c, run_dir=d, task=task, settings={"n_fit": 200, "max_iter": 5}, write_results=False)
+    assert same["completed"]
+    with pytest.raises(RunDirError, match=r"other method settings \(differs in \['max_iter'\]\)"):
+        run_baseline(c, run_dir=d, task=task, settings={"n_fit": 200, "max_iter": 6}, write_results=False)
+    (d / "settings.json").unlink()  # a run from before settings.json: metrics.json's record is used
+    with pytest.raises(RunDirError, match=r"differs in \['max_iter'\]"):
+        run_baseline(c, run_dir=d, task=task, settings={"n_fit": 200, "max_iter": 6}, write_results=False)
+    redo = run_baseline(c, run_dir=d, task=task, settings={"n_fit": 200, "max_iter": 6}, write_results=False,
+                        resume=False)
+    assert redo["completed"] and json.loads((d / "metrics.json").read_text())["settings"]["max_iter"] == 6
+    m = cfg("mixit", epochs=2)  # an interrupted run resumes only with the settings it started with
+    run_baseline(m, run_dir=project / "mixit-settings", task=task, stop_after_epochs=1)
+    with pytest.raises(RunDirError, match=r"differs in \['input_norm'\]"):
+        run_baseline(m, run_dir=project / "mixit-settings", task=task, settings={"input_norm": False})
+
+
+def test_a_baseline_run_is_finished_only_once_everything_is_written(project, task, monkeypatch):
+    """metrics.json marks a run finished, so it is written last: an interruption just before it loses
+    nothing (here, while writing the provenance) and the next call completes the run."""
+    from bssvae.baselines import common
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    d = project / "ibm-order"
+    with monkeypatch.context() as mp:
+        mp.setattr(common, "provenance", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_baseline(cfg("ibm"), run_dir=d, task=task, write_results=False)
+    assert (d / "examples.npz").exists() and not (d / "metrics.json").exists()
+    done = run_baseline(cfg("ibm"), run_dir=d, task=task, write_results=False)
+    assert done["completed"] and (d / "provenance.json").exists()
+
+
+def test_an_unreadable_baseline_result_is_named(project, task):
+    d = project / "irm-corrupt"
+    run_baseline(cfg("irm"), run_dir=d, task=task, write_results=False)
+    (d / "metrics.json").write_text('{"rows": ')
+    with pytest.raises(RunDirError, match=r"metrics.json: unreadable"):
+        run_baseline(cfg("irm"), run_dir=d, task=task, write_results=False)

@@ -120,6 +120,20 @@ def test_a_finished_run_with_other_settings_is_not_skipped_silently(project):
         run_sweep(p, use_notebook=False)
 
 
+def test_a_finished_baseline_run_with_other_method_settings_is_not_skipped_silently(project, monkeypatch):
+    """A baseline's own settings (NMF's iterations here) changed since the run finished: refused, named."""
+    from bssvae import baselines
+
+    p = project / "s.yaml"
+    p.write_text("profile: smoke\ngrid:\n  - methods: [nmf]\n    seeds: [0]\n"
+                 "    overrides: {max_train_images: 1024, n_test: 50}\n")
+    assert run_sweep(p, use_notebook=False) == 0
+    assert run_sweep(p, use_notebook=False) == 0  # finished, same settings: skipped
+    monkeypatch.setitem(baselines.METHOD_SETTINGS["nmf"], "smoke", dict(n_fit=1000, max_iter=150))
+    with pytest.raises(BssvaeError, match=r"mnist-nmf-K2-M2-seed0 \(differs in \['max_iter'\]\)"):
+        run_sweep(p, use_notebook=False)
+
+
 def test_an_interrupted_sweep_starts_no_queued_run(project, monkeypatch):
     """Ctrl-C (KeyboardInterrupt) in the first run: the queued runs are cancelled, not trained."""
     from bssvae import sweep

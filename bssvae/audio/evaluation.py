@@ -92,7 +92,8 @@ def bss_eval(estimates, references, mixture=None, chunk: int = 64) -> AudioScore
         :class:`AudioScores` (see the module docstring for the protocol).
 
     Raises:
-        BssvaeError: for mismatched shapes, non-finite values, or a silent reference.
+        BssvaeError: for mismatched shapes, non-finite values, a silent reference, or references
+            that are linearly dependent (SI-SIR and SI-SAR project onto their span).
     """
     import fast_bss_eval
 
@@ -116,9 +117,15 @@ def bss_eval(estimates, references, mixture=None, chunk: int = 64) -> AudioScore
         sl = slice(s, min(b, s + chunk))
         matched, assign = match_waveforms(est[sl], ref[sl])
         assignment[sl] = assign
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sdr, sir, sar = fast_bss_eval.si_bss_eval_sources(ref[sl], matched, clamp_db=CLAMP_DB,
-                                                              compute_permutation=False)
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sdr, sir, sar = fast_bss_eval.si_bss_eval_sources(ref[sl], matched, clamp_db=CLAMP_DB,
+                                                                  compute_permutation=False)
+        except np.linalg.LinAlgError as e:  # SIR/SAR project onto the span of the references
+            dependent = [sl.start + i for i, r in enumerate(ref[sl]) if np.linalg.matrix_rank(r) < m]
+            raise BssvaeError("references: the true sources of mixture(s) "
+                              f"{dependent[:10] if dependent else 'in ' + str(sl)} are linearly dependent "
+                              "(a source repeated or scaled), so SI-SIR and SI-SAR are undefined") from e
         silent = (matched ** 2).sum(-1) <= _SILENT * ref_energy[sl]
         for key, v in (("si_sdr", sdr), ("sir", sir), ("sar", sar)):
             v = np.nan_to_num(np.asarray(v, dtype=np.float64), nan=-CLAMP_DB, posinf=CLAMP_DB, neginf=-CLAMP_DB)

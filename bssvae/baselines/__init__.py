@@ -112,16 +112,20 @@ def run_baseline(config, run_dir=None, task=None, write_results: bool = True, *,
 
     The contract of :func:`bssvae.train.train`: the run directory
     ``results/<profile>/runs/<task>-<method>-K<K>-M<M>-seed<seed>/`` receives ``config.json``,
-    ``metrics.json``, ``provenance.json``, ``examples.npz`` (``x``, ``s`` and ``<method>``: the first
-    12 test mixtures, float16) and, for trained methods, ``history.csv`` and checkpoints; the rows
-    are appended to ``results/<profile>/<task>.csv``. A finished run returns at once.
+    ``settings.json`` (the method's settings, written when the run starts), ``metrics.json`` (written
+    last: the run is finished), ``provenance.json``, ``examples.npz`` (``x``, ``s`` and ``<method>``:
+    the first 12 test mixtures, float16) and, for trained methods, ``history.csv`` and checkpoints;
+    the rows are appended to ``results/<profile>/<task>.csv``. A finished run returns at once, and
+    neither a finished run nor a checkpoint is taken up under other settings (a ``RunDirError``
+    names them; ``resume=False`` starts the run over).
 
     Args:
         config: a :class:`bssvae.config.TrainConfig` whose ``method`` is one of :data:`BASELINE_METHODS`.
         run_dir: where the run lives (default :func:`bssvae.train.default_run_dir`).
         task: a prepared data task (default: :func:`bssvae.train.build_task`).
         write_results: append the rows to the results CSV.
-        resume: continue an interrupted trained baseline from its checkpoint.
+        resume: continue an interrupted trained baseline from its checkpoint; False deletes the
+            directory's previous result and checkpoints first (a restart).
         progress: show progress bars.
         stop_after_epochs: stop a trained baseline after this many epochs in total (as if interrupted).
         settings: overrides of the method's settings (:func:`method_settings`); recorded in metrics.json.

@@ -7,7 +7,6 @@ estimates of the task's fixed test mixtures. :func:`run_method` does the rest ex
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import BssvaeError
-from ..results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text,
+from ..errors import BssvaeError, RunDirError
+from ..results import (append_rows, atomic_write_json, atomic_write_text,
                        provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
@@ -81,17 +80,63 @@ def read_history(run_dir: Path) -> list[dict]:
     return pd.read_csv(path).to_dict("records")
 
 
+def _normalised(settings: dict) -> dict:
+    """Settings as they read back from JSON (tuples become lists), so recorded and asked-for compare equal."""
+    return json.loads(json.dumps(settings))
+
+
+def settings_differences(settings: dict, run_dir: Path) -> list[str]:
+    """The method settings in which ``settings`` differs from those the run in ``run_dir`` recorded
+    (``settings.json``, written when it started, or a finished run's ``metrics.json``); [] if none recorded."""
+    from ..train import read_finished
+
+    path = Path(run_dir) / "settings.json"
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{path}: unreadable ({e}); use --restart to train the run again") from e
+    else:
+        recorded = (read_finished(run_dir) or {}).get("settings")
+    if not isinstance(recorded, dict):
+        return []
+    wanted = _normalised(settings)
+    return sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+
+
+def _check_settings(settings: dict, run_dir: Path) -> None:
+    diff = settings_differences(settings, run_dir)
+    if diff:
+        raise RunDirError(f"{run_dir} holds a run with other method settings (differs in {diff}); use --restart "
+                          "(resume=False) to train it again with these, or another run directory")
+
+
+def resolve_settings(config, settings: dict | None = None) -> dict:
+    """The method's settings for the run's profile and task, with ``settings`` overriding them."""
+    from . import method_settings
+
+    base = method_settings(config.method, config.profile, config.task)
+    unknown = sorted(set(settings or {}) - set(base))
+    if unknown:
+        raise BssvaeError(f"settings: unknown keys {unknown} for method {config.method!r}; known: {sorted(base)}")
+    return {**base, **(settings or {})}
+
+
 def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], run_dir=None, task=None,
                write_results: bool = True, resume: bool = True, progress: bool = False,
                stop_after_epochs: int | None = None, settings: dict | None = None) -> dict[str, Any]:
     """Fit, separate, evaluate and record one baseline run (see :func:`bssvae.baselines.run_baseline`)."""
-    from ..train import _prepare_run_dir, default_run_dir, start_run
-    from . import ORACLE_METHODS, method_settings
+    from ..train import _prepare_run_dir, clear_run_outputs, default_run_dir, read_finished, start_run, write_npz
+    from . import ORACLE_METHODS
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    if resume and (run_dir / "metrics.json").exists():
+    settings = resolve_settings(config, settings)
+    if not resume:
+        clear_run_outputs(config, run_dir)
+    done = read_finished(run_dir)
+    if done is not None:
         _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
-        done = json.loads((run_dir / "metrics.json").read_text())
+        _check_settings(settings, run_dir)
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": read_history(run_dir), "completed": True}
@@ -99,14 +144,11 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
         raise BssvaeError(f"n_sources: the {config.method} oracle uses the M = {config.n_digits} true sources, so "
                           f"K must equal M; got K = {config.n_sources} (its rows have n_sources = M)")
     device, task, wall0 = start_run(config, run_dir, task)
+    _check_settings(settings, run_dir)  # a checkpoint resumes only under the settings it was made with
+    atomic_write_json(run_dir / "settings.json", _normalised(settings))
     if task.input_dim != config.model.input_dim:
         raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
                           f"the configuration expects {config.model.input_dim}")
-    base = method_settings(config.method, config.profile, config.task)
-    unknown = sorted(set(settings or {}) - set(base))
-    if unknown:
-        raise BssvaeError(f"settings: unknown keys {unknown} for method {config.method!r}; known: {sorted(base)}")
-    settings = {**base, **(settings or {})}
     ctx = RunContext(config, task, run_dir, device, settings, resume, progress, stop_after_epochs)
     out = fit_and_separate(ctx)
     if out.history:
@@ -129,17 +171,16 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
     rows = [row]
     n = min(getattr(task, "n_examples", N_EXAMPLES), x.shape[0])
     examples = {"x": x[:n].detach().cpu().numpy(), "s": s[:n].detach().cpu().numpy(), config.method: est[:n].numpy()}
-    np.savez_compressed(buf := io.BytesIO(), **{k: v.astype(np.float16) for k, v in examples.items()})
-    atomic_write_bytes(run_dir / "examples.npz", buf.getvalue())
+    write_npz(run_dir / "examples.npz", {k: v.astype(np.float16) for k, v in examples.items()})
     if getattr(task, "examples", None) is not None:  # waveforms to listen to (book/audio/figure3)
-        np.savez_compressed(buf := io.BytesIO(), **task.examples({config.method: est}, n=4))
-        atomic_write_bytes(run_dir / "audio_examples.npz", buf.getvalue())
-    atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds, "settings": settings,
-                                                 **out.info})
+        write_npz(run_dir / "audio_examples.npz", task.examples({config.method: est}, n=4))
     atomic_write_json(run_dir / "provenance.json", provenance(
         ran_on, config=config.to_dict(), seed=config.seed, method_settings=settings,
         train_seconds=out.train_seconds, eval_seconds=eval_seconds,
         wall_seconds_this_session=time.perf_counter() - wall0))
+    # metrics.json last: it marks the run finished, so nothing of the run may be missing once it exists
+    atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds, "settings": settings,
+                                                 **out.info})
     if write_results:
         append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
     return {"run_dir": run_dir, "rows": rows, "history": out.history, "completed": True}

@@ -4,8 +4,11 @@ Both are computed from the *true* test sources (they are not methods: no model c
 
 - IBM: each input entry (pixel, time-frequency bin) goes wholly to the source that dominates it
   (Wang, "On ideal binary mask as the computational goal of auditory scene analysis", 2005);
-- IRM: each entry is shared in proportion to the sources, s_m / sum_j s_j (Narayanan & Wang,
-  ICASSP 2013), which with non-negative sources summing to the mixture returns them exactly.
+- IRM: each entry is shared in proportion to the sources' magnitudes, s_m / sum_j s_j, which with
+  non-negative sources summing to the mixture returns them exactly (VAEM's rule with the true
+  sources). This is one of several ratio masks: Narayanan & Wang (ICASSP 2013) and much of speech
+  enhancement use energies, (s_m^2 / sum_j s_j^2)^beta with beta = 0.5; the paper does not say which
+  it used.
 
 They are the paper's Table III oracle columns; we add them to Table II too. On MNIST, sources are
 non-negative and add up exactly to the mixture, so the IRM is perfect (PSNR capped at
