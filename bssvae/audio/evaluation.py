@@ -8,7 +8,10 @@ Our protocol (the paper does not state its own; it reports "SI-SDR, SIR, SAR"):
 - Matching: for each mixture, the Hungarian algorithm assigns one estimate to each true source,
   maximising the total SI-SDR (permutation-invariant evaluation). With K > M the surplus estimates
   are dropped from the scores (as in :mod:`bssvae.metrics`); with K < M a true source left
-  without an estimate is scored against silence.
+  without an estimate is scored against silence. Caveat for K > M: SI-SDR ignores scale, so a
+  faint estimate that points toward a source can be kept in place of a louder, less clean one
+  (MNIST matches on squared error, which does not have this). Every audio result we report has
+  K = M = 2, where matching only chooses the order.
 - Scores: ``fast_bss_eval.si_bss_eval_sources`` (Scheibler 2021), the scale-invariant BSS Eval
   decomposition (distortion filter of length 1; Le Roux et al. 2019, "SDR - half-baked or well
   done?"): ``si_sdr``, ``sir`` (SI-SIR), ``sar`` (SI-SAR), in dB, clamped to
