@@ -7,8 +7,8 @@ the STFT; we factor it as 512 frequency bins x 64 frames:
 - **16 kHz** sample rate: NSynth's native rate; it keeps everything below 8 kHz, where nearly all
   the energy of the orchestral instruments we use lies.
 - **n_fft = 1024** (64 ms Hann window, 15.6 Hz between bins): the harmonics of the lowest notes
-  (bassoon B♭1, 58 Hz) are 3.7 bins apart, just wider than the Hann main lobe (4 bins), so the
-  partials of low notes stay resolved. The Nyquist bin (513th) is dropped: 512 bins, a power of 2.
+  (bassoon B♭1, 58 Hz) are 3.7 bins apart, more than the half-width of the Hann main lobe
+  (2 bins; 4 in all), so the partials of low notes stay resolved as separate peaks. The Nyquist bin (513th) is dropped: 512 bins, a power of 2.
 - **hop = 256** (75 % overlap, 16 ms): the usual overlap for a Hann window.
 - **T = 64 frames** (``center=True``): 63 hops = 16128 samples = 1.008 s of each note, its attack
   and sustain. 512 x 64 = 32768 = 2^15, Table I's size.
