@@ -24,7 +24,19 @@ from bench.flops import step_flops
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    """Peak resident memory of this process so far (MiB).
+
+    Linux's ``VmHWM`` belongs to this process since it started; ``ru_maxrss`` would not do here, as a
+    child started from a large process inherits the parent's high-water mark through fork.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    scale = 1024.0 ** 2 if sys.platform == "darwin" else 1024.0  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def audio_available() -> str | None:
@@ -103,7 +115,8 @@ def run_audio(device: str, batch_size: int, steps: int, profile: str, which: str
     else:
         result["peak_memory_mib"] = _rss_mib()
         result["baseline_rss_mib"] = rss0
-        result["memory_kind"] = "peak resident set size of the benchmark process (ru_maxrss), baseline included"
+        result["memory_kind"] = ("peak resident set size of the process that ran only this model (VmHWM), "
+                                 "its imports (baseline_rss_mib) included")
     return result
 
 

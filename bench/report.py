@@ -64,6 +64,7 @@ def throughput_table(entry: dict) -> pd.DataFrame:
                      "mixtures/s (median)": _num(r["mixtures_per_s"], digits=0),
                      "GFLOP/s": _num(r["achieved_flops_per_s"], 1e-9, 1),
                      "of matmul peak (%)": _num(r["peak_fraction"], 100, 1),
+                     "fused Adam": {True: "yes", False: "no"}.get(r.get("fused_adam"), ""),
                      "vs authors-style": _num(r["mixtures_per_s"] / thr["authors"]["mixtures_per_s"], digits=2)})
 
     add("ours (profile)", thr["ours"])
@@ -97,10 +98,24 @@ def quality_table(entry: dict) -> pd.DataFrame:
         for m in q["budgets_minutes"]:
             row[f"PSNR after {m:g} min"] = _num(r["psnr_after_minutes"].get(f"{m:g}"))
             row[f"halved after {m:g} min"] = _num(r["psnr_halved_after_minutes"].get(f"{m:g}"))
+            row[f"epochs in {m:g} min"] = _epochs_at(r.get("runs", []), m)
         for name, thr in THRESHOLDS_DB.items():
             row[f"minutes to {thr} dB"] = r["minutes_to_db"].get(name)
         rows.append(row)
     return pd.DataFrame(rows).set_index("recipe")
+
+
+def _epochs_at(runs: list[dict], minutes: float) -> str:
+    """Epochs trained by the budget's mark: of the run fitted to that budget ('done of planned'), or of
+    the single run of a recipe that does not depend on its length."""
+    fitted = [r for r in runs if "epochs_planned" in r and math.isclose(r.get("budget_minutes", -1), minutes)]
+    run = fitted[0] if fitted else (runs[0] if len(runs) == 1 else None)
+    if run is None:
+        return ""
+    row = next((c for c in run.get("curve", []) if math.isclose(c["target_s"], minutes * 60.0)), None)
+    if row is None:
+        return ""
+    return f"{row['epoch']:.1f}" + (f" of {run['epochs_planned']}" if fitted else "")
 
 
 def other_table(entry: dict) -> pd.DataFrame:

@@ -136,8 +136,12 @@ def score_at(curve: list[dict], target_s: float, key: str = "vaem_psnr") -> floa
 
 
 def minutes_to(curve: list[dict], threshold: float, key: str = "vaem_psnr") -> float | None:
-    """Training minutes at the first evaluation reaching ``threshold`` (None if never reached)."""
+    """Training minutes at the first evaluation after training started reaching ``threshold`` (None if never).
+
+    The untrained model's score (the row before any mixture) does not count: a threshold it already
+    meets says nothing about training (e.g. a recipe whose later scores fall below the starting point).
+    """
     for row in curve:
-        if row[key] >= threshold:
+        if row["mixtures"] > 0 and row[key] >= threshold:
             return round(row["train_seconds"] / 60.0, 3)
     return None
