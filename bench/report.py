@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.run import REQUIRED_KEYS, THRESHOLDS_DB
+from bench.run import REQUIRED_KEYS, THRESHOLDS_DB, carried_sections  # noqa: F401 (the book reads it here)
 
 
 def bench_path(root: Path | None = None) -> Path:
@@ -103,6 +103,22 @@ def quality_table(entry: dict) -> pd.DataFrame:
             row[f"minutes to {thr} dB"] = r["minutes_to_db"].get(name)
         rows.append(row)
     return pd.DataFrame(rows).set_index("recipe")
+
+
+def loop_and_batch(entry: dict) -> dict | None:
+    """Our gain over the authors'-style loop split in two: our loop at their batch (the fp32 variant of
+    their batch size, default threads, not compiled) over theirs, and our profile's batch over that.
+    None when the entry has no such variant."""
+    thr = entry.get("throughput") or {}
+    if not thr:
+        return None
+    same = next((v for v in thr.get("variants", [])
+                 if v["batch_size"] == thr["authors"]["batch_size"] and v["precision"] == "fp32"
+                 and not v.get("compile") and v.get("threads") in (None, thr.get("threads"))), None)
+    if same is None:
+        return None
+    return {"variant": same["name"], "loop": same["mixtures_per_s"] / thr["authors"]["mixtures_per_s"],
+            "batch": thr["ours"]["mixtures_per_s"] / same["mixtures_per_s"]}
 
 
 def _epochs_at(runs: list[dict], minutes: float) -> str:

@@ -268,6 +268,13 @@ def headline(entry: dict) -> dict:
     }
 
 
+def carried_sections(entry: dict) -> dict[str, dict]:
+    """``{section: {"measured_at", "commit"}}`` for the sections an entry carried over from an earlier
+    run of the suite (older files stored only the time, as a string)."""
+    return {sec: origin if isinstance(origin, dict) else {"measured_at": origin, "commit": None}
+            for sec, origin in (entry.get("sections_from_earlier_runs") or {}).items()}
+
+
 def merge_entry(path: Path, key: str, entry: dict) -> dict:
     """Put ``entry`` under ``devices[key]`` of the JSON at ``path``, keeping other devices.
 
@@ -288,15 +295,13 @@ def merge_entry(path: Path, key: str, entry: dict) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
         data = {"devices": {}}
     old = data["devices"].get(key) or {}
-    earlier = old.get("sections_from_earlier_runs") or {}
+    earlier = carried_sections(old)  # carried once already: keep where it was measured
     carried = {}
     for section in SECTIONS:
         if section not in entry and section in old:
             entry[section] = old[section]
-            origin = earlier.get(section)  # carried once already: keep where it was measured
-            carried[section] = (origin if isinstance(origin, dict) else
-                                {"measured_at": origin or old.get("measured_at"),
-                                 "commit": None if origin else old.get("commit")})
+            carried[section] = earlier.get(section) or {"measured_at": old.get("measured_at"),
+                                                        "commit": old.get("commit")}
     if carried:
         entry["sections_from_earlier_runs"] = carried
     entry.update(headline(entry))
@@ -315,8 +320,7 @@ def _fmt(v, spec="{:.2f}", none="-"):
 def format_table(key: str, entry: dict) -> str:
     """The suite's table, for the terminal (the book renders its own from bench.json)."""
     lines = [f"bssvae benchmark: {key}  ({entry['settings']['summary']})"]
-    for sec, origin in (entry.get("sections_from_earlier_runs") or {}).items():
-        origin = origin if isinstance(origin, dict) else {"measured_at": origin}
+    for sec, origin in carried_sections(entry).items():
         lines.append(f"  {sec}: not measured in this run, carried over from {origin.get('measured_at') or '?'}"
                      + (f" (commit {origin['commit'][:12]})" if origin.get("commit") else ""))
     rows = [("measurement", "ours", "authors-style", "ours/authors")]

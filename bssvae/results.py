@@ -158,14 +158,19 @@ def git_commit(root: Path | None = None) -> str:
         return "unknown"
 
 
-def _cpu_model() -> str:
+def _cpuinfo_field(name: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The value of the first ``name`` line of /proc/cpuinfo (the first CPU's); None where absent."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(name):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or "unknown"
 
 
 #: The /proc/cpuinfo flags that decide how fast a float32 or bfloat16 matmul can run.
@@ -174,11 +179,7 @@ VECTOR_FLAGS = ("fma", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 def cpu_vector_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
     """The :data:`VECTOR_FLAGS` this CPU reports (empty where ``cpuinfo`` is not there)."""
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("flags")), [])
-    except OSError:
-        return []
+    flags = (_cpuinfo_field("flags", cpuinfo) or "").split()
     return [f for f in VECTOR_FLAGS if f in flags]
 
 

@@ -360,3 +360,16 @@ def test_audio_memory_is_the_child_process_own_peak():
     child = subprocess.run([sys.executable, "-c", "from bench.audio import _rss_mib; print(_rss_mib())"],
                            capture_output=True, text=True, check=True, cwd=ROOT)
     assert held.sum() > 0 and float(child.stdout) < parent_peak - 300
+
+
+def test_loop_and_batch_split_the_headline():
+    from bench import report
+
+    thr = {"threads": 2, "ratio_of_medians": 4.0,
+           "ours": {"mixtures_per_s": 400.0}, "authors": {"mixtures_per_s": 100.0, "batch_size": 32},
+           "variants": [{"name": "fp32:32:t1", "batch_size": 32, "precision": "fp32", "threads": 1,
+                         "mixtures_per_s": 90.0},
+                        {"name": "fp32:32", "batch_size": 32, "precision": "fp32", "threads": 2,
+                         "mixtures_per_s": 160.0}]}
+    assert report.loop_and_batch({"throughput": thr}) == {"variant": "fp32:32", "loop": 1.6, "batch": 2.5}
+    assert report.loop_and_batch({"throughput": dict(thr, variants=thr["variants"][:1])}) is None
