@@ -135,6 +135,23 @@ def append_rows(csv_path: Path, rows: Iterable[dict], key: Iterable[str] = ROW_K
     return df
 
 
+def rows_without(table: pd.DataFrame, method: str, lacking: str,
+                 key: Iterable[str] = ("n_sources", "n_digits", "seed")) -> pd.DataFrame:
+    """The ``method`` rows of a results table that have no ``lacking`` row with the same key.
+
+    For example the VAE runs never scored with refined latents: ``rows_without(t, "vaem", "vaem-refined")``.
+    Add ``"profile"`` (or any other column) to ``key`` when the table joins several profiles.
+    """
+    key = list(key)
+    missing = [k for k in key + ["method"] if k not in table]
+    if missing:
+        raise ValueError(f"table: expected the columns {missing} (a results table), got {list(table.columns)}")
+    have = table[table["method"] == method]
+    other = table.loc[table["method"] == lacking, key].drop_duplicates()
+    merged = have.merge(other, on=key, how="left", indicator=True)
+    return have[(merged["_merge"] == "left_only").to_numpy()]
+
+
 def read_run_rows(run_dir: Path) -> list[dict] | None:
     """The results rows a finished run directory recorded in its ``metrics.json``; None if it has none."""
     try:

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from bssvae.results import VECTOR_FLAGS, append_rows, atomic_write_text, cpu_vector_flags, provenance
+from bssvae.results import VECTOR_FLAGS, append_rows, atomic_write_text, cpu_vector_flags, provenance, rows_without
 
 
 def _row(method, seed, psnr):
@@ -50,3 +50,23 @@ def test_hardware_names_the_vector_instructions(tmp_path):
                     "processor\t: 1\nflags\t\t: fpu\n")
     assert cpu_vector_flags(info) == ["fma", "avx2", "avx512f", "amx_tile", "amx_bf16"]  # first CPU's; exact names
     assert cpu_vector_flags(tmp_path / "absent") == []
+
+
+def test_rows_without_finds_runs_lacking_a_method():
+    import pytest
+
+    t = pd.DataFrame([
+        {"profile": "paper", "method": "vaem", "n_sources": 2, "n_digits": 2, "seed": 0, "psnr": 20.3},
+        {"profile": "paper", "method": "vaem-refined", "n_sources": 2, "n_digits": 2, "seed": 0, "psnr": 21.7},
+        {"profile": "paper", "method": "vaem", "n_sources": 2, "n_digits": 2, "seed": 1, "psnr": 12.8},
+        {"profile": "cpu", "method": "vaem", "n_sources": 2, "n_digits": 2, "seed": 0, "psnr": 19.3},
+        {"profile": "paper", "method": "vae", "n_sources": 3, "n_digits": 2, "seed": 0, "psnr": 15.0},
+    ], index=[10, 11, 12, 13, 14])  # an index unlike the key: matching must use the key columns
+    gone = rows_without(t, "vaem", "vaem-refined", key=("profile", "n_sources", "n_digits", "seed"))
+    assert list(zip(gone["profile"], gone["seed"])) == [("paper", 1), ("cpu", 0)]
+    # without the profile in the key, the cpu seed-0 run counts as refined by the paper's row
+    assert list(rows_without(t, "vaem", "vaem-refined")["seed"]) == [1]
+    assert rows_without(t, "vaem-refined", "vaem").empty
+    assert len(rows_without(t, "vaem", "absent")) == 3
+    with pytest.raises(ValueError, match="profile"):
+        rows_without(t.drop(columns="profile"), "vaem", "vaem-refined", key=("profile", "seed"))
