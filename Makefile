@@ -31,15 +31,10 @@ reproduce sweep: venv
 	$(VENV)/bin/bssvae sweep $(SWEEP) --profile $(PROFILE)
 
 # Score every MNIST VAE run of a profile again with refined latents (adds its vaem-refined row; not in
-# the paper; book/results/refinement.md). About 2 minutes per model on 2 CPU cores.
+# the paper; book/results/refinement.md gives the time it took per model).
 REFINE_STEPS ?= 100
 refine: venv
-	@shopt -s nullglob; runs=(results/$(PROFILE)/runs/mnist-vae-*); \
-	if [ $${#runs[@]} -eq 0 ]; then echo "no MNIST VAE runs in results/$(PROFILE)/runs"; exit 1; fi; \
-	for r in "$${runs[@]}"; do \
-	  [ -f "$$r/model.safetensors" ] || { echo "skip $$r (no weights)"; continue; }; \
-	  echo "== $$r"; $(VENV)/bin/bssvae evaluate --run "$$r" --refine-steps $(REFINE_STEPS) --write || exit 1; \
-	done
+	bash scripts/refine-runs.sh $(PROFILE) $(REFINE_STEPS) $(PY)
 
 bench: venv
 	$(PY) -m bench

@@ -81,3 +81,50 @@ def test_separate_with_refinement_masks_and_runs_under_no_grad(model):
 def test_bad_arguments_are_named(model, kwargs, match):
     with pytest.raises(BssvaeError, match=match):
         refine_latents(model, torch.rand(2, 64), **kwargs)
+
+
+def _fake_runs(tmp_path, failing: str):
+    """Three MNIST VAE runs (one without weights) and a stand-in interpreter that logs each call and
+    fails on the run named ``failing``."""
+    import os
+    import stat
+
+    for name, weights in (("mnist-vae-a", True), ("mnist-vae-b", False), ("mnist-vae-c", True)):
+        d = tmp_path / "results" / "p" / "runs" / name
+        d.mkdir(parents=True)
+        if weights:
+            (d / "model.safetensors").write_bytes(b"")
+    py = tmp_path / "fakepy"
+    py.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\ncase "$*" in *{failing}*) exit 3;; esac\n')
+    py.chmod(py.stat().st_mode | stat.S_IEXEC)
+    return py, dict(os.environ)
+
+
+def test_refine_script_scores_every_run_with_weights(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "refine-runs.sh"
+    py, env = _fake_runs(tmp_path, failing="mnist-vae-a")
+
+    def run(*extra):
+        (tmp_path / "calls").unlink(missing_ok=True)
+        r = subprocess.run(["bash", str(script), "p", "7", str(py), *extra], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+        calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+        return r, calls
+
+    r, calls = run()  # the first run fails: stop there, and say so
+    assert r.returncode == 1 and "1 run(s) failed" in r.stderr
+    assert calls == ["-m bssvae evaluate --run results/p/runs/mnist-vae-a --refine-steps 7 --write"]
+    r, calls = run("--keep-going")  # the device's way: go on to the others, still report the failure
+    assert r.returncode == 1 and [c.split()[4] for c in calls] == ["results/p/runs/mnist-vae-a",
+                                                                   "results/p/runs/mnist-vae-c"]
+    assert "skip results/p/runs/mnist-vae-b (no weights)" in r.stdout
+    py, _ = _fake_runs(tmp_path / "ok", failing="none-of-them")
+    r = subprocess.run(["bash", str(script), "p", "7", str(py)], cwd=tmp_path / "ok", env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and len((tmp_path / "ok" / "calls").read_text().splitlines()) == 2
+    r = subprocess.run(["bash", str(script), "absent", "7", str(py)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no MNIST VAE runs in results/absent/runs" in r.stderr
