@@ -319,6 +319,31 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert t.loc[5, "train minutes"] == 0.5
 
 
+def test_long_run_table_reads_each_run_at_its_marks():
+    from bench import report
+
+    def run(budget, psnrs, **extra):
+        curve = [{"target_s": 60.0 * i, "train_seconds": 60.0 * i + 0.5, "epoch": 2.0 * i, "mixtures": 1000 * i,
+                  "vaem_psnr": p, "vaem_psnr_halved": p + 6.0} for i, p in enumerate(psnrs)]
+        return {"budget_minutes": budget, "curve": curve, **extra}
+
+    entry = {"quality": {"ours": {"runs": [run(3, [14.9, 18.0, 18.8, 19.0], epochs_planned=6)]},
+                         "authors": {"runs": [run(3, [20.0, 14.0, 15.0, 14.5])]}}}
+    t = report.long_run_table(entry, marks_minutes=(1, 3, 5))
+    assert list(t.index) == ["ours, 3-min run", "authors, 3-min run"]
+    ours, authors = t.loc["ours, 3-min run"], t.loc["authors, 3-min run"]
+    assert ours["after 1 min"] == "18.00 / 24.00" and ours["after 3 min"] == "19.00 / 25.00"
+    assert pd.isna(ours["after 5 min"])  # never trained that long
+    assert ours["epochs trained"] == "6.0 of 6" and authors["epochs trained"] == "6.0"
+    assert ours["best (dB), at minute"] == "19.00 / 25.00, at 3.0"
+    assert ours["minutes to 18.7 dB"] == round(120.5 / 60, 3) and pd.isna(ours["minutes to 26.69 dB"])
+    # the untrained model's 20 dB is neither the best score nor a crossing
+    assert authors["best (dB), at minute"] == "15.00 / 21.00, at 2.0" and pd.isna(authors["minutes to 18.7 dB"])
+    assert report.long_run_table({}).empty
+    assert report.long_run_path().name == "bench-60min.json"
+    assert report.long_run_path().parent == report.bench_path().parent
+
+
 def test_quality_plot_draws_each_run(quick_run):
     import matplotlib
 
