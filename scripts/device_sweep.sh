@@ -15,7 +15,7 @@ nvidia-smi --query-gpu=memory.used --format=csv,noheader
 # Latent refinement (not in the paper) needs the weights, which do not come back: score every MNIST VAE
 # run here, on the GPU, so that each gets its vaem-refined row (REFINE_STEPS=0 skips it).
 if [ "${REFINE_STEPS:-100}" -gt 0 ]; then
-  bash scripts/refine-runs.sh "$profile" "${REFINE_STEPS:-100}" python3 --keep-going || echo "some refinements failed; packing what there is"
+  bash scripts/refine-runs.sh "$profile" "${REFINE_STEPS:-100}" python3 --keep-going || echo "refinement did not complete (see above); packing what there is"
 fi
 tar czf "$OUT/results-$profile.tgz" --exclude='checkpoint*' --exclude=model.safetensors --exclude='*.lock' --exclude='notebooks' "results/$profile"
 for w in ${KEEP_WEIGHTS:-}; do

@@ -29,6 +29,13 @@ def mixture_psnr(task, k=2):
     return task.evaluate(torch.stack([x] * k, dim=1)).psnr
 
 
+def half_mixture_psnr(task, k=2):
+    """PSNR of separating nothing: each of the 2 sources estimated as half the mixture (what MixIT's
+    masks of 1/K give before training, for K = 2). NMF scores below it on MNIST, as in the paper."""
+    x, _ = task.test_set()
+    return task.evaluate(torch.stack([x / 2] * k, dim=1)).psnr
+
+
 def cfg(method, k=2, **over):
     return baseline_config("smoke", "mnist", method, k, **{**TINY, **over})
 
@@ -64,7 +71,8 @@ def test_oracles_are_upper_bounds_and_write_a_run(project, task, method):
     if method == "irm":  # non-negative sources summing to the mixture: the IRM returns them exactly
         assert row["psnr"] > 90 and row["ssim"] > 0.999
     else:
-        assert row["ssim"] > 0.75 and row["psnr"] > mixture_psnr(task) + 3
+        # binary masks cost PSNR where digits overlap: above half the mixture, but only just (15.4 vs 15.0)
+        assert row["ssim"] > 0.75 and row["psnr"] > mixture_psnr(task) + 3 and row["psnr"] > half_mixture_psnr(task)
     run = res["run_dir"]
     for name in ("config.json", "metrics.json", "provenance.json", "examples.npz"):
         assert (run / name).exists(), name
@@ -102,7 +110,9 @@ def test_nmf_beats_the_mixture_and_its_estimates_add_up(project, task):
     res = run_baseline(cfg("nmf"), task=task, settings={"n_fit": 300, "max_iter": 60})
     row = res["rows"][0]
     assert list(row) == RESULT_COLUMNS and row["device"] == "cpu"
-    assert row["psnr"] > mixture_psnr(task) + 0.5
+    # NMF's bar is only the mixture: on MNIST it scores below half the mixture (as the paper's NMF does on
+    # the halved scale), so this checks a sane score; the checks below test what it computes
+    assert mixture_psnr(task) + 0.5 < row["psnr"]
     info = json.loads((res["run_dir"] / "metrics.json").read_text())
     assert info["settings"]["n_fit"] == 300 and sum(info["nmf"]["atoms_per_source"]) == 40
     x, _ = task.test_set()
@@ -147,7 +157,10 @@ def test_mixit_loss_picks_the_best_assignment():
 def test_mixit_trains_beats_the_mixture_and_resumes_exactly(project, task):
     full = run_baseline(cfg("mixit", epochs=2), run_dir=project / "full", task=task, write_results=False)
     row = full["rows"][0]
+    # the issue's bar, the mixture; at this size (2 epochs) MixIT is still near its start, half the
+    # mixture (15.05 vs 15.05 dB when checked), so this tests the plumbing and the loss, not separation
     assert list(row) == RESULT_COLUMNS and row["psnr"] > mixture_psnr(task) + 3
+    assert row["psnr"] >= half_mixture_psnr(task) - 0.1  # and training did not make it worse than its start
     hist = pd.read_csv(full["run_dir"] / "history.csv")
     assert {"epoch", "loss", "recon", "kl", "lr", "train_seconds"} <= set(hist.columns) and len(hist) == 2
     assert hist["loss"].iloc[1] < hist["loss"].iloc[0]  # it learns (from masks of 1/K at the start)
@@ -155,6 +168,10 @@ def test_mixit_trains_beats_the_mixture_and_resumes_exactly(project, task):
     assert not part["completed"] and part["rows"] == []
     done = run_baseline(cfg("mixit", epochs=2), run_dir=project / "part", task=task, write_results=False)
     assert done["completed"]
+    # continued from the checkpoint, not retrained from the same seed: epoch 1 is the first call's record
+    first, before = done["history"][0], part["history"][0]
+    assert first["train_seconds"] == pytest.approx(before["train_seconds"], rel=1e-9, abs=0)
+    assert len(done["history"]) == 2
     assert done["rows"][0]["psnr"] == pytest.approx(row["psnr"], abs=1e-6)
     ex = np.load(done["run_dir"] / "examples.npz")
     x = ex["x"].astype(np.float32)
@@ -164,7 +181,9 @@ def test_mixit_trains_beats_the_mixture_and_resumes_exactly(project, task):
 def test_glo_separates_with_two_sources_only(project, task):
     res = run_baseline(cfg("glo", epochs=1), task=task, settings={"test_steps": 10})
     row = res["rows"][0]
-    assert list(row) == RESULT_COLUMNS and row["psnr"] > mixture_psnr(task) + 3
+    # beats the mixture; at this size (1 epoch, 10 test steps) only just above half the mixture (15.14 vs
+    # 15.05 dB when checked), so this tests the two stages and the K = 2 rule, not separation quality
+    assert list(row) == RESULT_COLUMNS and row["psnr"] > mixture_psnr(task) + 3 and row["psnr"] > half_mixture_psnr(task)
     hist = pd.read_csv(res["run_dir"] / "history.csv")
     assert list(hist["stage"]) == ["observed", "mixtures"]
     with pytest.raises(BssvaeError, match="K = 2"):

@@ -29,13 +29,16 @@ def test_gaussian_kl_hand_computed():
 def test_negative_elbo_combines_terms():
     s_hat = torch.full((2, 2, 3), 0.25)
     out = BSSOutput(s_hat, s_hat.sum(1), torch.ones(2, 2, 4), torch.zeros(2, 2, 4), torch.ones(2, 2, 4))
-    x = torch.full((2, 3), 0.5)
+    x = torch.full((2, 3), 0.75)  # x_hat = 0.5: |x - x_hat| = 0.25 in each of 3 pixels
     terms = negative_elbo(x, out, beta=0.5)
-    assert float(terms.recon) == 0.0
+    recon = 3 * 0.25 / math.sqrt(0.5)  # per mixture, then the mean over the batch of 2 equal mixtures
+    torch.testing.assert_close(terms.recon, torch.tensor(recon))
     torch.testing.assert_close(terms.kl, torch.tensor(4.0))  # 8 dims x 0.5 x mu^2
-    torch.testing.assert_close(terms.loss, torch.tensor(2.0))
+    torch.testing.assert_close(terms.loss, torch.tensor(recon + 0.5 * 4.0))
+    torch.testing.assert_close(negative_elbo(x, out, beta=0.25).loss, torch.tensor(recon + 0.25 * 4.0))
     ae = negative_elbo(x, out, beta=0.5, variational=False)
-    assert float(ae.kl) == 0.0 and float(ae.loss) == 0.0
+    assert float(ae.kl) == 0.0
+    torch.testing.assert_close(ae.loss, torch.tensor(recon))
 
 
 def test_beta_warmup():

@@ -27,8 +27,11 @@ def test_surplus_kept_and_missing_zero():
     m = match_sources(est, s)
     torch.testing.assert_close(m.matched[0], s[0])
     torch.testing.assert_close(m.surplus[0], torch.full((1, 4), 0.5))
-    few = match_sources(est[:, :1], s)  # K = 1 < M = 2
+    few = match_sources(est[:, 1:2], s)  # K = 1 < M = 2: one estimate of 0.5s
     assert (few.assignment[0] == -1).sum() == 1
+    missing = int((few.assignment[0] == -1).nonzero()[0])
+    torch.testing.assert_close(few.matched[0, missing], torch.zeros(4))  # an unmatched source gets zeros
+    torch.testing.assert_close(few.matched[0, 1 - missing], torch.full((4,), 0.5))
     assert m.surplus.shape == (1, 1, 4)
 
 
@@ -51,6 +54,20 @@ def test_ssim_hand_computed():
     a, b = np.full((28, 28), 0.2), np.full((28, 28), 0.6)
     c1 = (0.01 * 1.0) ** 2
     assert ssim(a, b) == pytest.approx((2 * 0.2 * 0.6 + c1) / (0.04 + 0.36 + c1), rel=1e-6)
+
+
+def test_ssim_hand_computed_on_one_window():
+    """A 7 x 7 image is exactly one 7 x 7 window, so SSIM is the formula on whole-image moments (with
+    the sample variance and covariance, ddof = 1), which tests K2, the window and the covariance."""
+    ref = np.arange(49, dtype=float).reshape(7, 7) / 48
+    est = 0.5 * ref + 0.1
+    mx, my = 24 / 48, 0.5 * 24 / 48 + 0.1
+    vx = (49 * 50 / 12) / 48**2  # sample variance of 0, 1, ..., 48 is n (n + 1) / 12 with n = 49
+    vy, cxy = 0.25 * vx, 0.5 * vx
+    c1, c2 = 0.01**2, 0.03**2
+    expected = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    assert ssim(ref, est) == pytest.approx(expected, rel=1e-9)
+    assert ssim(ref, est, data_range=0.5) != pytest.approx(expected, rel=1e-3)  # the range enters C1, C2
 
 
 def test_two_columns():

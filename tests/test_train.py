@@ -23,17 +23,15 @@ def test_smoke_training_lowers_loss_and_separates(project):
     config = make_config("smoke", n_sources=2, epochs=3, **SMALL)
     result = train(config, progress=False)
     hist = pd.DataFrame(result["history"])
-    assert hist["recon"].iloc[-1] < hist["recon"].iloc[0]
+    assert hist["loss"].iloc[-1] < hist["loss"].iloc[0] and hist["recon"].iloc[-1] < hist["recon"].iloc[0]
     rows = {r["method"]: r for r in result["rows"]}
     assert set(rows) == {"vae", "vaem"}
-    # "separating" by returning the mixture for every source is the floor to beat
-    from bssvae.data import MnistTask
-
-    task = MnistTask.build(2, 200, 0, "cpu", 2048)
-    x, s = task.test_set()
-    floor = evaluate_images(x.unsqueeze(1).expand(-1, 2, -1), s)
-    assert rows["vaem"]["psnr"] > floor.psnr + 1.0
-    assert rows["vaem"]["ssim"] > floor.ssim
+    # Returning the mixture for every source is the bar of the issue; 12 steps clear it. Separating
+    # nothing at all (half the mixture each) scores higher: test_training_separates_beyond_half_the_mixture.
+    x, s = _smoke_test_set()
+    mixture = evaluate_images(x.unsqueeze(1).expand(-1, 2, -1), s)
+    assert rows["vaem"]["psnr"] > mixture.psnr + 1.0
+    assert rows["vaem"]["ssim"] > mixture.ssim
     # results table, run directory, provenance
     table = pd.read_csv(project / "results" / "smoke" / "mnist.csv")
     assert set(table["method"]) == {"vae", "vaem"}
@@ -53,6 +51,28 @@ def test_smoke_training_lowers_loss_and_separates(project):
     assert len(pd.read_csv(project / "results" / "smoke" / "mnist.csv")) == 2
 
 
+def _smoke_test_set(n_test=200):
+    from bssvae.data import MnistTask
+
+    return MnistTask.build(2, n_test, 0, "cpu", 2048).test_set()
+
+
+@pytest.mark.slow
+def test_training_separates_beyond_half_the_mixture(project):
+    """Half the mixture as each source separates nothing and scores several dB above the mixture (book:
+    Data); an untrained VAEM is exactly that. About 1,300 steps of batch 64 (24 s on 2 cores) take the
+    model past it: 15.55 dB against 14.92 when this test was written."""
+    config = make_config("smoke", n_sources=2, epochs=5, max_train_images=16384, batch_size=64,
+                         beta_warmup_epochs=0, n_test=200)
+    rows = {r["method"]: r for r in train(config, progress=False, write_results=False)["rows"]}
+    x, s = _smoke_test_set()
+    mixture = evaluate_images(x.unsqueeze(1).expand(-1, 2, -1), s)
+    half = evaluate_images((x / 2).unsqueeze(1).expand(-1, 2, -1), s)
+    assert half.psnr > mixture.psnr + 3
+    assert rows["vaem"]["psnr"] > half.psnr + 0.3
+    assert rows["vaem"]["ssim"] > half.ssim
+
+
 def test_resume_matches_uninterrupted(project):
     config = make_config("smoke", n_sources=2, epochs=3, **SMALL)
     full = train(config, project / "full", progress=False, write_results=False)
@@ -60,6 +80,12 @@ def test_resume_matches_uninterrupted(project):
     assert not part["completed"]
     assert load_checkpoint(project / "part")["epoch"] == 1
     resumed = train(config, project / "part", progress=False, write_results=False)
+    # it continued from the checkpoint (a seeded restart from scratch would give the same weights):
+    # epoch 1 is the interrupted run's own record, and the provenance says where it resumed
+    first, before = resumed["history"][0], part["history"][0]
+    assert first["train_seconds"] == pytest.approx(before["train_seconds"], rel=1e-9, abs=0)
+    assert first["loss"] == pytest.approx(before["loss"], rel=1e-9) and len(resumed["history"]) == 3
+    assert json.loads((project / "part" / "provenance.json").read_text())["resumed_from_epochs"] == [1]
     assert resumed["rows"][0]["psnr"] == full["rows"][0]["psnr"]
     assert resumed["rows"][1]["ssim"] == full["rows"][1]["ssim"]
     a, _ = load_model(project / "full")
@@ -90,6 +116,7 @@ def test_sigkill_and_resume(project):
     assert not (kill_dir / "metrics.json").exists() and 2 <= killed_at < 8
     env["BSSVAE_THREADS"] = "1"
     subprocess.run(args + ["--run-dir", str(kill_dir)], env=env, check=True, capture_output=True)
+    assert json.loads((kill_dir / "provenance.json").read_text())["resumed_from_epochs"] == [killed_at]
     ref = json.loads((ref_dir / "metrics.json").read_text())["rows"]
     got = json.loads((kill_dir / "metrics.json").read_text())["rows"]
     assert [r["psnr"] for r in got] == [r["psnr"] for r in ref]
