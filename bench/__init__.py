@@ -1,8 +1,9 @@
 """bssvae's benchmark suite (run ``python -m bench --help``); results go to ``results/bench.json``.
 
-Modules: :mod:`bench.flops` (FLOP counting, matmul peak), :mod:`bench.ours` (our training step),
-:mod:`bench.authors` (a loop in the style of the authors' code), :mod:`bench.timing` (throughput
-windows, time-budgeted runs), :mod:`bench.audio` (the audio model), :mod:`bench.run` (the suite).
+Modules: :mod:`bench.flops` (FLOP counting, matmul peak), :mod:`bench.breakdown` (where a step's
+time goes), :mod:`bench.ours` (our training step), :mod:`bench.authors` (a loop in the style of the
+authors' code), :mod:`bench.timing` (throughput windows, time-budgeted runs), :mod:`bench.audio`
+(the audio model), :mod:`bench.run` (the suite).
 
 OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``) unless the environment says
 otherwise. With the default busy-waiting, two PyTorch threads on two cores shared with other

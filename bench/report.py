@@ -96,6 +96,23 @@ def peak_table(entry: dict) -> pd.DataFrame:
                          for dt, p in thr["matmul_peak"].items()]).set_index("dtype")
 
 
+def breakdown_table(entry: dict) -> pd.DataFrame:
+    """Where our step's time goes (``throughput.step_breakdown``): milliseconds per step and share of
+    the step for the matrix products, the other operators that took the most time, and the rest.
+
+    The other operators' times are as the profiler saw them; it slows the small operators it records,
+    so the shares are of the profiled step, and "everything else" includes the profiler's own cost."""
+    br = (entry.get("throughput") or {}).get("step_breakdown") or {}
+    if "matmul_share" not in br:
+        return pd.DataFrame()
+    step = br["profiled_step_seconds"]
+    rows = [("matrix products (aten::mm, aten::addmm)", br["matmul_seconds_per_step"])]
+    rows += list(br["top_other_ops_seconds_per_step"].items())
+    rows.append(("everything else (Python, smaller operators, the profiler)", step - sum(s for _, s in rows)))
+    return pd.DataFrame([{"operator": name, "ms per step": _num(s, 1e3, 2), "of the step (%)": _num(s / step, 100, 1)}
+                         for name, s in rows]).set_index("operator")
+
+
 def quality_table(entry: dict) -> pd.DataFrame:
     """VAEM PSNR (ours / halved column) after each budget, and minutes to the thresholds, per recipe."""
     q = entry.get("quality")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bench import breakdown
 from bench.audio import audio_benchmark
 from bench.authors import AUTHORS_RECIPE, AuthorsTrainer
 from bench.flops import PRECISION_DTYPE, MatmulProbe, flops_fraction, step_flops
@@ -118,6 +119,7 @@ def measure_throughput(config, task, device, args, log) -> dict:
     precisions = sorted({PRECISION_DTYPE[config.precision], "float32", "bfloat16"})
     probes = {dt: MatmulProbe(device, dt, max_n=args.probe_max_n) for dt in precisions}
     samples = {name: [] for name in trainers}
+    profiled = []  # where our step's time goes (CPU only: bench.breakdown), one window per repeat
     for r in range(args.repeats):
         for name, it in iters.items():
             if threads[name]:
@@ -126,6 +128,8 @@ def measure_throughput(config, task, device, args, log) -> dict:
             torch.set_num_threads(default_threads)
         for probe in probes.values():
             probe.sample(args.probe_reps)
+        if device.type == "cpu":
+            profiled.append(breakdown.profile_window(iters["ours"], args.window))
         print(f"  throughput repeat {r + 1}/{args.repeats}: ours {samples['ours'][-1]:.0f}, authors "
               f"{samples['authors'][-1]:.0f} mixtures/s", file=log, flush=True)
     peaks = {dt: p.result() for dt, p in probes.items()}
@@ -153,10 +157,17 @@ def measure_throughput(config, task, device, args, log) -> dict:
                         "fused_adam": bool(trainers[f"variant {v['name']}"].opt.defaults.get("fused"))})
         variant_rows.append(row)
     pair_ratios = [a / b for a, b in zip(samples["ours"], samples["authors"])]
+    ratio = ours["mixtures_per_s"] / authors["mixtures_per_s"]
+    if profiled:
+        step = breakdown.summarise(profiled, flops.train_flops, peaks[PRECISION_DTYPE[config.precision]].peak,
+                                   ours["mixtures_per_s"], authors["mixtures_per_s"])
+    else:
+        step = {"skipped": f"measured on CPUs only: on {device.type} the operators run asynchronously, so "
+                           "their CPU times are not the kernels'"}
     return {
         "repeats": args.repeats, "window_seconds": args.window, "threads": default_threads,
         "ours": ours, "authors": authors, "variants": variant_rows,
-        "ratio_of_medians": ours["mixtures_per_s"] / authors["mixtures_per_s"],
+        "ratio_of_medians": ratio,
         "median_of_paired_ratios": _median(pair_ratios),
         "flops": {"train_flops_per_mixture": flops.train_flops, "forward_macs_per_mixture": flops.forward_macs,
                   "encoder_macs": flops.encoder_macs, "decoder_macs": flops.decoder_macs,
@@ -164,6 +175,7 @@ def measure_throughput(config, task, device, args, log) -> dict:
                                 "BatchNorm, activations, loss and Adam not counted"},
         "matmul_peak": {dt: p.to_dict() for dt, p in peaks.items()},
         "matmul_peak_fraction": ours["peak_fraction"],
+        "step_breakdown": step,
         "_ours_trainer": trainers["ours"],
     }
 
@@ -337,6 +349,14 @@ def format_table(key: str, entry: dict) -> str:
             rows.append((f"matmul peak {dt} (GFLOP/s, n={p['n']}, best / median)",
                          _fmt(p["max_flops_per_s"] / 1e9, "{:.1f}") + " / " + _fmt(p["median_flops_per_s"] / 1e9, "{:.1f}"),
                          "", ""))
+    br = (thr or {}).get("step_breakdown") or {}
+    if "matmul_share" in br:
+        rows.append(("matrix products: share of our step's time", _fmt(br["matmul_share"], "{:.1%}"), "", ""))
+        rows.append(("matrix products alone: GFLOP/s (of the peak)",
+                     _fmt(br["matmul_flops_per_s"] / 1e9, "{:.1f}") + f" ({_fmt(br['matmul_peak_fraction'], '{:.1%}')})",
+                     "", ""))
+        rows.append(("ceiling: only the products take time (mixtures/s)", _fmt(br["ceiling_mixtures_per_s"], "{:.0f}"),
+                     "", _fmt(br.get("ceiling_ratio_vs_authors"), "{:.2f}x")))
     q = entry.get("quality")
     if q:
         for m in q["budgets_minutes"]:

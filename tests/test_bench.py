@@ -22,12 +22,14 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level folder beside the package
 
 os.environ.setdefault("BSSVAE_OFFLINE", "1")
 
+from bench import breakdown  # noqa: E402
 from bench import run as bench_run  # noqa: E402
 from bench.authors import AuthorsTrainer, PerItemMnist, split_pairs  # noqa: E402
 from bench.flops import MatmulProbe, module_linear_macs, step_flops  # noqa: E402
 from bench.ours import OursTrainer  # noqa: E402
 from bench.timing import batch_psnr, minutes_to, score_at, timed_run  # noqa: E402
 from bssvae.config import ModelConfig, make_config  # noqa: E402
+from bssvae.errors import BssvaeError  # noqa: E402
 from bssvae.metrics import evaluate_images  # noqa: E402
 from bssvae.model import VAEBSS  # noqa: E402
 
@@ -267,6 +269,53 @@ def test_variants_record_the_adam_they_ran(quick_run):
     thr = entry["throughput"]
     assert thr["ours"]["fused_adam"] is True
     assert {v["name"]: v["fused_adam"] for v in thr["variants"]} == {"fp32:64": True, "fp32:64:unfused": False}
+
+
+def test_matmul_flops_from_recorded_shapes():
+    assert breakdown.matmul_flops("aten::mm", [[3, 4], [4, 5]]) == 2 * 3 * 4 * 5
+    assert breakdown.matmul_flops("aten::addmm", [[5], [3, 4], [4, 5], [], []]) == 2 * 3 * 4 * 5  # bias not counted
+    with pytest.raises(BssvaeError, match="aten::mm: expected shapes"):
+        breakdown.matmul_flops("aten::mm", [[3, 4], [5, 6]])
+    with pytest.raises(BssvaeError, match="op: expected one of"):
+        breakdown.matmul_flops("aten::relu", [[3, 4]])
+
+
+def test_breakdown_share_is_of_the_unprofiled_step():
+    """Products take 60 ms of each 100-mixture step; unprofiled, the step runs at 1,000 mixtures/s (100 ms),
+    so they are 60 % of it and the step could run at most at 100 / 0.06 mixtures/s; the profiled windows'
+    own, slower wall time (120 ms a step) does not enter the share."""
+    windows = [{"steps": 2, "mixtures": 200, "wall_seconds": 0.24, "matmul_seconds": 0.12, "matmul_flops": 200 * 7,
+                "other_seconds": {"aten::add": 0.02, "aten::relu": 0.06}}] * 3
+    s = breakdown.summarise(windows, train_flops_per_mixture=7, peak_flops_per_s=1e5, mixtures_per_s=1000.0,
+                            authors_mixtures_per_s=500.0)
+    assert s["matmul_seconds_per_step"] == pytest.approx(0.06) and s["matmul_share"] == pytest.approx(0.6)
+    assert s["ceiling_mixtures_per_s"] == pytest.approx(100 / 0.06)
+    assert s["ceiling_ratio_vs_authors"] == pytest.approx(100 / 0.06 / 500)
+    assert s["matmul_flops_per_s"] == pytest.approx(1400 / 0.12) and s["matmul_peak_fraction"] == pytest.approx(
+        1400 / 0.12 / 1e5)
+    assert s["matmul_flops_match_analytical_count"] is True
+    assert list(s["top_other_ops_seconds_per_step"]) == ["aten::relu", "aten::add"]
+    assert s["top_other_ops_seconds_per_step"]["aten::relu"] == pytest.approx(0.03)
+    assert breakdown.summarise(windows, 8, 1e5, 1000.0)["matmul_flops_match_analytical_count"] is False
+    with pytest.raises(BssvaeError, match="mixtures_per_s"):
+        breakdown.summarise(windows, 7, 1e5, 0.0)
+
+
+def test_breakdown_finds_every_matrix_product_of_our_step(quick_run):
+    """The profiled products of our step carry exactly the FLOPs counted from the layer sizes: none is
+    missed (or counted twice) under another operator's name."""
+    from bench import report
+
+    _, entry = quick_run
+    br = entry["throughput"]["step_breakdown"]
+    assert br["matmul_flops_match_analytical_count"] is True
+    assert br["matmul_flops_per_mixture"] == entry["throughput"]["flops"]["train_flops_per_mixture"]
+    assert br["matmul_share"] > 0 and br["ceiling_mixtures_per_s"] > 0 and br["steps"] >= 3 * br["windows"]
+    assert br["windows"] == entry["throughput"]["repeats"]
+    t = report.breakdown_table(entry)
+    assert t.index[0].startswith("matrix products") and t.index[-1].startswith("everything else")
+    assert t["ms per step"].sum() == pytest.approx(1e3 * br["profiled_step_seconds"], abs=0.01 * len(t))
+    assert "matrix products: share of our step's time" in bench_run.format_table("cpu:X", entry)
 
 
 def test_book_tables_read_the_written_file(quick_run, tmp_path):
