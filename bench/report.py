@@ -106,8 +106,9 @@ def breakdown_table(entry: dict) -> pd.DataFrame:
     if "matmul_share" not in br:
         return pd.DataFrame()
     step = br["profiled_step_seconds"]
-    rows = [("matrix products (aten::mm, aten::addmm)", br["matmul_seconds_per_step"])]
-    rows += list(br["top_other_ops_seconds_per_step"].items())
+    rows = [("matrix products (`aten::mm`, `aten::addmm`)", br["matmul_seconds_per_step"])]
+    rows += [(f"`{name}`", sec) for name, sec in  # as code: names like aten::_fused_adam_ are not Markdown
+             sorted(br["top_other_ops_seconds_per_step"].items(), key=lambda kv: -kv[1])]  # bench.json sorts keys
     rows.append(("everything else (Python, smaller operators, the profiler)", step - sum(s for _, s in rows)))
     return pd.DataFrame([{"operator": name, "ms per step": _num(s, 1e3, 2), "of the step (%)": _num(s / step, 100, 1)}
                          for name, s in rows]).set_index("operator")

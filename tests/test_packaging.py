@@ -62,6 +62,10 @@ def test_readme_numbers_come_from_the_committed_results():
     same_batch = next(v for v in thr["variants"] if v["name"] == f"fp32:{thr['authors']['batch_size']}")
     loop_only = same_batch["mixtures_per_s"] / thr["authors"]["mixtures_per_s"]
     assert f"our loop alone runs {loop_only:.2f}x" in readme
+    br = thr["step_breakdown"]  # where the step's time goes, and the ceiling it sets
+    assert (f"the matrix products take {round(100 * br['matmul_share'])} % of our step and run at "
+            f"{round(100 * br['matmul_peak_fraction'])} % of the peak") in readme
+    assert f"{round(br['ceiling_mixtures_per_s']):,} mixtures/s, {br['ceiling_ratio_vs_authors']:.2f}x" in readme
     after = q["ours"]["psnr_after_minutes"]  # the README quotes the 3-minute budget (the target)
     assert f"After 3 minutes VAEM reaches {after['3']:.2f} dB" in readme
 
