@@ -217,23 +217,22 @@ def test_readme_paper_tables_come_from_the_committed_results():
 def test_paper_warmup_ablation_is_the_paper_profile_and_quoted_as_run():
     """results/ablations/paper-warmup-cpu: each run is the paper profile but for warm-up and precision,
     finished, and the README and the ablations README quote its VAEM scores as the runs wrote them."""
-    import json
-
     from bssvae.config import make_config
+    from bssvae.results import read_run_rows
+    from bssvae.train import read_run_config
 
     readme = " ".join((ROOT / "README.md").read_text().split())
     ablations = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
     runs = sorted((ROOT / "results" / "ablations" / "paper-warmup-cpu").glob("mnist-vae-K2-M2-seed*-warmup*"))
     assert {r.name for r in runs} >= {"mnist-vae-K2-M2-seed1-warmup0", "mnist-vae-K2-M2-seed1-warmup10"}
     for run in runs:
-        seed, warmup = (int(v) for v in run.name.removeprefix("mnist-vae-K2-M2-seed").split("-warmup"))
-        config = json.loads((run / "config.json").read_text())["config"]
-        profile = make_config("paper", method="vae", n_sources=2, seed=seed).to_dict()
+        config = read_run_config(run).to_dict()
+        assert run.name == f"mnist-vae-K2-M2-seed{config['seed']}-warmup{config['beta_warmup_epochs']}"
+        profile = make_config("paper", method="vae", n_sources=2, seed=config["seed"]).to_dict()
         differ = {k for k in profile if profile[k] != config.get(k)}
         assert differ <= {"beta_warmup_epochs", "precision", "device"}, differ
-        assert config["beta_warmup_epochs"] == warmup and config["precision"] == "fp32"
-        rows = json.loads((run / "metrics.json").read_text())["rows"]
-        vaem = next(r for r in rows if r["method"] == "vaem")
+        assert config["precision"] == "fp32"
+        vaem = next(r for r in read_run_rows(run) if r["method"] == "vaem")
         assert vaem["epochs"] == profile["epochs"]
         quoted = f"{vaem['psnr_halved']:.2f}"
         assert quoted in readme and quoted in ablations, (run.name, quoted)
