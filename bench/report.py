@@ -71,18 +71,23 @@ def throughput_table(entry: dict) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
 
-    def add(label, r):
+    def add(label, r, authors=thr["authors"]):
         rows.append({"loop": label, "precision": r["precision"], "batch (mixtures)": r["batch_size"],
                      "mixtures/s (median)": _num(r["mixtures_per_s"], digits=0),
                      "GFLOP/s": _num(r["achieved_flops_per_s"], 1e-9, 1),
                      "of matmul peak (%)": _num(r["peak_fraction"], 100, 1),
                      "fused Adam": {True: "yes", False: "no"}.get(r.get("fused_adam"), ""),
-                     "vs authors-style": _num(r["mixtures_per_s"] / thr["authors"]["mixtures_per_s"], digits=2)})
+                     "vs authors-style": _num(r["mixtures_per_s"] / authors["mixtures_per_s"], digits=2)})
 
     add("ours (profile)", thr["ours"])
     add("authors-style (per-item DataLoader)", thr["authors"])
     for v in thr.get("variants", []):
         add(f"variant {v['name']}", v)
+    sp = thr.get("spinning")
+    if sp:  # against the authors' loop under the same spinning threads
+        env = ", ".join(f"{k}={v}" for k, v in sp["env"].items())
+        add(f"ours, threads spinning ({env})", sp["ours"], sp["authors"])
+        add(f"authors-style, threads spinning ({env})", sp["authors"], sp["authors"])
     return pd.DataFrame(rows).set_index("loop")
 
 

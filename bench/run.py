@@ -28,6 +28,7 @@ from bench.authors import AUTHORS_RECIPE, AuthorsTrainer
 from bench.flops import PRECISION_DTYPE, MatmulProbe, flops_fraction, step_flops
 from bench.ours import OursTrainer
 from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throughput_window, timed_run
+from bench.worker import TRAINERS, StepWorker
 from bssvae.config import make_config
 from bssvae.errors import BssvaeError
 from bssvae.results import atomic_write_json, git_commit, hardware, package_versions, project_root
@@ -45,6 +46,10 @@ SECTIONS = ("throughput", "quality", "inference", "audio")
 DEFAULT_VARIANTS = {"cpu": "fp32:32,fp32:256:unfused,fp32:512,fp32:1024,fp32:1024:unfused,fp32:1024:compile,"
                            "bf16:256,fp32:256:t1",
                     "cuda": "fp32:32,fp32:512,bf16:512,bf16:512:unfused,bf16:1024,bf16:2048,bf16:512:compile"}
+# OpenMP threads that spin briefly at a barrier before sleeping, timed in a child process beside the
+# passive waiting our processes use (bssvae/__init__.py). On this project's idle 2-core CPU a spin of
+# 10,000 gained as much as 300,000 (libgomp's default) and lost less beside one busy process.
+DEFAULT_SPIN_ENV = {"cpu": "GOMP_SPINCOUNT=10000", "cuda": "none"}
 
 
 def device_key(device: torch.device) -> str:
@@ -105,6 +110,16 @@ def measure_throughput(config, task, device, args, log) -> dict:
         trainers[f"variant {v['name']}"] = OursTrainer(cfg, task, device,
                                                        adam_kwargs={"fused": False} if v["unfused"] else None)
         threads[f"variant {v['name']}"] = v["threads"]
+    worker = StepWorker(long_config, args.spin_env) if args.spin_env else None
+    try:
+        return _measure_throughput(config, trainers, variants, threads, worker, device, args, log)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _measure_throughput(config, trainers, variants, threads, worker, device, args, log) -> dict:
+    """:func:`measure_throughput`'s windows, with the ``worker``'s (or None) after this process's."""
     default_threads = torch.get_num_threads()
     iters = {name: t.steps() for name, t in trainers.items()}
     warmup = {}
@@ -126,6 +141,9 @@ def measure_throughput(config, task, device, args, log) -> dict:
                 torch.set_num_threads(threads[name])
             samples[name].append(throughput_window(it, args.window, device))
             torch.set_num_threads(default_threads)
+        if worker is not None:
+            for name in TRAINERS:
+                samples.setdefault(f"spinning {name}", []).append(worker.window(name, args.window))
         for probe in probes.values():
             probe.sample(args.probe_reps)
         if device.type == "cpu":
@@ -164,9 +182,26 @@ def measure_throughput(config, task, device, args, log) -> dict:
     else:
         step = {"skipped": f"measured on CPUs only: on {device.type} the operators run asynchronously, so "
                            "their CPU times are not the kernels'"}
+    spinning = None
+    if worker is not None:
+        warmup["spinning ours"] = warmup["spinning authors"] = worker.warmup_seconds  # both, together
+        s_ours = describe("spinning ours", config.precision, config.batch_size,
+                          {"compile": config.compile, "fused_adam": worker.fused_adam})
+        s_authors = describe("spinning authors", "fp32", AUTHORS_RECIPE["batch_size_images"] // 2)
+        spinning = {
+            "env": worker.env, "threads": default_threads,
+            "what": "our step and the authors'-style loop in a child process started with these variables, "
+                    "its windows interleaved with this process's; FLOP/s against this process's matmul peak",
+            "ours": s_ours, "authors": s_authors,
+            "ratio_of_medians": s_ours["mixtures_per_s"] / s_authors["mixtures_per_s"],
+            "median_of_paired_ratios": _median([a / b for a, b in zip(samples["spinning ours"],
+                                                                      samples["spinning authors"])]),
+            "ours_gain_over_passive": s_ours["mixtures_per_s"] / ours["mixtures_per_s"],
+            "authors_gain_over_passive": s_authors["mixtures_per_s"] / authors["mixtures_per_s"],
+        }
     return {
         "repeats": args.repeats, "window_seconds": args.window, "threads": default_threads,
-        "ours": ours, "authors": authors, "variants": variant_rows,
+        "ours": ours, "authors": authors, "variants": variant_rows, "spinning": spinning,
         "ratio_of_medians": ratio,
         "median_of_paired_ratios": _median(pair_ratios),
         "flops": {"train_flops_per_mixture": flops.train_flops, "forward_macs_per_mixture": flops.forward_macs,
@@ -349,6 +384,13 @@ def format_table(key: str, entry: dict) -> str:
             rows.append((f"matmul peak {dt} (GFLOP/s, n={p['n']}, best / median)",
                          _fmt(p["max_flops_per_s"] / 1e9, "{:.1f}") + " / " + _fmt(p["median_flops_per_s"] / 1e9, "{:.1f}"),
                          "", ""))
+    sp = (thr or {}).get("spinning")
+    if sp:
+        env = ", ".join(f"{k}={v}" for k, v in sp["env"].items())
+        rows.append((f"throughput, threads spinning ({env})", _fmt(sp["ours"]["mixtures_per_s"], "{:.0f}"),
+                     _fmt(sp["authors"]["mixtures_per_s"], "{:.0f}"), _fmt(sp["ratio_of_medians"], "{:.2f}x")))
+        rows.append((f"fraction of the {sp['ours']['peak_dtype']} matmul peak, spinning",
+                     _fmt(sp["ours"]["peak_fraction"], "{:.1%}"), _fmt(sp["authors"]["peak_fraction"], "{:.1%}"), ""))
     br = (thr or {}).get("step_breakdown") or {}
     if "matmul_share" in br:
         rows.append(("matrix products: share of our step's time", _fmt(br["matmul_share"], "{:.1%}"), "", ""))
@@ -440,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="variants of our step timed beside it, 'precision:batch[:tN][:compile][:unfused]' comma-separated "
                         "(tN: N threads; compile: torch.compile; unfused: Adam without the fused kernel our step uses), "
                         "or 'none' (default: a CPU or GPU set)")
+    p.add_argument("--spin-env", default=None, metavar="VAR=VALUE[,VAR=VALUE]",
+                   help="also time our step and the authors' loop in a child process with these environment "
+                        "variables (OpenMP reads its waiting policy only at start-up), e.g. GOMP_SPINCOUNT=10000, "
+                        "or 'none' (default: GOMP_SPINCOUNT=10000 on a CPU, none on a GPU or with --quick)")
     p.add_argument("--inference-repeats", type=int, default=3, help="repeats of the inference timing (default: 3)")
     p.add_argument("--audio-batch", type=int, default=None, help="audio model batch (default: 4 on CPU, 64 on GPU)")
     p.add_argument("--audio-steps", type=int, default=3, help="timed audio training steps (default: 3)")
@@ -482,12 +528,30 @@ def resolve_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise BssvaeError(f"--minutes: expected positive budgets, got {args.minutes}")
     if args.variants is None:
         args.variants = DEFAULT_VARIANTS[args.device.type]
+    if args.spin_env is None:
+        args.spin_env = "none" if args.quick else DEFAULT_SPIN_ENV[args.device.type]
+    args.spin_env = parse_env(args.spin_env)
     if args.variants == "none":
         args.variants = ""
     args.audio_batch = args.audio_batch or (64 if args.device.type == "cuda" else 4)
     default_out = "results/bench-quick.json" if args.quick else "results/bench.json"
     args.output = Path(args.output) if args.output else project_root() / default_out
     return args
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """``--spin-env``: 'none' or comma-separated VAR=VALUE pairs -> a dict (empty for 'none')."""
+    if text.strip() == "none":
+        return {}
+    env = {}
+    for pair in filter(None, (t.strip() for t in text.split(","))):
+        k, eq, v = pair.partition("=")
+        if not eq or not k.strip().replace("_", "").isalnum():
+            raise BssvaeError(f"--spin-env: expected VAR=VALUE pairs separated by commas, or 'none'; got {pair!r}")
+        env[k.strip()] = v.strip()
+    if not env:
+        raise BssvaeError(f"--spin-env: expected VAR=VALUE pairs separated by commas, or 'none'; got {text!r}")
+    return env
 
 
 def _split_override(text: str):

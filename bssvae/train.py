@@ -64,10 +64,18 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def configure_threads() -> None:
-    """Use every core for intra-op parallelism (PyTorch may default to fewer in containers)."""
+    """Use every core for intra-op parallelism (PyTorch may default to fewer in containers), or the
+    ``BSSVAE_THREADS`` environment variable's number of threads when it is set (0: every core)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if int(os.environ.get("BSSVAE_THREADS", 0)) > 0:
-        n = int(os.environ["BSSVAE_THREADS"])
+    text = os.environ.get("BSSVAE_THREADS", "").strip()
+    if text:
+        try:
+            wanted = int(text)
+        except ValueError:
+            wanted = -1
+        if wanted < 0:
+            raise BssvaeError(f"BSSVAE_THREADS: expected a number of threads (0: every core), got {text!r}")
+        n = wanted or n
     torch.set_num_threads(n)
 
 

@@ -240,7 +240,8 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     out.write_text(json.dumps({"devices": {"cuda:Other": {"kept": True}}}))
     entry = bench_run.run_suite(["--quick", "--device", "cpu", "--skip", "audio", "--set", "precision=fp32",
-                                 "--variants", "fp32:64,fp32:64:unfused", "--output", str(out)], log=None)
+                                 "--variants", "fp32:64,fp32:64:unfused", "--spin-env", "GOMP_SPINCOUNT=1000",
+                                 "--output", str(out)], log=None)
     return out, entry
 
 
@@ -269,6 +270,35 @@ def test_variants_record_the_adam_they_ran(quick_run):
     thr = entry["throughput"]
     assert thr["ours"]["fused_adam"] is True
     assert {v["name"]: v["fused_adam"] for v in thr["variants"]} == {"fp32:64": True, "fp32:64:unfused": False}
+
+
+def test_spinning_threads_are_timed_in_a_child_that_has_the_variables(quick_run):
+    """--spin-env times both loops again in a child process started with the variables (OpenMP reads
+    them only at start-up); the child reports what its environment holds, and the ratios are its own."""
+    _, entry = quick_run
+    thr, sp = entry["throughput"], entry["throughput"]["spinning"]
+    assert sp["env"] == {"GOMP_SPINCOUNT": "1000"}
+    for name in ("ours", "authors"):
+        assert len(sp[name]["samples_mixtures_per_s"]) == thr["repeats"]
+        assert all(v > 0 for v in sp[name]["samples_mixtures_per_s"])
+    assert sp["ours"]["fused_adam"] is True and sp["ours"]["batch_size"] == thr["ours"]["batch_size"]
+    assert sp["ratio_of_medians"] == pytest.approx(sp["ours"]["mixtures_per_s"] / sp["authors"]["mixtures_per_s"])
+    assert sp["ours_gain_over_passive"] == pytest.approx(sp["ours"]["mixtures_per_s"] / thr["ours"]["mixtures_per_s"])
+    key = bench_run.device_key(torch.device("cpu"))
+    assert "threads spinning (GOMP_SPINCOUNT=1000)" in bench_run.format_table(key, entry)
+    from bench import report
+
+    table = report.throughput_table(entry)
+    assert table.loc["authors-style, threads spinning (GOMP_SPINCOUNT=1000)", "vs authors-style"] == 1.0
+
+
+def test_a_failing_worker_says_why():
+    from bench.worker import StepWorker
+
+    config = make_config("smoke", "mnist", "vae", 2, device="cpu")
+    expected = r"(?s)bench worker \(BSSVAE_THREADS=two\).*BSSVAE_THREADS: expected a number of threads"
+    with pytest.raises(BssvaeError, match=expected):
+        StepWorker(config, {"BSSVAE_THREADS": "two"}, timeout_s=120)
 
 
 def test_matmul_flops_from_recorded_shapes():
@@ -414,6 +444,13 @@ def test_cli_rejects_bad_options():
         bench_run.resolve_args(["--minutes", "5,x"])
     with pytest.raises(ValueError, match="--variants"):
         bench_run.parse_variant("fp64:12")
+    assert bench_run.parse_env("none") == {}
+    assert bench_run.parse_env("GOMP_SPINCOUNT=10000, OMP_WAIT_POLICY=ACTIVE") == {
+        "GOMP_SPINCOUNT": "10000", "OMP_WAIT_POLICY": "ACTIVE"}
+    for bad in ("GOMP_SPINCOUNT", "=3", "A B=1", ","):
+        with pytest.raises(ValueError, match="--spin-env"):
+            bench_run.parse_env(bad)
+    assert bench_run.resolve_args(["--quick"]).spin_env == {}
     assert bench_run.parse_variant("fp32:256:t1:compile") == {
         "name": "fp32:256:t1:compile", "precision": "fp32", "batch_size": 256, "threads": 1, "compile": True,
         "unfused": False}

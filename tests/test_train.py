@@ -280,3 +280,19 @@ def test_resolve_device_names_what_is_missing(monkeypatch):
     assert resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(BssvaeError, match=r"'cuda:2' was asked for but there are 2 GPUs \(cuda:0 to cuda:1\)"):
         resolve_device("cuda:2")
+
+
+def test_bssvae_threads_sets_the_threads_and_refuses_what_is_not_a_count(monkeypatch):
+    from bssvae.train import configure_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("BSSVAE_THREADS", "1")
+        configure_threads()
+        assert torch.get_num_threads() == 1
+        for bad in ("two", "-1", "1.5"):
+            monkeypatch.setenv("BSSVAE_THREADS", bad)
+            with pytest.raises(BssvaeError, match=f"BSSVAE_THREADS: expected a number of threads.*'{bad}'"):
+                configure_threads()
+    finally:
+        torch.set_num_threads(before)
