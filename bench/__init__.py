@@ -10,6 +10,8 @@ otherwise. With the default busy-waiting, two PyTorch threads on two cores share
 busy processes spin at every barrier while the thread they wait for is descheduled: on this
 project's 2-core machine, a training step then ran 3 to 20 times slower than with one thread.
 It must be set before PyTorch starts its thread pool, hence here, before anything imports torch.
+``GOMP_SPINCOUNT``, when set, takes precedence over the policy: :mod:`bench.worker` times both
+loops with spinning threads that way, in a child process, beside this process's passive ones.
 """
 import os as _os
 

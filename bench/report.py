@@ -254,6 +254,30 @@ def ema_table(name: str = "ema-cpu-mnist-K2-seed0", root: Path | None = None) ->
     return pd.DataFrame(out).set_index("epoch")
 
 
+def spin_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """The kept ablation of OpenMP's waiting (``results/ablations/omp-spin/spin.json``): median
+    mixtures/s of our step and the authors' loop per machine load and setting, with their ratio and
+    each loop's speed against passive waiting under the same load; and the file's provenance.
+    Both empty when absent."""
+    path = bench_path(root).parent / "ablations" / "omp-spin" / "spin.json"
+    try:
+        data = json.loads(path.read_text())
+        medians = data["medians_mixtures_per_s"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return pd.DataFrame(), {}
+    out = []
+    for key, m in medians.items():
+        load, setting = key.split(" | ")
+        passive = medians[f"{load} | passive"]
+        out.append({"machine": load, "OpenMP threads at a barrier": setting,
+                    "ours (mixtures/s)": _num(m["ours"], digits=0),
+                    "authors-style (mixtures/s)": _num(m["authors"], digits=0),
+                    "ours / authors": _num(m["ours_over_authors"], digits=2),
+                    "ours vs passive": _num(m["ours"] / passive["ours"], digits=2),
+                    "authors vs passive": _num(m["authors"] / passive["authors"], digits=2)})
+    return pd.DataFrame(out).set_index(["machine", "OpenMP threads at a barrier"]), data["provenance"]
+
+
 def _labelled_runs(entry: dict) -> list[tuple[str, dict]]:
     q = entry.get("quality") or {}
     return [(f"{recipe}, {run['budget_minutes']:g}-min run", run)

@@ -582,6 +582,7 @@ def run_suite(argv: list[str] | None = None, log=sys.stderr) -> dict:
                 "eval_every_seconds": args.eval_every, "ours_runs": args.ours_runs, "repeats": args.repeats,
                 "window_seconds": args.window, "quick": args.quick, "recipes": sorted(args.recipes),
                 "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "spin_env": args.spin_env,
                 "our_config": config.to_dict()}
     settings["summary"] = (f"profile {args.profile}, batch {config.batch_size}, {config.precision}, "
                            f"lr {config.lr:g} {config.lr_schedule}, {torch.get_num_threads()} threads"

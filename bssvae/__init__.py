@@ -17,7 +17,9 @@ import os as _os
 
 # OpenMP threads that busy-wait between ops steal the cores a loaded machine needs: measured on
 # 2 cores, passive waiting kept training 2-20x faster under load (python -m bench). Only effective
-# when bssvae is imported before torch, as the command line and the sweeps do.
+# when bssvae is imported before torch, as the command line and the sweeps do. On a machine of your
+# own, GOMP_SPINCOUNT=10000 (it takes precedence) lets threads spin briefly: faster when idle, much
+# slower beside another busy process (book, performance page, "Threads").
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"

@@ -396,6 +396,19 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     t = report.ema_table("e", root=tmp_path)
     assert t.loc[5, "raw weights"] == "16.00 / 22.00" and t.loc[5, "EMA 0.999"] == "15.50 / 21.50"
     assert t.loc[5, "train minutes"] == 0.5
+    assert report.spin_table(root=tmp_path)[0].empty
+    (tmp_path / "results" / "ablations" / "omp-spin").mkdir()
+    medians = {"idle | passive": {"ours": 2000.0, "authors": 500.0, "ours_over_authors": 4.0},
+               "idle | spin 10000": {"ours": 2400.0, "authors": 750.0, "ours_over_authors": 3.2},
+               "one busy process | passive": {"ours": 1000.0, "authors": 400.0, "ours_over_authors": 2.5},
+               "one busy process | spin 10000": {"ours": 500.0, "authors": 100.0, "ours_over_authors": 5.0}}
+    (tmp_path / "results" / "ablations" / "omp-spin" / "spin.json").write_text(json.dumps(
+        {"medians_mixtures_per_s": medians, "provenance": {"commit": "abc"}}))
+    t, prov = report.spin_table(root=tmp_path)
+    assert prov == {"commit": "abc"}
+    assert t.loc[("idle", "spin 10000"), "ours vs passive"] == 1.2  # against passive under the same load
+    assert t.loc[("one busy process", "spin 10000"), "authors vs passive"] == 0.25
+    assert t.loc[("one busy process", "passive"), "ours / authors"] == 2.5
 
 
 def test_long_run_table_reads_each_run_at_its_marks():
