@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import bench  # noqa: F401  (sets the OpenMP policy before torch starts; GOMP_SPINCOUNT overrides it)
@@ -41,9 +42,11 @@ class StepWorker:
     def __init__(self, config, env: dict[str, str], timeout_s: float = 600.0):
         self.env = dict(env)
         self.timeout_s = timeout_s
+        # stderr to a file, not a pipe: a child that writes more than a pipe holds would block on it
+        self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], cwd=project_root(),
                                      env={**os.environ, **self.env, "PYTHONPATH": _pythonpath()},
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                      text=True, bufsize=1)
         ready = self._ask(json.dumps({"config": config.to_dict(), "env": sorted(self.env)}), "ready")
         self.warmup_seconds, self.fused_adam = ready["warmup_seconds"], ready["fused_adam"]
@@ -66,6 +69,7 @@ class StepWorker:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
+        self.stderr.close()
 
     def __enter__(self):
         return self
@@ -82,8 +86,10 @@ class StepWorker:
         answer = _readline(self.proc, self.timeout_s)
         if answer is None or not answer.startswith(expect + " "):
             self.proc.kill()
-            _, err = self.proc.communicate()
-            tail = "\n".join((err or "").strip().splitlines()[-15:])
+            self.proc.wait()
+            self.stderr.seek(0)
+            tail = "\n".join(self.stderr.read().strip().splitlines()[-15:])
+            self.stderr.close()
             raise BssvaeError(f"bench worker ({' '.join(f'{k}={v}' for k, v in self.env.items())}): expected "
                               f"{expect!r}, got {answer!r}; its stderr ends:\n{tail}")
         return json.loads(answer[len(expect) + 1:])

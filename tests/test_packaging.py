@@ -242,3 +242,24 @@ def test_paper_warmup_ablation_is_the_paper_profile_and_quoted_as_run():
     # The README's summary of the seeds without the warm-up is their range, as run.
     assert len(without) >= 2
     assert f"reach {min(without):.2f} to {max(without):.2f} dB" in readme
+
+
+def test_omp_spin_ablation_numbers_come_from_its_json():
+    """results/ablations/README.md quotes the OpenMP waiting ablation as its spin.json has it."""
+    import json
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    data = json.loads((ROOT / "results" / "ablations" / "omp-spin" / "spin.json").read_text())
+    m, prov = data["medians_mixtures_per_s"], data["provenance"]
+
+    def gain(load, setting, trainer):
+        return m[f"{load} | {setting}"][trainer] / m[f"{load} | passive"][trainer]
+
+    assert f"commit {prov['commit'][:7]}" in text and not prov["commit"].endswith("-dirty")
+    assert f"Each of {prov['rounds']} rounds times an {prov['window_seconds']:g}-second window" in text
+    idle = [gain("idle", s, t) for t in ("ours", "authors") for s in ("spin 10000", "spin 300000")]
+    assert ("Idle, spinning ran our step at {:.2f}x (10,000) and {:.2f}x (300,000) its passive speed and the "
+            "authors' loop at {:.2f}x and {:.2f}x").format(*idle) in text
+    busy = [gain("one busy process", s, t) for t in ("ours", "authors") for s in ("spin 10000", "spin 300000")]
+    assert "beside the busy process, at {:.2f}x and {:.2f}x (ours) and {:.2f}x and {:.2f}x (theirs)".format(*busy) in text
+    assert max(busy) < 1  # why the default stays passive
