@@ -345,6 +345,8 @@ def markdown(df: pd.DataFrame) -> str:
             return ""
         return str(v).replace("|", "\\|")
 
+    if isinstance(df.index, pd.MultiIndex):  # one column per level, not tuples
+        df = df.reset_index(level=list(range(1, df.index.nlevels)))
     header = [df.index.name or ""] + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for idx, *values in df.itertuples(name=None):  # per-column types (iterrows would make ints floats)

@@ -409,6 +409,9 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert t.loc[("idle", "spin 10000"), "ours vs passive"] == 1.2  # against passive under the same load
     assert t.loc[("one busy process", "spin 10000"), "authors vs passive"] == 0.25
     assert t.loc[("one busy process", "passive"), "ours / authors"] == 2.5
+    md = report.markdown(t)  # one column per index level, not tuples
+    assert md.splitlines()[0].startswith("| machine | OpenMP threads at a barrier | ours (mixtures/s) |")
+    assert "| idle | spin 10000 | 2400 | 750 |" in md
 
 
 def test_long_run_table_reads_each_run_at_its_marks():
