@@ -47,8 +47,9 @@ DEFAULT_VARIANTS = {"cpu": "fp32:32,fp32:256:unfused,fp32:512,fp32:1024,fp32:102
                            "bf16:256,fp32:256:t1",
                     "cuda": "fp32:32,fp32:512,bf16:512,bf16:512:unfused,bf16:1024,bf16:2048,bf16:512:compile"}
 # OpenMP threads that spin briefly at a barrier before sleeping, timed in a child process beside the
-# passive waiting our processes use (bssvae/__init__.py). On this project's idle 2-core CPU a spin of
-# 10,000 gained as much as 300,000 (libgomp's default) and lost less beside one busy process.
+# passive waiting our processes use (bssvae/__init__.py). results/ablations/omp-spin compares this
+# spin with libgomp's default of 300,000: on the idle 2-core CPU our step ran 1.12x and 1.23x its
+# passive speed, and beside one busy process about half of it with either.
 DEFAULT_SPIN_ENV = {"cpu": "GOMP_SPINCOUNT=10000", "cuda": "none"}
 
 
