@@ -28,7 +28,7 @@ from bench.authors import AUTHORS_RECIPE, AuthorsTrainer
 from bench.flops import PRECISION_DTYPE, MatmulProbe, flops_fraction, step_flops
 from bench.ours import OursTrainer
 from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throughput_window, timed_run
-from bench.worker import TRAINERS, StepWorker
+from bench.worker import TRAINERS, StepWorker, timed_trainers
 from bssvae.config import make_config
 from bssvae.errors import BssvaeError
 from bssvae.results import atomic_write_json, git_commit, hardware, package_versions, project_root
@@ -101,8 +101,7 @@ def _median(xs):
 def measure_throughput(config, task, device, args, log) -> dict:
     """Ours, the authors'-style loop, variants of ours and the matmul probes, interleaved."""
     long_config = dataclasses.replace(config, epochs=10 ** 6)  # never runs out during the windows
-    trainers = {"ours": OursTrainer(long_config, task, device),
-                "authors": AuthorsTrainer(task.train_images.cpu(), config.model, device, seed=config.seed)}
+    trainers = timed_trainers(long_config, task, device)
     variants = [parse_variant(s) for s in args.variants.split(",") if s.strip()] if args.variants else []
     threads = {name: None for name in trainers}
     for v in variants:

@@ -24,8 +24,18 @@ import bench  # noqa: F401  (sets the OpenMP policy before torch starts; GOMP_SP
 from bssvae.errors import BssvaeError
 from bssvae.results import project_root
 
-#: Names of the trainers a worker builds.
+#: Names of the trainers a worker builds (:func:`timed_trainers`).
 TRAINERS = ("ours", "authors")
+
+
+def timed_trainers(config, task, device) -> dict:
+    """The pair the suite times, built the same way in this process and in a worker: our trainer of
+    ``config`` and the authors'-style loop on the same model and seed, from ``task``'s training digits."""
+    from bench.authors import AuthorsTrainer
+    from bench.ours import OursTrainer
+
+    return {"ours": OursTrainer(config, task, device),
+            "authors": AuthorsTrainer(task.train_images.cpu(), config.model, device, seed=config.seed)}
 
 
 class StepWorker:
@@ -117,8 +127,6 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
     """The child's side: build the trainers from the first line, then answer windows until ``quit``."""
     import torch
 
-    from bench.authors import AuthorsTrainer
-    from bench.ours import OursTrainer
     from bench.timing import throughput_window
     from bssvae.config import TrainConfig
     from bssvae.train import build_task, configure_threads
@@ -129,8 +137,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
     if device.type == "cpu":
         configure_threads()
     task = build_task(config, device)
-    trainers = {"ours": OursTrainer(config, task, device),
-                "authors": AuthorsTrainer(task.train_images.cpu(), config.model, device, seed=config.seed)}
+    trainers = timed_trainers(config, task, device)
     iters = {name: t.steps() for name, t in trainers.items()}
     t0 = time.perf_counter()
     for it in iters.values():  # first steps are not timed, as in the parent

@@ -70,12 +70,10 @@ def configure_threads() -> None:
     text = os.environ.get("BSSVAE_THREADS", "").strip()
     if text:
         try:
-            wanted = int(text)
+            value = int(text)
         except ValueError:
-            wanted = -1
-        if wanted < 0:
-            raise BssvaeError(f"BSSVAE_THREADS: expected a number of threads (0: every core), got {text!r}")
-        n = wanted or n
+            value = text  # refused by check_int, which names the variable and the value
+        n = check_int("BSSVAE_THREADS", value, minimum=0) or n
     torch.set_num_threads(n)
 
 

@@ -296,7 +296,7 @@ def test_a_failing_worker_says_why():
     from bench.worker import StepWorker
 
     config = make_config("smoke", "mnist", "vae", 2, device="cpu")
-    expected = r"(?s)bench worker \(BSSVAE_THREADS=two\).*BSSVAE_THREADS: expected a number of threads"
+    expected = r"(?s)bench worker \(BSSVAE_THREADS=two\).*BSSVAE_THREADS: expected an integer, got str 'two'"
     with pytest.raises(BssvaeError, match=expected):
         StepWorker(config, {"BSSVAE_THREADS": "two"}, timeout_s=120)
 
