@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.run import REQUIRED_KEYS, THRESHOLDS_DB, carried_sections  # noqa: F401 (the book reads it here)
+from bench.run import REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, cpu_key, migrate_keys  # noqa: F401 (the book reads it here)
 from bench.timing import minutes_to
 
 
@@ -36,12 +36,14 @@ def long_run_path(root: Path | None = None) -> Path:
 
 
 def load(path: Path | None = None) -> dict | None:
-    """The parsed bench.json, or None when it does not exist (or is unreadable)."""
+    """The parsed bench.json, or None when it does not exist (or is unreadable); CPU entries keyed
+    as the suite keys them now (:func:`bench.run.migrate_keys`)."""
     path = Path(path) if path is not None else bench_path()
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    return migrate_keys(data) if isinstance(data, dict) else data
 
 
 def _num(v, scale=1.0, digits=2):
@@ -231,9 +233,13 @@ def load_ablation(name: str, root: Path | None = None) -> dict | None:
     """A kept suite entry from ``results/ablations/<name>.json`` (see its README), or None."""
     path = bench_path(root).parent / "ablations" / f"{name}.json"
     try:
-        return json.loads(path.read_text())
+        kept = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    key = kept.get("device") if isinstance(kept, dict) else None
+    if isinstance(key, str) and key.startswith("cpu:") and not key.endswith(")"):  # as bench.json's keys
+        kept = {**kept, "device": cpu_key(kept.get("entry", {}).get("hardware") or {"cpu": key[4:]})}
+    return kept
 
 
 def ema_table(name: str = "ema-cpu-mnist-K2-seed0", root: Path | None = None) -> pd.DataFrame:

@@ -54,10 +54,39 @@ DEFAULT_SPIN_ENV = {"cpu": "GOMP_SPINCOUNT=10000", "cuda": "none"}
 
 
 def device_key(device: torch.device) -> str:
-    """``cpu:<cpu model>`` or ``cuda:<gpu name>``: one entry of bench.json per kind of machine."""
+    """``cpu:<cpu model> (<vector instructions>[, native bf16])`` or ``cuda:<gpu name>``: one entry of
+    bench.json per kind of machine."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{hardware()['cpu']}"
+    return cpu_key(hardware())
+
+
+#: What entries that recorded no vector capability ran on: the suite wrote them, before it recorded
+#: one, on the AVX2 machine every measurement up to 2026-11-24 came from (results/ablations/README.md).
+LEGACY_CPU_CAPABILITY = "AVX2"
+
+
+def cpu_key(hw: dict) -> str:
+    """The key of a CPU described by :func:`bssvae.results.hardware`. A cloud names CPUs of several
+    generations alike ("AMD EPYC"), and they differ in what decides our precision and speed: an
+    AVX2 one trains bf16 ~15x slower than fp32, one with AVX512-BF16 or AMX several times faster."""
+    native = any(f in (hw.get("cpu_flags") or ()) for f in ("avx512_bf16", "amx_bf16"))
+    return f"cpu:{hw.get('cpu', '?')} ({hw.get('cpu_capability') or LEGACY_CPU_CAPABILITY}" \
+           f"{', native bf16' if native else ''})"
+
+
+def migrate_keys(data: dict) -> dict:
+    """``data`` (a bench.json) with the CPU entries keyed as :func:`cpu_key` keys them: files written
+    before the key named the kind of CPU keyed them by its model alone (``cpu:AMD EPYC``)."""
+    devices = data.get("devices")
+    if not isinstance(devices, dict):
+        return data
+    out = {}
+    for key, entry in devices.items():
+        if key.startswith("cpu:") and not key.endswith(")") and isinstance(entry, dict):
+            key = cpu_key(entry.get("hardware") or {"cpu": key[4:]})
+        out[key] = entry
+    return {**data, "devices": out}
 
 
 def parse_value(text: str):
@@ -341,6 +370,7 @@ def merge_entry(path: Path, key: str, entry: dict) -> dict:
             data = {}
     if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
         data = {"devices": {}}
+    data = migrate_keys(data)
     old = data["devices"].get(key) or {}
     earlier = carried_sections(old)  # carried once already: keep where it was measured
     carried = {}

@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level folder beside the package
 os.environ.setdefault("BSSVAE_OFFLINE", "1")
 
 from bench import breakdown  # noqa: E402
+from bench import report  # noqa: E402
 from bench import run as bench_run  # noqa: E402
 from bench.authors import AuthorsTrainer, PerItemMnist, split_pairs  # noqa: E402
 from bench.flops import MatmulProbe, module_linear_macs, step_flops  # noqa: E402
@@ -31,6 +32,7 @@ from bench.timing import batch_psnr, minutes_to, score_at, timed_run  # noqa: E4
 from bssvae.config import ModelConfig, make_config  # noqa: E402
 from bssvae.errors import BssvaeError  # noqa: E402
 from bssvae.metrics import evaluate_images  # noqa: E402
+from bssvae.results import hardware  # noqa: E402
 from bssvae.model import VAEBSS  # noqa: E402
 
 TINY = ModelConfig(input_dim=4, hidden_dims=(3,), latent_dim=2, n_sources=2)
@@ -204,35 +206,56 @@ def test_merge_keeps_other_devices_and_carries_skipped_sections(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"devices": {
         "cuda:Some GPU": {"throughput_ratio_vs_authors": 9.0},
-        "cpu:X": {"measured_at": "earlier", "commit": "abc", "quality": {"ours": {"psnr_after_minutes": {"15": 21.5},
+        "cpu:X (AVX2)": {"measured_at": "earlier", "commit": "abc", "quality": {"ours": {"psnr_after_minutes": {"15": 21.5},
                                                                 "minutes_to_db": {"18_7": 2.5, "26_69": None}}}}}}))
     entry = {"measured_at": "now", "throughput": {"ratio_of_medians": 6.0, "matmul_peak_fraction": 0.5}}
-    data = bench_run.merge_entry(path, "cpu:X", entry)
+    data = bench_run.merge_entry(path, "cpu:X (AVX2)", entry)
     assert json.loads(path.read_text()) == data
     assert data["devices"]["cuda:Some GPU"] == {"throughput_ratio_vs_authors": 9.0}
-    cpu = data["devices"]["cpu:X"]
+    cpu = data["devices"]["cpu:X (AVX2)"]
     assert cpu["sections_from_earlier_runs"] == {"quality": {"measured_at": "earlier", "commit": "abc"}}
     assert {k: cpu[k] for k in bench_run.REQUIRED_KEYS} == {
         "throughput_ratio_vs_authors": 6.0, "matmul_peak_fraction": 0.5, "psnr_after_15_min": 21.5,
         "minutes_to_18_7_db": 2.5, "minutes_to_26_69_db": None}
     # Carried a second time, the section keeps the run it was measured in, not the one that carried it.
-    again = bench_run.merge_entry(path, "cpu:X", {"measured_at": "later", "commit": "def",
+    again = bench_run.merge_entry(path, "cpu:X (AVX2)", {"measured_at": "later", "commit": "def",
                                                   "throughput": {"ratio_of_medians": 6.0, "matmul_peak_fraction": 0.5}})
-    assert again["devices"]["cpu:X"]["sections_from_earlier_runs"] == {"quality": {"measured_at": "earlier",
+    assert again["devices"]["cpu:X (AVX2)"]["sections_from_earlier_runs"] == {"quality": {"measured_at": "earlier",
                                                                                     "commit": "abc"}}
     shown = {**{k: None for k in bench_run.REQUIRED_KEYS}, "settings": {"summary": "s"},
-             "sections_from_earlier_runs": again["devices"]["cpu:X"]["sections_from_earlier_runs"]}
+             "sections_from_earlier_runs": again["devices"]["cpu:X (AVX2)"]["sections_from_earlier_runs"]}
     assert "quality: not measured in this run, carried over from earlier (commit abc)" in bench_run.format_table(
-        "cpu:X", shown)
+        "cpu:X (AVX2)", shown)
+
+
+def test_cpu_entries_are_keyed_by_the_kind_of_cpu(tmp_path):
+    """Two CPUs sold under one name differ in what decides precision and speed; their entries stay apart,
+    and a file keyed by the model alone (as the suite wrote it before) is re-keyed from its hardware."""
+    avx2 = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "cpu_flags": ["fma", "avx2"]}
+    zen5 = {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "cpu_flags": ["fma", "avx2", "avx512f", "avx512_bf16"]}
+    amx = {"cpu": "Intel Xeon", "cpu_capability": "AVX512", "cpu_flags": ["avx512f", "amx_tile", "amx_bf16"]}
+    assert bench_run.cpu_key(avx2) == "cpu:AMD EPYC (AVX2)"
+    assert bench_run.cpu_key(zen5) == "cpu:AMD EPYC (AVX512, native bf16)"
+    assert bench_run.cpu_key(amx) == "cpu:Intel Xeon (AVX512, native bf16)"
+    assert bench_run.cpu_key({"cpu": "AMD EPYC"}) == "cpu:AMD EPYC (AVX2)"  # recorded no capability
+    assert bench_run.device_key(torch.device("cpu")) == bench_run.cpu_key(hardware())
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"devices": {"cpu:AMD EPYC": {"measured_at": "before", "hardware": avx2},
+                                            "cuda:GPU": {"kept": True}}}))
+    assert list(report.load(path)["devices"]) == ["cpu:AMD EPYC (AVX2)", "cuda:GPU"]
+    data = bench_run.merge_entry(path, "cpu:AMD EPYC (AVX512, native bf16)", {"measured_at": "now", "hardware": zen5})
+    assert list(data["devices"]) == ["cpu:AMD EPYC (AVX2)", "cuda:GPU", "cpu:AMD EPYC (AVX512, native bf16)"]
+    assert data["devices"]["cpu:AMD EPYC (AVX2)"]["measured_at"] == "before"
+    assert "sections_from_earlier_runs" not in data["devices"]["cpu:AMD EPYC (AVX512, native bf16)"]
 
 
 def test_an_unreadable_bench_file_is_moved_aside_not_lost(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text('{"devices": {"cuda:GPU": {"throughput_ratio_vs_authors": 9.0}')  # truncated
-    bench_run.merge_entry(path, "cpu:X", {"measured_at": "now"})
+    bench_run.merge_entry(path, "cpu:X (AVX2)", {"measured_at": "now"})
     aside = list(tmp_path.glob("bench.json.unreadable-*"))
     assert len(aside) == 1 and aside[0].read_text().startswith('{"devices": {"cuda:GPU"')
-    assert list(json.loads(path.read_text())["devices"]) == ["cpu:X"]
+    assert list(json.loads(path.read_text())["devices"]) == ["cpu:X (AVX2)"]
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +309,7 @@ def test_spinning_threads_are_timed_in_a_child_that_has_the_variables(quick_run)
     assert sp["ours_gain_over_passive"] == pytest.approx(sp["ours"]["mixtures_per_s"] / thr["ours"]["mixtures_per_s"])
     key = bench_run.device_key(torch.device("cpu"))
     assert "threads spinning (GOMP_SPINCOUNT=1000)" in bench_run.format_table(key, entry)
-    from bench import report
+
 
     table = report.throughput_table(entry)
     assert table.loc["authors-style, threads spinning (GOMP_SPINCOUNT=1000)", "vs authors-style"] == 1.0
@@ -334,7 +357,7 @@ def test_breakdown_share_is_of_the_unprofiled_step():
 def test_breakdown_finds_every_matrix_product_of_our_step(quick_run):
     """The profiled products of our step carry exactly the FLOPs counted from the layer sizes: none is
     missed (or counted twice) under another operator's name."""
-    from bench import report
+
 
     _, entry = quick_run
     br = entry["throughput"]["step_breakdown"]
@@ -345,11 +368,11 @@ def test_breakdown_finds_every_matrix_product_of_our_step(quick_run):
     t = report.breakdown_table(entry)
     assert t.index[0].startswith("matrix products") and t.index[-1].startswith("everything else")
     assert t["ms per step"].sum() == pytest.approx(1e3 * br["profiled_step_seconds"], abs=0.01 * len(t))
-    assert "matrix products: share of our step's time" in bench_run.format_table("cpu:X", entry)
+    assert "matrix products: share of our step's time" in bench_run.format_table("cpu:X (AVX2)", entry)
 
 
 def test_book_tables_read_the_written_file(quick_run, tmp_path):
-    from bench import report
+
 
     out, entry = quick_run
     data = report.load(out)
@@ -366,7 +389,7 @@ def test_book_tables_read_the_written_file(quick_run, tmp_path):
 
 
 def test_recipe_curves_compare_at_marks(tmp_path):
-    from bench import report
+
 
     def entry(psnrs):
         curve = [{"target_s": 60.0 * i, "train_seconds": 60.0 * i + 0.3, "epoch": i, "vaem_psnr": p,
@@ -384,8 +407,8 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert report.recipe_curve({}).empty
     (tmp_path / "results" / "ablations").mkdir(parents=True)
     (tmp_path / "bssvae").mkdir()
-    (tmp_path / "results" / "ablations" / "x.json").write_text('{"device": "cpu:X", "entry": {}}')
-    assert report.load_ablation("x", root=tmp_path)["device"] == "cpu:X"
+    (tmp_path / "results" / "ablations" / "x.json").write_text('{"device": "cpu:X (AVX2)", "entry": {}}')
+    assert report.load_ablation("x", root=tmp_path)["device"] == "cpu:X (AVX2)"
     assert report.load_ablation("absent", root=tmp_path) is None
     assert report.fp32_peak({}) is None
     assert report.fp32_peak({"throughput": {"matmul_peak": {"float32": {"max_flops_per_s": 1.5e11}}}}) == 1.5e11
@@ -415,7 +438,7 @@ def test_recipe_curves_compare_at_marks(tmp_path):
 
 
 def test_long_run_table_reads_each_run_at_its_marks():
-    from bench import report
+
 
     def run(budget, psnrs, **extra):
         curve = [{"target_s": 60.0 * i, "train_seconds": 60.0 * i + 0.5, "epoch": 2.0 * i, "mixtures": 1000 * i,
@@ -443,7 +466,7 @@ def test_quality_plot_draws_each_run(quick_run):
     import matplotlib
 
     matplotlib.use("Agg")
-    from bench import report
+
 
     _, entry = quick_run
     ax = report.plot_quality(entry)
@@ -490,7 +513,7 @@ def test_audio_memory_is_the_child_process_own_peak():
 
 
 def test_loop_and_batch_split_the_headline():
-    from bench import report
+
 
     thr = {"threads": 2, "ratio_of_medians": 4.0,
            "ours": {"mixtures_per_s": 400.0}, "authors": {"mixtures_per_s": 100.0, "batch_size": 32},
