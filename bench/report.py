@@ -284,6 +284,31 @@ def spin_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(out).set_index(["machine", "OpenMP threads at a barrier"]), data["provenance"]
 
 
+def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """The kept bf16-against-float32 ablation (``results/ablations/bf16-cpu/parity.json``): per seed
+    and output (VAE, VAEM), PSNR and SSIM of each precision (our column / halved), bf16's difference
+    and its speed-up over the whole run; and the file's provenance (everything but its rows). Both
+    empty when absent."""
+    path = bench_path(root).parent / "ablations" / "bf16-cpu" / "parity.json"
+    try:
+        data = json.loads(path.read_text())
+        rows = {(r["seed"], r["method"], r["precision"]): r for r in data["rows"]}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return pd.DataFrame(), {}
+    out = []
+    for d in data["bf16_minus_fp32"]:
+        a, b = rows[(d["seed"], d["method"], "fp32")], rows[(d["seed"], d["method"], "bf16")]
+        out.append({"seed": d["seed"], "output": d["method"].upper(),
+                    "PSNR fp32 (dB)": f"{a['psnr']:.2f} / {a['psnr_halved']:.2f}",
+                    "PSNR bf16 (dB)": f"{b['psnr']:.2f} / {b['psnr_halved']:.2f}",
+                    "bf16 - fp32 (dB)": _num(d["psnr_bf16_minus_fp32"], digits=3),
+                    "SSIM fp32": f"{a['ssim']:.3f} / {a['ssim_halved']:.3f}",
+                    "SSIM bf16": f"{b['ssim']:.3f} / {b['ssim_halved']:.3f}",
+                    "training minutes fp32 / bf16": f"{a['train_seconds'] / 60:.1f} / {b['train_seconds'] / 60:.1f}",
+                    "bf16 speed-up": _num(d["speedup"], digits=2)})
+    return pd.DataFrame(out).set_index(["seed", "output"]), {k: v for k, v in data.items() if k != "rows"}
+
+
 def _labelled_runs(entry: dict) -> list[tuple[str, dict]]:
     q = entry.get("quality") or {}
     return [(f"{recipe}, {run['budget_minutes']:g}-min run", run)

@@ -372,8 +372,6 @@ def test_breakdown_finds_every_matrix_product_of_our_step(quick_run):
 
 
 def test_book_tables_read_the_written_file(quick_run, tmp_path):
-
-
     out, entry = quick_run
     data = report.load(out)
     assert set(report.summary_table(data).index) == {"cuda:Other", bench_run.device_key(torch.device("cpu"))}
@@ -389,8 +387,6 @@ def test_book_tables_read_the_written_file(quick_run, tmp_path):
 
 
 def test_recipe_curves_compare_at_marks(tmp_path):
-
-
     def entry(psnrs):
         curve = [{"target_s": 60.0 * i, "train_seconds": 60.0 * i + 0.3, "epoch": i, "vaem_psnr": p,
                   "vaem_psnr_halved": p + 6.0}
@@ -435,11 +431,22 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     md = report.markdown(t)  # one column per index level, not tuples
     assert md.splitlines()[0].startswith("| machine | OpenMP threads at a barrier | ours (mixtures/s) |")
     assert "| idle | spin 10000 | 2400 | 750 |" in md
+    assert report.parity_table(root=tmp_path)[0].empty
+    (tmp_path / "results" / "ablations" / "bf16-cpu").mkdir()
+    row = dict(seed=0, epochs=17, ssim=0.77, ssim_halved=0.79)
+    (tmp_path / "results" / "ablations" / "bf16-cpu" / "parity.json").write_text(json.dumps({
+        "rows": [{**row, "precision": "fp32", "method": "vaem", "psnr": 17.6, "psnr_halved": 23.6, "train_seconds": 180.0},
+                 {**row, "precision": "bf16", "method": "vaem", "psnr": 17.65, "psnr_halved": 23.65, "train_seconds": 90.0}],
+        "bf16_minus_fp32": [{"seed": 0, "method": "vaem", "psnr_bf16_minus_fp32": 0.05, "speedup": 2.0}],
+        "commit": "abc"}))
+    t, prov = report.parity_table(root=tmp_path)
+    assert prov == {"bf16_minus_fp32": [{"seed": 0, "method": "vaem", "psnr_bf16_minus_fp32": 0.05, "speedup": 2.0}],
+                    "commit": "abc"}
+    assert t.loc[(0, "VAEM"), "PSNR fp32 (dB)"] == "17.60 / 23.60" and t.loc[(0, "VAEM"), "bf16 - fp32 (dB)"] == 0.05
+    assert t.loc[(0, "VAEM"), "training minutes fp32 / bf16"] == "3.0 / 1.5" and t.loc[(0, "VAEM"), "bf16 speed-up"] == 2.0
 
 
 def test_long_run_table_reads_each_run_at_its_marks():
-
-
     def run(budget, psnrs, **extra):
         curve = [{"target_s": 60.0 * i, "train_seconds": 60.0 * i + 0.5, "epoch": 2.0 * i, "mixtures": 1000 * i,
                   "vaem_psnr": p, "vaem_psnr_halved": p + 6.0} for i, p in enumerate(psnrs)]
@@ -513,8 +520,6 @@ def test_audio_memory_is_the_child_process_own_peak():
 
 
 def test_loop_and_batch_split_the_headline():
-
-
     thr = {"threads": 2, "ratio_of_medians": 4.0,
            "ours": {"mixtures_per_s": 400.0}, "authors": {"mixtures_per_s": 100.0, "batch_size": 32},
            "variants": [{"name": "fp32:32:t1", "batch_size": 32, "precision": "fp32", "threads": 1,
