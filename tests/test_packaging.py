@@ -309,3 +309,22 @@ def test_omp_spin_ablation_numbers_come_from_its_json():
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert "Beside one busy process it halves our step's speed" in readme
     assert all(0.4 < g < 0.6 for g in busy[:2])  # ours, both spin counts
+
+
+def test_bf16_parity_ablation_numbers_come_from_its_json():
+    """results/ablations/README.md quotes the bf16 parity ablation as its parity.json has it."""
+    import json
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    data = json.loads((ROOT / "results" / "ablations" / "bf16-cpu" / "parity.json").read_text())
+    assert f"commit {data['commit'][:7]}" in text and not data["commit"].endswith("-dirty")
+    assert data["settings"] == {"epochs": 17, "seeds": [0, 1], "profile": "cpu"} and "avx512_bf16" in data["hardware"]["cpu_flags"]
+    vaem = {(r["seed"], r["precision"]): r["psnr"] for r in data["rows"] if r["method"] == "vaem"}
+    assert (f"seed 0 {vaem[0, 'fp32']:.2f} dB in float32, {vaem[0, 'bf16']:.2f} in bf16; "
+            f"seed 1 {vaem[1, 'fp32']:.2f} and {vaem[1, 'bf16']:.2f}") in text
+    d = [x for x in data["bf16_minus_fp32"] if x["method"] == "vaem"]
+    assert (f"bf16 moved VAEM by {d[0]['psnr_bf16_minus_fp32']:+.2f} and {d[1]['psnr_bf16_minus_fp32']:+.2f} dB, "
+            f"about the {abs(vaem[1, 'fp32'] - vaem[0, 'fp32']):.2f} dB between the two float32 seeds, and trained "
+            f"{d[0]['speedup']:.2f}x and {d[1]['speedup']:.2f}x faster") in text
+    assert max(abs(x["psnr_bf16_minus_fp32"]) for x in d) < 0.5  # what "learns what fp32 learns" rests on
+    assert f"{data['wall_seconds'] / 60:.1f} minutes" in text
