@@ -309,6 +309,33 @@ def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(out).set_index(["seed", "output"]), {k: v for k, v in data.items() if k != "rows"}
 
 
+def trials_table(name: str = "short-trials-bf16", root: Path | None = None) -> pd.DataFrame:
+    """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
+    one suite file each): per file, our recipe's batch and learning rate, the budget, epochs done of
+    planned, the mixtures per second the run sustained, VAEM PSNR at the budget (our column / halved),
+    minutes to 18.7 dB (empty: not reached) and the commit. Empty when absent."""
+    rows = []
+    for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
+        try:
+            entry = next(iter(json.loads(path.read_text())["devices"].values()))
+            cfg, ours = entry["settings"]["our_config"], entry["quality"]["ours"]
+        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError):
+            continue
+        for run in ours["runs"]:
+            b = f"{run['budget_minutes']:g}"
+            rows.append({"file": path.name, "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
+                         "budget (min)": run["budget_minutes"],
+                         "epochs done / planned": f"{run['epochs_done']:.1f} / {run['epochs_planned']}",
+                         "mixtures/s": _num(run["mixtures"] / run["train_seconds"], digits=0),
+                         "VAEM PSNR at the budget (dB)": f"{ours['psnr_after_minutes'][b]:.2f} / "
+                                                         f"{ours['psnr_halved_after_minutes'][b]:.2f}",
+                         "minutes to 18.7 dB": _num(ours["minutes_to_db"].get("18_7")),
+                         "commit": (entry.get("commit") or "")[:7]})
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).sort_values(["budget (min)", "batch"]).set_index("file")
+
+
 def _labelled_runs(entry: dict) -> list[tuple[str, dict]]:
     q = entry.get("quality") or {}
     return [(f"{recipe}, {run['budget_minutes']:g}-min run", run)

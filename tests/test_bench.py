@@ -444,6 +444,23 @@ def test_recipe_curves_compare_at_marks(tmp_path):
                     "commit": "abc"}
     assert t.loc[(0, "VAEM"), "PSNR fp32 (dB)"] == "17.60 / 23.60" and t.loc[(0, "VAEM"), "bf16 - fp32 (dB)"] == 0.05
     assert t.loc[(0, "VAEM"), "training minutes fp32 / bf16"] == "3.0 / 1.5" and t.loc[(0, "VAEM"), "bf16 speed-up"] == 2.0
+    assert report.trials_table("trials", root=tmp_path).empty
+    (tmp_path / "results" / "ablations" / "trials").mkdir()
+    for batch, psnr, reached in ((512, 18.74, 2.5), (256, 18.49, None)):
+        entry = {"commit": "cfad499e8e", "settings": {"our_config": {"batch_size": batch, "lr": batch * 4e-6,
+                                                                     "precision": "bf16"}},
+                 "quality": {"ours": {"runs": [{"budget_minutes": 3.0, "epochs_done": 40.9, "epochs_planned": 41,
+                                                "mixtures": 1_227_000, "train_seconds": 180.0}],
+                                      "psnr_after_minutes": {"3": psnr}, "psnr_halved_after_minutes": {"3": psnr + 6},
+                                      "minutes_to_db": {"18_7": reached, "26_69": None}}}}
+        (tmp_path / "results" / "ablations" / "trials" / f"b{batch}.json").write_text(
+            json.dumps({"devices": {"cpu:X (AVX512, native bf16)": entry}}))
+    (tmp_path / "results" / "ablations" / "trials" / "broken.json").write_text("{")
+    t = report.trials_table("trials", root=tmp_path)
+    assert list(t.index) == ["b256.json", "b512.json"]  # by budget, then batch; the unreadable file left out
+    assert t.loc["b512.json", "VAEM PSNR at the budget (dB)"] == "18.74 / 24.74"
+    assert t.loc["b512.json", "minutes to 18.7 dB"] == 2.5 and pd.isna(t.loc["b256.json", "minutes to 18.7 dB"])
+    assert t.loc["b256.json", "mixtures/s"] == 6817 and t.loc["b256.json", "commit"] == "cfad499"
 
 
 def test_long_run_table_reads_each_run_at_its_marks():

@@ -328,3 +328,39 @@ def test_bf16_parity_ablation_numbers_come_from_its_json():
             f"{d[0]['speedup']:.2f}x and {d[1]['speedup']:.2f}x faster") in text
     assert max(abs(x["psnr_bf16_minus_fp32"]) for x in d) < 0.5  # what "learns what fp32 learns" rests on
     assert f"{data['wall_seconds'] / 60:.1f} minutes" in text
+
+
+def test_bf16_batch_trials_numbers_come_from_their_files():
+    """results/ablations/README.md quotes the native-bf16 batch trials as their suite files have them."""
+    import json
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    folder = ROOT / "results" / "ablations" / "short-trials-bf16"
+    e = {p.stem: next(iter(json.loads(p.read_text())["devices"].values())) for p in folder.glob("*.json")}
+    assert set(e) == {"3min-b256", "3min-b512", "3min-b1024", "15min-b256", "15min-b512"}
+    for name, entry in e.items():
+        cfg = entry["settings"]["our_config"]
+        assert name.endswith(f"-b{cfg['batch_size']}") and cfg["precision"] == "bf16"
+        assert f"--set batch_size={cfg['batch_size']} --set lr={cfg['lr']:g}" in entry["command"]
+        assert f"commit {entry['commit'][:7]}" in text
+        # One trial started while readers of these files (not the suite's code) were uncommitted; the README says so.
+        assert not entry["commit"].endswith("-dirty") or f"`{name}.json` is marked `-dirty`" in text
+
+    def psnr(name, halved=False):
+        q = e[name]["quality"]["ours"]
+        return q["psnr_halved_after_minutes" if halved else "psnr_after_minutes"][name.split("min")[0]]
+
+    assert (f"batch 256 with lr 1e-3 {psnr('3min-b256'):.2f} dB, batch 512 with lr 2e-3 {psnr('3min-b512'):.2f} "
+            f"(past 18.7 dB after {e['3min-b512']['minutes_to_18_7_db']:.1f} minutes), batch 1024 with lr 2.8e-3 "
+            f"{psnr('3min-b1024'):.2f}") in text
+    r512, r256 = e["15min-b512"]["quality"]["ours"]["runs"][0], e["15min-b256"]["quality"]["ours"]["runs"][0]
+    assert (f"batch 512 {psnr('15min-b512'):.2f} dB ({psnr('15min-b512', True):.2f} halved, "
+            f"{round(r512['epochs_done'])} epochs), batch 256 {psnr('15min-b256'):.2f} "
+            f"({r256['epochs_done']:.1f} of {r256['epochs_planned']} planned epochs") in text
+    suite = _bench_entries()[NATIVE_BF16]
+    assert f"batch 256 in `results/bench.json` reached {suite['psnr_after_15_min']:.2f}" in text
+    assert f"batch 512 passed 18.7 dB after {e['15min-b512']['minutes_to_18_7_db']:.1f} minutes" in text
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"batch 512 with lr 2e-3 passed 18.7 dB after {e['15min-b512']['minutes_to_18_7_db']:.1f} minutes and "
+            f"reached {psnr('15min-b512'):.2f} dB ({psnr('15min-b512', True):.2f} halved) after 15, against "
+            f"{psnr('15min-b256'):.2f} for batch 256 beside it") in readme
