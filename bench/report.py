@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.run import REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, cpu_key, migrate_keys  # noqa: F401 (the book reads it here)
+from bench.run import REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, migrate_key, migrate_keys  # noqa: F401 (the book reads it here)
 from bench.timing import minutes_to
 
 
@@ -236,9 +236,8 @@ def load_ablation(name: str, root: Path | None = None) -> dict | None:
         kept = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    key = kept.get("device") if isinstance(kept, dict) else None
-    if isinstance(key, str) and key.startswith("cpu:") and not key.endswith(")"):  # as bench.json's keys
-        kept = {**kept, "device": cpu_key(kept.get("entry", {}).get("hardware") or {"cpu": key[4:]})}
+    if isinstance(kept, dict) and isinstance(kept.get("device"), str):  # keyed as bench.json's entries
+        kept = {**kept, "device": migrate_key(kept["device"], kept.get("entry"))}
     return kept
 
 

@@ -31,7 +31,7 @@ from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throu
 from bench.worker import TRAINERS, StepWorker, timed_trainers
 from bssvae.config import make_config
 from bssvae.errors import BssvaeError
-from bssvae.results import atomic_write_json, git_commit, hardware, package_versions, project_root
+from bssvae.results import atomic_write_json, git_commit, hardware, has_native_bf16, package_versions, project_root
 from bssvae.train import build_task, configure_threads, resolve_device
 
 SCHEMA_VERSION = 1
@@ -70,23 +70,25 @@ def cpu_key(hw: dict) -> str:
     """The key of a CPU described by :func:`bssvae.results.hardware`. A cloud names CPUs of several
     generations alike ("AMD EPYC"), and they differ in what decides our precision and speed: an
     AVX2 one trains bf16 ~15x slower than fp32, one with AVX512-BF16 or AMX several times faster."""
-    native = any(f in (hw.get("cpu_flags") or ()) for f in ("avx512_bf16", "amx_bf16"))
     return f"cpu:{hw.get('cpu', '?')} ({hw.get('cpu_capability') or LEGACY_CPU_CAPABILITY}" \
-           f"{', native bf16' if native else ''})"
+           f"{', native bf16' if has_native_bf16(hw.get('cpu_flags')) else ''})"
+
+
+def migrate_key(key: str, entry) -> str:
+    """``key`` as :func:`cpu_key` keys it now: files written before the key named the kind of CPU keyed
+    a CPU entry by its model alone (``cpu:AMD EPYC``); its recorded hardware gives the rest."""
+    if not key.startswith("cpu:") or key.endswith(")"):
+        return key
+    hw = entry.get("hardware") if isinstance(entry, dict) else None
+    return cpu_key(hw or {"cpu": key[4:]})
 
 
 def migrate_keys(data: dict) -> dict:
-    """``data`` (a bench.json) with the CPU entries keyed as :func:`cpu_key` keys them: files written
-    before the key named the kind of CPU keyed them by its model alone (``cpu:AMD EPYC``)."""
+    """``data`` (a bench.json) with every device key passed through :func:`migrate_key`."""
     devices = data.get("devices")
     if not isinstance(devices, dict):
         return data
-    out = {}
-    for key, entry in devices.items():
-        if key.startswith("cpu:") and not key.endswith(")") and isinstance(entry, dict):
-            key = cpu_key(entry.get("hardware") or {"cpu": key[4:]})
-        out[key] = entry
-    return {**data, "devices": out}
+    return {**data, "devices": {migrate_key(key, entry): entry for key, entry in devices.items()}}
 
 
 def parse_value(text: str):

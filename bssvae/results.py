@@ -194,6 +194,16 @@ def _cpu_model() -> str:
 VECTOR_FLAGS = ("fma", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
+#: The flags of a CPU that multiplies bf16 natively (any one of them).
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def has_native_bf16(flags) -> bool:
+    """Whether CPU ``flags`` (:func:`cpu_vector_flags`, or a recorded ``hardware()["cpu_flags"]``) include
+    native bf16 arithmetic: AMX or AVX512-BF16."""
+    return any(f in (flags or ()) for f in NATIVE_BF16_FLAGS)
+
+
 def cpu_vector_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
     """The :data:`VECTOR_FLAGS` this CPU reports (empty where ``cpuinfo`` is not there)."""
     flags = (_cpuinfo_field("flags", cpuinfo) or "").split()

@@ -39,7 +39,7 @@ from .losses import beta_at, negative_elbo
 from .masks import vaem
 from .model import VAEBSS
 from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_vector_flags,
-                      provenance, results_dir, run_dir_label)
+                      has_native_bf16, provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
 # Fields that may differ when a run is resumed elsewhere without changing its result.
@@ -79,7 +79,7 @@ def configure_threads() -> None:
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AMX or AVX512-BF16 in /proc/cpuinfo's flags)."""
-    return any(f in cpu_vector_flags() for f in ("amx_bf16", "avx512_bf16"))
+    return has_native_bf16(cpu_vector_flags())
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -247,6 +247,11 @@ def test_cpu_entries_are_keyed_by_the_kind_of_cpu(tmp_path):
     assert list(data["devices"]) == ["cpu:AMD EPYC (AVX2)", "cuda:GPU", "cpu:AMD EPYC (AVX512, native bf16)"]
     assert data["devices"]["cpu:AMD EPYC (AVX2)"]["measured_at"] == "before"
     assert "sections_from_earlier_runs" not in data["devices"]["cpu:AMD EPYC (AVX512, native bf16)"]
+    (tmp_path / "results" / "ablations").mkdir(parents=True)  # a kept entry's key is read the same way
+    (tmp_path / "results" / "ablations" / "old.json").write_text(json.dumps({"device": "cpu:AMD EPYC",
+                                                                              "entry": {"hardware": zen5}}))
+    assert report.load_ablation("old", root=tmp_path)["device"] == "cpu:AMD EPYC (AVX512, native bf16)"
+    assert bench_run.migrate_key("cuda:GPU", {}) == "cuda:GPU"
 
 
 def test_an_unreadable_bench_file_is_moved_aside_not_lost(tmp_path):
