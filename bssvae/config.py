@@ -181,11 +181,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       model=dict(input_dim=1024, hidden_dims=(128, 64), latent_dim=8)),
     },
     "cpu": {
-        # About 15 minutes on 2 CPU cores: 110 epochs at ~4,000 mixtures/s in fp32 on an AVX2 CPU
-        # (python -m bench; see the book's performance page). precision auto: bf16 on CPUs that
-        # compute it natively (AMX, AVX512-BF16), where the same epochs take less time: ~5,500
-        # mixtures/s, 10 minutes, on a 2-core AVX512-BF16 EPYC, learning what fp32 learns
-        # (results/ablations/bf16-cpu).
+        # About 15 minutes on 2 CPU cores. precision auto: bf16 on CPUs that compute it natively (AMX,
+        # AVX512-BF16), fp32 elsewhere, and the recipe follows the precision (PRECISION_RECIPES).
+        # These values are fp32's: 110 epochs at ~4,000 mixtures/s on an AVX2 CPU (python -m bench;
+        # see the book's performance page).
         # No beta warm-up: measured on this CPU (book, performance page; results/ablations), starting
         # at beta = 0.5 separates from the first epochs (VAEM 18.4 dB after 5 minutes, 19.3 after
         # 15), while a 10-epoch warm-up from beta = 0 first learns a split that does not follow the
@@ -220,6 +219,28 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+#: What a profile changes for the precision a run trains in, on top of its PROFILES entry. A profile
+#: with an entry here resolves ``precision="auto"`` when the config is built (see make_config), so
+#: that config.json records the precision and the recipe that go together.
+PRECISION_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "cpu": {
+        # Native bf16 (measured on a 2-core AVX512-BF16 EPYC, python -m bench): a bf16 step runs
+        # ~2x faster than fp32 and learns the same (results/ablations/bf16-cpu), and at batch 512
+        # with lr 2e-3 ~9,700 mixtures/s, so 280 epochs fit 15 minutes. In 15-minute trials batch 512
+        # reached VAEM 20.31 dB against 19.85 for batch 256 beside it, and passed the authors'
+        # 15-minute 18.7 dB after 2 minutes (results/ablations/short-trials-bf16).
+        "mnist": {"bf16": dict(epochs=280, batch_size=512, lr=2e-3)},
+    },
+}
+
+
+def resolve_auto_precision(device: str) -> str:
+    """What ``precision="auto"`` trains in on ``device`` (a device name, ``auto`` included)."""
+    from .train import resolve_device, resolve_precision  # late import: train imports config and torch
+
+    return resolve_precision("auto", resolve_device(device))
+
+
 def check_device_name(name: Any) -> str:
     """``name`` if it is a device a run may name (:data:`DEVICE_PATTERN`), else a BssvaeError naming it.
 
@@ -239,6 +260,10 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
                 **overrides: Any) -> TrainConfig:
     """Build a :class:`TrainConfig` from a named profile plus explicit overrides.
 
+    A profile with :data:`PRECISION_RECIPES` resolves ``precision="auto"`` here, for the device the
+    run names, and takes that precision's recipe; an explicit override wins over both (so
+    ``precision="fp32"`` gives the fp32 recipe on any CPU).
+
     Raises:
         BssvaeError: for an unknown profile, task, method, or an invalid value.
     """
@@ -253,6 +278,13 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
     values.update(CONFIG_OVERRIDES.get((profile, method), {}))
     explicit = {k: v for k, v in overrides.items() if v is not None}
     values.update(explicit)
+    recipes = PRECISION_RECIPES.get(profile, {}).get(task)
+    if recipes:
+        precision = values.get("precision", TrainConfig.precision)
+        if precision == "auto":
+            check_device_name(values.get("device", TrainConfig.device))
+            precision = values["precision"] = resolve_auto_precision(values.get("device", TrainConfig.device))
+        values.update({k: v for k, v in recipes.get(precision, {}).items() if k not in explicit})
     if task == "mnist" and "n_test" not in explicit:  # 5000 pairs; fewer mixtures of 3 or more digits
         n_digits = values.get("n_digits", TrainConfig.n_digits)
         if isinstance(n_digits, int) and n_digits >= 1:

@@ -161,14 +161,18 @@ def read_run_rows(run_dir: Path) -> list[dict] | None:
 
 
 def git_commit(root: Path | None = None) -> str:
-    """The current commit of the repository (suffixed ``-dirty`` if there are local changes)."""
+    """The current commit of the repository, suffixed ``-dirty`` if tracked files outside ``results/``
+    have local changes. What runs write under ``results/`` (their rows, their run directories) does
+    not change the code that the commit names, so a sweep's later runs are not marked by its earlier
+    ones."""
     if os.environ.get("BSSVAE_COMMIT"):  # set where the code runs from a copy without .git (GPU machine)
         return os.environ["BSSVAE_COMMIT"]
     root = root or project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (sha or "unknown") + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -253,8 +253,13 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
     if (run_dir / "config.json").exists():
         diff = config_differences(config, run_dir)
         if diff:
-            raise RunDirError(f"{run_dir} holds a run with another configuration (differs in {diff}); "
-                              "choose another run directory or delete it")
+            stored, asked = read_run_config(run_dir).to_dict(), config.to_dict()
+            detail = ", ".join(f"{k}: stored {stored.get(k)!r}, asked {asked.get(k)!r}" for k in diff if k != "model")
+            hint = ("; the cpu profile's recipe follows the precision it trains in (bssvae.config."
+                    "PRECISION_RECIPES), so --precision " f"{stored.get('precision')} asks for the stored one"
+                    if "precision" in diff and config.profile == stored.get("profile") == "cpu" else "")
+            raise RunDirError(f"{run_dir} holds a run with another configuration (differs in {diff}"
+                              f"{': ' + detail if detail else ''}){hint}; choose another run directory or delete it")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,

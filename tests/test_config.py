@@ -67,3 +67,39 @@ def test_method_and_model_must_agree():
     vae = make_config("smoke", method="vae")
     with pytest.raises(BssvaeError, match="model.variational: method 'ae' needs variational=False"):
         TrainConfig.from_dict(dict(vae.to_dict(), method="ae"))
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Make the CPU look like one with (True) or without (False) native bf16."""
+    import bssvae.train
+
+    def set_native(flag: bool):
+        monkeypatch.setattr(bssvae.train, "cpu_has_native_bf16", lambda: flag)
+    return set_native
+
+
+def test_cpu_recipe_follows_the_precision_it_trains_in(native_bf16):
+    """precision auto is resolved when the config is built, and the recipe that goes with it is taken."""
+    native_bf16(True)
+    c = make_config("cpu", device="cpu")
+    assert (c.precision, c.epochs, c.batch_size, c.lr) == ("bf16", 280, 512, 2e-3)
+    native_bf16(False)
+    c = make_config("cpu", device="cpu")
+    assert (c.precision, c.epochs, c.batch_size, c.lr) == ("fp32", 110, 256, 1e-3)
+
+
+def test_explicit_values_win_over_the_precision_recipe(native_bf16):
+    native_bf16(True)
+    c = make_config("cpu", device="cpu", precision="fp32")  # the fp32 recipe on a native-bf16 CPU
+    assert (c.precision, c.epochs, c.batch_size, c.lr) == ("fp32", 110, 256, 1e-3)
+    c = make_config("cpu", device="cpu", batch_size=128, epochs=3)
+    assert (c.precision, c.epochs, c.batch_size, c.lr) == ("bf16", 3, 128, 2e-3)
+    native_bf16(False)
+    c = make_config("cpu", device="cpu", precision="bf16")  # asked for: bf16's recipe, even where slow
+    assert (c.precision, c.epochs, c.batch_size) == ("bf16", 280, 512)
+
+
+def test_other_profiles_keep_auto_precision_for_the_run():
+    c = make_config("smoke", precision="auto")
+    assert c.precision == "auto" and c.batch_size == 256

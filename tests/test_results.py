@@ -1,6 +1,7 @@
 import pandas as pd
 
-from bssvae.results import VECTOR_FLAGS, append_rows, atomic_write_text, cpu_vector_flags, provenance, rows_without
+from bssvae.results import (VECTOR_FLAGS, append_rows, atomic_write_text, cpu_vector_flags, git_commit, provenance,
+                            rows_without)
 
 
 def _row(method, seed, psnr):
@@ -70,3 +71,24 @@ def test_rows_without_finds_runs_lacking_a_method():
     assert len(rows_without(t, "vaem", "absent")) == 3
     with pytest.raises(ValueError, match="profile"):
         rows_without(t.drop(columns="profile"), "vaem", "vaem-refined", key=("profile", "seed"))
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_results(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.delenv("BSSVAE_COMMIT", raising=False)
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results" / "mnist.csv").write_text("method\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "results" / "mnist.csv").write_text("method\nvaem\n")  # a run appended its row
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"

@@ -297,3 +297,14 @@ def test_bssvae_threads_sets_the_threads_and_refuses_what_is_not_a_count(monkeyp
                 configure_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_of_the_other_precision_recipe_is_refused_with_the_way_to_it(tmp_path):
+    """A cpu-profile run trained in bf16 (native-bf16 CPU), asked for again where auto means fp32."""
+    from bssvae.config import make_config
+    from bssvae.train import clear_run_outputs
+
+    clear_run_outputs(make_config("cpu", device="cpu", precision="bf16"), tmp_path)
+    with pytest.raises(RunDirError, match=r"differs in \['batch_size', 'epochs', 'lr', 'precision'\]: batch_size: "
+                                          r"stored 512, asked 256.*--precision bf16 asks for the stored one"):
+        clear_run_outputs(make_config("cpu", device="cpu", precision="fp32"), tmp_path)
