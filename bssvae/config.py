@@ -225,10 +225,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 PRECISION_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "cpu": {
         # Native bf16 (measured on a 2-core AVX512-BF16 EPYC, python -m bench): a bf16 step runs
-        # ~2x faster than fp32 and learns the same (results/ablations/bf16-cpu), and at batch 512
-        # with lr 2e-3 ~9,700 mixtures/s, so 280 epochs fit 15 minutes. In 15-minute trials batch 512
-        # reached VAEM 20.31 dB against 19.85 for batch 256 beside it, and passed the authors'
-        # 15-minute 18.7 dB after 2 minutes (results/ablations/short-trials-bf16).
+        # ~2x faster than fp32 and learns the same (results/ablations/bf16-cpu). In 15-minute trials
+        # batch 512 with lr 2e-3 reached VAEM 20.31 dB against 19.85 for batch 256 beside it, and
+        # passed the authors' 15-minute 18.7 dB after 2 minutes (results/ablations/short-trials-bf16).
+        # 280 epochs of it took 16.4 to 18.2 minutes there, VAEM 20.09 dB over 3 seeds (results/cpu).
         "mnist": {"bf16": dict(epochs=280, batch_size=512, lr=2e-3)},
     },
 }

@@ -160,11 +160,15 @@ def read_run_rows(run_dir: Path) -> list[dict] | None:
         return None
 
 
+#: Extensions of the result files that runs write under ``results/``: not code, for :func:`git_commit`.
+RESULT_DATA = ("csv", "json", "npz")
+
+
 def git_commit(root: Path | None = None) -> str:
-    """The current commit of the repository, suffixed ``-dirty`` if tracked files outside ``results/``
-    have local changes. What runs write under ``results/`` (their rows, their run directories) does
-    not change the code that the commit names, so a sweep's later runs are not marked by its earlier
-    ones."""
+    """The current commit of the repository, suffixed ``-dirty`` if tracked files have local changes,
+    other than the data files under ``results/`` (:data:`RESULT_DATA`). What runs write there (their
+    rows, their run directories) does not change the code that the commit names, so a sweep's later
+    runs are not marked by its earlier ones; the ablation scripts kept there still count."""
     if os.environ.get("BSSVAE_COMMIT"):  # set where the code runs from a copy without .git (GPU machine)
         return os.environ["BSSVAE_COMMIT"]
     root = root or project_root()
@@ -172,7 +176,7 @@ def git_commit(root: Path | None = None) -> str:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results"], cwd=root,
+                                *(f":(exclude,glob)results/**/*.{ext}" for ext in RESULT_DATA)], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (sha or "unknown") + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

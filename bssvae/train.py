@@ -39,7 +39,7 @@ from .losses import beta_at, negative_elbo
 from .masks import vaem
 from .model import VAEBSS
 from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_vector_flags,
-                      has_native_bf16, provenance, results_dir, run_dir_label)
+                      git_commit, has_native_bf16, provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
 # Fields that may differ when a run is resumed elsewhere without changing its result.
@@ -375,6 +375,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
     device, task, wall0 = start_run(config, run_dir, task)
+    commit = git_commit()  # the code this session runs: read at its start, not when the run ends
     gen = torch.Generator().manual_seed(config.seed)
     if task.input_dim != config.model.input_dim:
         raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
@@ -450,6 +451,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     atomic_write_json(run_dir / "provenance.json", provenance(
         str(device), config=config.to_dict(), seed=config.seed, train_seconds=train_seconds,
         eval_seconds=eval_seconds, wall_seconds_this_session=time.perf_counter() - wall0, precision=precision,
+        commit=commit,
         resumed_from_epochs=resumed_from))
     # metrics.json last: it marks the run finished, so nothing of the run may be missing once it exists
     atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds})

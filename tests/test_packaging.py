@@ -1,4 +1,5 @@
 """environment.yml (conda) and pyproject.toml (pip) must name the same packages."""
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -82,6 +83,13 @@ def test_readme_native_bf16_cpu_numbers_come_from_the_committed_results():
             f"({q['authors']['psnr_halved_after_minutes']['15']:.2f} halved)",
             f"Ours passes 18.7 dB after {e['minutes_to_18_7_db']:.1f} minutes"):
         assert text in readme, text
+    longest = q["ours"]["runs"][-1]
+    assert f"it trained {round(longest['epochs_done'])} of the {longest['epochs_planned']} epochs planned" in readme
+    from bench import report  # on sys.path through _bench_entries
+
+    before = report.load_ablation("bench-cpu-bf16-batch256")["entry"]  # the earlier recipe's suite run, kept
+    assert (f"commit {before['commit'][:7]}), measured {before['throughput_ratio_vs_authors']:.2f}x and "
+            f"{before['psnr_after_15_min']:.2f} dB after 15 minutes") in readme
 
 
 def test_readme_numbers_come_from_the_committed_results():
@@ -147,36 +155,82 @@ def test_readme_audio_cpu_numbers_come_from_the_committed_results():
         assert f"{name} {value}" in readme, (name, value)
 
 
-def _cpu_seed_summary(method: str):
+#: The cpu profile's runs: its bf16 recipe (committed, results/cpu) and its fp32 recipe (kept).
+CPU_RESULTS = {"bf16": ROOT / "results" / "cpu" / "mnist.csv",
+               "fp32": ROOT / "results" / "ablations" / "cpu-fp32-avx2" / "mnist.csv"}
+
+
+def _cpu_seed_summary(method: str, recipe: str = "bf16"):
     """'mean ± 95 % CI' over the cpu profile's seeds 0-2 (K = 2) of one method, as the README writes it."""
     import pandas as pd
 
-    cpu = pd.read_csv(ROOT / "results" / "cpu" / "mnist.csv")
+    cpu = pd.read_csv(CPU_RESULTS[recipe])
     v = cpu[(cpu["method"] == method) & (cpu["n_sources"] == 2)].sort_values("seed")
     assert list(v["seed"]) == [0, 1, 2]
     return lambda col, digits: _mean_ci_text(v[col], digits)
 
 
-def test_readme_cpu_seed_summary_comes_from_the_committed_results():
+@pytest.mark.parametrize("recipe", sorted(CPU_RESULTS))
+def test_readme_cpu_seed_summary_comes_from_the_committed_results(recipe):
     readme = " ".join((ROOT / "README.md").read_text().split())
-    mean_ci = _cpu_seed_summary("vaem")
+    mean_ci = _cpu_seed_summary("vaem", recipe)
     assert f"{mean_ci('psnr', 2)} dB / {mean_ci('ssim', 3)} in our column" in readme
     assert f"{mean_ci('psnr_halved', 2)} dB / {mean_ci('ssim_halved', 3)} halved" in readme
 
 
-def test_readme_refinement_numbers_come_from_the_committed_results():
-    import json
+def test_cpu_profile_runs_are_its_two_recipes():
+    """results/cpu holds the bf16 recipe's runs, the kept ablation the fp32 recipe's (config.json of each)."""
+    import pandas as pd
 
+    from bssvae.config import PRECISION_RECIPES, PROFILES
+    from bssvae.train import read_run_config
+
+    for recipe, csv in CPU_RESULTS.items():
+        want = {**PROFILES["cpu"]["mnist"], **PRECISION_RECIPES["cpu"]["mnist"].get(recipe, {}), "precision": recipe}
+        for d in pd.read_csv(csv)["run_dir"].unique():
+            c = read_run_config(ROOT / d)
+            assert c.profile == "cpu" and c.precision in (recipe, "auto"), d
+            assert (c.epochs, c.batch_size, c.lr) == (want["epochs"], want["batch_size"], want["lr"]), d
+            prov = json.loads((ROOT / d / "provenance.json").read_text())
+            assert prov["precision"] == recipe, d
+
+
+def test_readme_cpu_run_details_come_from_the_committed_runs():
+    """Training minutes of the fp32 runs, the refined halved PSNR of each bf16 seed, a -dirty commit explained."""
     import pandas as pd
 
     readme = " ".join((ROOT / "README.md").read_text().split())
-    mean_ci = _cpu_seed_summary("vaem-refined")
+    fp32 = pd.read_csv(CPU_RESULTS["fp32"])
+    minutes = fp32[fp32["method"] == "vaem"]["train_seconds"] / 60
+    assert f"in {minutes.min():.1f} to {minutes.max():.1f} minutes each" in readme
+    bf16 = pd.read_csv(CPU_RESULTS["bf16"])
+    refined = bf16[(bf16["method"] == "vaem-refined") & (bf16["n_sources"] == 2)].sort_values("seed")
+    values = [f"{v:.2f}" for v in refined["psnr_halved"]]
+    assert f"({', '.join(values[:-1])} and {values[-1]} dB)" in readme
+    assert ("every seed passes" in readme) == bool((refined["psnr_halved"] >= 26.69).all())
+    for d in bf16["run_dir"].unique():
+        commit = json.loads((ROOT / d / "provenance.json").read_text())["commit"]
+        assert not commit.endswith("-dirty") or f"commit {commit[:7]}-dirty" in readme, d
+
+
+@pytest.mark.parametrize("recipe", sorted(CPU_RESULTS))
+def test_readme_refinement_numbers_come_from_the_committed_results(recipe):
+    import pandas as pd
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    mean_ci = _cpu_seed_summary("vaem-refined", recipe)
     assert f"K = 2, to {mean_ci('psnr', 2)} dB / {mean_ci('ssim', 3)} in our column" in readme
-    cpu = pd.read_csv(ROOT / "results" / "cpu" / "mnist.csv")
+    cpu = pd.read_csv(CPU_RESULTS[recipe])
     seconds = [json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]["eval_seconds"]
                for d in cpu[(cpu["method"] == "vaem-refined") & (cpu["n_sources"] == 2)]["run_dir"]]
     assert f"at {min(seconds):.0f} to {max(seconds):.0f} s of CPU time per 5,000 mixtures" in readme
     assert f"({mean_ci('psnr_halved', 2)} dB / {mean_ci('ssim_halved', 3)} halved)" in readme
+
+
+def test_readme_paper_refinement_numbers_come_from_the_committed_results():
+    import pandas as pd
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
     paper = pd.read_csv(ROOT / "results" / "paper" / "mnist.csv").set_index(["method", "n_sources", "seed"])
     before, after = paper.loc[("vaem", 2, 0)], paper.loc[("vaem-refined", 2, 0)]
     assert (f"goes from {before.psnr_halved:.2f} to {after.psnr_halved:.2f} dB / {after.ssim_halved:.3f} halved "
@@ -210,7 +264,8 @@ def test_metric_conventions_reproduce_the_committed_rows():
     conv = json.loads((ROOT / "results" / "ablations" / "metric-conventions" / "conventions.json").read_text())
     assert len(conv["rows"]) == 10
     for r in conv["rows"]:
-        table = pd.read_csv(ROOT / "results" / Path(r["run"]).parts[1] / "mnist.csv")
+        profile = Path(r["run"]).parts[1]  # its cpu runs are the fp32 recipe's, kept since the bf16 recipe's replaced them
+        table = pd.read_csv(CPU_RESULTS["fp32"] if profile == "cpu" else ROOT / "results" / profile / "mnist.csv")
         row = table[(table["method"] == r["method"]) & (table["n_sources"] == r["n_sources"])
                     & (table["seed"] == r["seed"])].iloc[0]
         assert r["psnr"]["ours: digit scale, mean over images"] == pytest.approx(row["psnr"], abs=1e-6)
@@ -357,10 +412,36 @@ def test_bf16_batch_trials_numbers_come_from_their_files():
     assert (f"batch 512 {psnr('15min-b512'):.2f} dB ({psnr('15min-b512', True):.2f} halved, "
             f"{round(r512['epochs_done'])} epochs), batch 256 {psnr('15min-b256'):.2f} "
             f"({r256['epochs_done']:.1f} of {r256['epochs_planned']} planned epochs") in text
-    suite = _bench_entries()[NATIVE_BF16]
-    assert f"batch 256 in `results/bench.json` reached {suite['psnr_after_15_min']:.2f}" in text
+    from bench import report  # on sys.path through _bench_entries
+
+    kept = report.load_ablation("bench-cpu-bf16-batch256")
+    suite = kept["entry"]  # the suite's run of batch 256 on this CPU, superseded in bench.json by batch 512's
+    assert kept["device"] == NATIVE_BF16 and suite["settings"]["our_config"]["batch_size"] == 256
+    assert f"batch 256 in `bench-cpu-bf16-batch256.json` reached {suite['psnr_after_15_min']:.2f}" in text
+    assert (f"commit {suite['commit'][:7]}, 49 minutes) when" in text
+            and f"{suite['throughput_ratio_vs_authors']:.2f}x the authors'-style" in text
+            and f"VAEM {suite['psnr_after_15_min']:.2f} dB after 15 minutes" in text)
     assert f"batch 512 passed 18.7 dB after {e['15min-b512']['minutes_to_18_7_db']:.1f} minutes" in text
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert (f"batch 512 with lr 2e-3 passed 18.7 dB after {e['15min-b512']['minutes_to_18_7_db']:.1f} minutes and "
             f"reached {psnr('15min-b512'):.2f} dB ({psnr('15min-b512', True):.2f} halved) after 15, against "
             f"{psnr('15min-b256'):.2f} for batch 256 beside it") in readme
+
+
+def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
+    """results/ablations/README.md quotes the cpu profile's runs of both recipes as their files have them."""
+    import pandas as pd
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+
+    def listed(recipe, method):
+        df = pd.read_csv(CPU_RESULTS[recipe])
+        v = [f"{x:.2f}" for x in df[(df["method"] == method) & (df["n_sources"] == 2)].sort_values("seed")["psnr"]]
+        return f"{', '.join(v[:-1])} and {v[-1]}"
+
+    assert f"reached {listed('bf16', 'vaem')} dB" in text
+    assert f"VAEM {listed('fp32', 'vaem')} dB in our column ({listed('fp32', 'vaem-refined')} refined)" in text
+    fp32 = pd.read_csv(CPU_RESULTS["fp32"])
+    for d in fp32["run_dir"].unique():
+        assert d.startswith("results/ablations/cpu-fp32-avx2/") and (ROOT / d / "metrics.json").exists()
+        assert json.loads((ROOT / d / "provenance.json").read_text())["commit"][:7] in text

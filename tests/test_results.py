@@ -90,5 +90,9 @@ def test_git_commit_is_dirty_for_code_changes_not_for_results(tmp_path, monkeypa
     assert len(clean) == 40
     (tmp_path / "results" / "mnist.csv").write_text("method\nvaem\n")  # a run appended its row
     assert git_commit(tmp_path) == clean
+    (tmp_path / "results" / "exp.py").write_text("b = 1\n")  # an ablation script: code, though under results/
+    git("add", "results/exp.py")
+    assert git_commit(tmp_path) == clean + "-dirty"
+    git("reset", "-q", "results/exp.py")
     (tmp_path / "code.py").write_text("a = 2\n")
     assert git_commit(tmp_path) == clean + "-dirty"

@@ -308,3 +308,16 @@ def test_a_run_of_the_other_precision_recipe_is_refused_with_the_way_to_it(tmp_p
     with pytest.raises(RunDirError, match=r"differs in \['batch_size', 'epochs', 'lr', 'precision'\]: batch_size: "
                                           r"stored 512, asked 256.*--precision bf16 asks for the stored one"):
         clear_run_outputs(make_config("cpu", device="cpu", precision="fp32"), tmp_path)
+
+
+def test_provenance_names_the_commit_the_run_started_at(project, monkeypatch):
+    """Files edited while a run trains do not change the code it runs, nor its recorded commit."""
+    import itertools
+
+    import bssvae.train
+
+    calls = itertools.count()
+    monkeypatch.setattr(bssvae.train, "git_commit", lambda: "at-start" if next(calls) == 0 else "later-dirty")
+    monkeypatch.setattr("bssvae.results.git_commit", lambda root=None: "later-dirty")
+    train(make_config("smoke", epochs=1, **SMALL), project / "r", progress=False, write_results=False)
+    assert json.loads((project / "r" / "provenance.json").read_text())["commit"] == "at-start"

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import BssvaeError, RunDirError
 from ..results import (append_rows, atomic_write_json, atomic_write_text,
-                       provenance, results_dir, run_dir_label)
+                       git_commit, provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
 #: Columns of ``history.csv`` (the training notebook plots loss, recon and kl).
@@ -144,6 +144,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
         raise BssvaeError(f"n_sources: the {config.method} oracle uses the M = {config.n_digits} true sources, so "
                           f"K must equal M; got K = {config.n_sources} (its rows have n_sources = M)")
     device, task, wall0 = start_run(config, run_dir, task)
+    commit = git_commit()  # the code this session runs: read at its start, not when the run ends
     _check_settings(settings, run_dir)  # a checkpoint resumes only under the settings it was made with
     atomic_write_json(run_dir / "settings.json", _normalised(settings))
     if task.input_dim != config.model.input_dim:
@@ -177,7 +178,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
     atomic_write_json(run_dir / "provenance.json", provenance(
         ran_on, config=config.to_dict(), seed=config.seed, method_settings=settings,
         train_seconds=out.train_seconds, eval_seconds=eval_seconds,
-        wall_seconds_this_session=time.perf_counter() - wall0))
+        wall_seconds_this_session=time.perf_counter() - wall0, commit=commit))
     # metrics.json last: it marks the run finished, so nothing of the run may be missing once it exists
     atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds, "settings": settings,
                                                  **out.info})
