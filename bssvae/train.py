@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
-from .config import TrainConfig, check_device_name
+from .config import PRECISION_RECIPES, TrainConfig, check_device_name
 from .errors import BssvaeError, RunDirError, check_choice, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
@@ -249,17 +249,27 @@ def read_finished(run_dir: Path) -> dict | None:
     return done
 
 
+def precision_recipe_hint(config: TrainConfig, run_dir: Path, diff: list[str]) -> str:
+    """Where a stored run differs in precision and its profile's recipe follows the precision
+    (:data:`~bssvae.config.PRECISION_RECIPES`: the cpu profile on CPUs with and without native bf16),
+    the option that asks for the stored run; else ''."""
+    stored = read_run_config(run_dir)
+    if ("precision" not in diff or config.profile != stored.profile or stored.profile not in PRECISION_RECIPES
+            or stored.precision == "auto"):  # a run from before the recipes: auto named no one precision
+        return ""
+    return (f"; the {stored.profile} profile's recipe follows the precision it trains in (bssvae.config."
+            f"PRECISION_RECIPES), and --precision {stored.precision} asks for the stored one")
+
+
 def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
     if (run_dir / "config.json").exists():
         diff = config_differences(config, run_dir)
         if diff:
             stored, asked = read_run_config(run_dir).to_dict(), config.to_dict()
             detail = ", ".join(f"{k}: stored {stored.get(k)!r}, asked {asked.get(k)!r}" for k in diff if k != "model")
-            hint = ("; the cpu profile's recipe follows the precision it trains in (bssvae.config."
-                    "PRECISION_RECIPES), so --precision " f"{stored.get('precision')} asks for the stored one"
-                    if "precision" in diff and config.profile == stored.get("profile") == "cpu" else "")
             raise RunDirError(f"{run_dir} holds a run with another configuration (differs in {diff}"
-                              f"{': ' + detail if detail else ''}){hint}; choose another run directory or delete it")
+                              f"{': ' + detail if detail else ''}){precision_recipe_hint(config, run_dir, diff)}; "
+                              "choose another run directory or delete it")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,

@@ -204,6 +204,8 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
     minutes = fp32[fp32["method"] == "vaem"]["train_seconds"] / 60
     assert f"in {minutes.min():.1f} to {minutes.max():.1f} minutes each" in readme
     bf16 = pd.read_csv(CPU_RESULTS["bf16"])
+    m = bf16[bf16["method"] == "vaem"]["train_seconds"] / 60
+    assert f"the three committed VAE runs took {m.min():.0f} to {m.max():.0f} minutes each" in readme
     refined = bf16[(bf16["method"] == "vaem-refined") & (bf16["n_sources"] == 2)].sort_values("seed")
     values = [f"{v:.2f}" for v in refined["psnr_halved"]]
     assert f"({', '.join(values[:-1])} and {values[-1]} dB)" in readme

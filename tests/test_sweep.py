@@ -157,3 +157,21 @@ def test_only_that_matches_nothing_is_an_error(project):
     p.write_text("profile: smoke\ngrid: [{seeds: [0]}]\n")
     with pytest.raises(BssvaeError, match="--only: no run"):
         run_sweep(p, use_notebook=False, only="seed7", dry_run=True)
+
+
+def test_a_finished_run_of_the_other_precision_recipe_names_the_way_to_it(project):
+    """The committed cpu runs are the bf16 recipe's; a sweep asking for the fp32 recipe says how to reach them."""
+    import json
+
+    from bssvae.config import make_config
+    from bssvae.results import results_dir
+    from bssvae.train import clear_run_outputs
+
+    run_dir = results_dir("cpu") / "runs" / "mnist-vae-K2-M2-seed0"
+    clear_run_outputs(make_config("cpu", device="cpu", precision="bf16"), run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps({"rows": []}))  # finished
+    p = project / "s.yaml"
+    p.write_text("profile: cpu\ngrid:\n  - seeds: [0]\n    overrides: {precision: fp32, device: cpu}\n")
+    with pytest.raises(BssvaeError, match=r"mnist-vae-K2-M2-seed0 \(differs in \['batch_size', 'epochs', 'lr', "
+                                          r"'precision'\]; the cpu profile's .* --precision bf16 asks for the stored"):
+        run_sweep(p, use_notebook=False)
