@@ -234,13 +234,6 @@ PRECISION_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
-def resolve_auto_precision(device: str) -> str:
-    """What ``precision="auto"`` trains in on ``device`` (a device name, ``auto`` included)."""
-    from .train import resolve_device, resolve_precision  # late import: train imports config and torch
-
-    return resolve_precision("auto", resolve_device(device))
-
-
 def check_device_name(name: Any) -> str:
     """``name`` if it is a device a run may name (:data:`DEVICE_PATTERN`), else a BssvaeError naming it.
 
@@ -281,9 +274,11 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
     recipes = PRECISION_RECIPES.get(profile, {}).get(task)
     if recipes:
         precision = values.get("precision", TrainConfig.precision)
-        if precision == "auto":
-            check_device_name(values.get("device", TrainConfig.device))
-            precision = values["precision"] = resolve_auto_precision(values.get("device", TrainConfig.device))
+        if precision == "auto":  # what train() would resolve it to on the run's device (which this checks)
+            from .train import resolve_device, resolve_precision  # late import: train imports config and torch
+
+            device = resolve_device(values.get("device", TrainConfig.device))
+            precision = values["precision"] = resolve_precision("auto", device)
         values.update({k: v for k, v in recipes.get(precision, {}).items() if k not in explicit})
     if task == "mnist" and "n_test" not in explicit:  # 5000 pairs; fewer mixtures of 3 or more digits
         n_digits = values.get("n_digits", TrainConfig.n_digits)

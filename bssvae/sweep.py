@@ -137,7 +137,7 @@ def _is_done(run: SweepRun) -> bool:
 def _check_finished_runs_match(runs: list[SweepRun]) -> None:
     """A finished run counts as done only if it was trained with the sweep's settings for it."""
     from .baselines.common import resolve_settings, settings_differences
-    from .train import config_differences, precision_recipe_hint
+    from .train import config_differences, precision_recipe_hint, read_run_config
 
     stale = []
     for run in runs:
@@ -147,7 +147,8 @@ def _check_finished_runs_match(runs: list[SweepRun]) -> None:
             if not diff and run.config.method not in ("vae", "ae"):  # and the method's own settings
                 diff = settings_differences(resolve_settings(run.config), run_dir)
             if diff:
-                stale.append(f"{run.name} (differs in {diff}{precision_recipe_hint(run.config, run_dir, diff)})")
+                hint = precision_recipe_hint(run.config, read_run_config(run_dir), diff)
+                stale.append(f"{run.name} (differs in {diff}{hint})")
     if stale:
         raise BssvaeError("finished runs were trained with other settings than the sweep asks for: "
                           + "; ".join(stale) + ". Move their run directories away to retrain them, "

@@ -249,11 +249,10 @@ def read_finished(run_dir: Path) -> dict | None:
     return done
 
 
-def precision_recipe_hint(config: TrainConfig, run_dir: Path, diff: list[str]) -> str:
-    """Where a stored run differs in precision and its profile's recipe follows the precision
+def precision_recipe_hint(config: TrainConfig, stored: TrainConfig, diff: list[str]) -> str:
+    """Where the ``stored`` run differs in precision and its profile's recipe follows the precision
     (:data:`~bssvae.config.PRECISION_RECIPES`: the cpu profile on CPUs with and without native bf16),
     the option that asks for the stored run; else ''."""
-    stored = read_run_config(run_dir)
     if ("precision" not in diff or config.profile != stored.profile or stored.profile not in PRECISION_RECIPES
             or stored.precision == "auto"):  # a run from before the recipes: auto named no one precision
         return ""
@@ -265,10 +264,11 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
     if (run_dir / "config.json").exists():
         diff = config_differences(config, run_dir)
         if diff:
-            stored, asked = read_run_config(run_dir).to_dict(), config.to_dict()
-            detail = ", ".join(f"{k}: stored {stored.get(k)!r}, asked {asked.get(k)!r}" for k in diff if k != "model")
+            stored = read_run_config(run_dir)
+            old, asked = stored.to_dict(), config.to_dict()
+            detail = ", ".join(f"{k}: stored {old.get(k)!r}, asked {asked.get(k)!r}" for k in diff if k != "model")
             raise RunDirError(f"{run_dir} holds a run with another configuration (differs in {diff}"
-                              f"{': ' + detail if detail else ''}){precision_recipe_hint(config, run_dir, diff)}; "
+                              f"{': ' + detail if detail else ''}){precision_recipe_hint(config, stored, diff)}; "
                               "choose another run directory or delete it")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -317,7 +317,8 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
 
 def start_run(config: TrainConfig, run_dir: Path, task=None):
     """What every run does first: pick the device, set threads, claim the run directory, seed,
-    build the task. Returns ``(device, task, wall-clock start)``."""
+    build the task, read the commit (the code this session runs: read at its start, not when the run
+    ends). Returns ``(device, task, wall-clock start, commit)``."""
     device = resolve_device(config.device)
     if device.type == "cpu":
         configure_threads()
@@ -325,7 +326,7 @@ def start_run(config: TrainConfig, run_dir: Path, task=None):
     wall0 = time.perf_counter()
     torch.manual_seed(config.seed)
     task = task if task is not None else build_task(config, device)
-    return device, task, wall0
+    return device, task, wall0, git_commit()
 
 
 def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: TrainConfig, step: int,
@@ -384,8 +385,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
-    device, task, wall0 = start_run(config, run_dir, task)
-    commit = git_commit()  # the code this session runs: read at its start, not when the run ends
+    device, task, wall0, commit = start_run(config, run_dir, task)
     gen = torch.Generator().manual_seed(config.seed)
     if task.input_dim != config.model.input_dim:
         raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import BssvaeError, RunDirError
 from ..results import (append_rows, atomic_write_json, atomic_write_text,
-                       git_commit, provenance, results_dir, run_dir_label)
+                       provenance, results_dir, run_dir_label)
 
 N_EXAMPLES = 12
 #: Columns of ``history.csv`` (the training notebook plots loss, recon and kl).
@@ -143,8 +143,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
     if config.method in ORACLE_METHODS and config.n_sources != config.n_digits:
         raise BssvaeError(f"n_sources: the {config.method} oracle uses the M = {config.n_digits} true sources, so "
                           f"K must equal M; got K = {config.n_sources} (its rows have n_sources = M)")
-    device, task, wall0 = start_run(config, run_dir, task)
-    commit = git_commit()  # the code this session runs: read at its start, not when the run ends
+    device, task, wall0, commit = start_run(config, run_dir, task)
     _check_settings(settings, run_dir)  # a checkpoint resumes only under the settings it was made with
     atomic_write_json(run_dir / "settings.json", _normalised(settings))
     if task.input_dim != config.model.input_dim:
