@@ -61,7 +61,8 @@ def _smoke_test_set(n_test=200):
 def test_training_separates_beyond_half_the_mixture(project):
     """Half the mixture as each source separates nothing and scores several dB above the mixture (book:
     Data); an untrained VAEM is exactly that. About 1,300 steps of batch 64 (24 s on 2 cores) take the
-    model past it: 15.55 dB against 14.92 when this test was written."""
+    model past it: 15.55 dB against 14.92 when this test was written on an AMD EPYC, 15.17 on an Intel
+    Xeon with AMX (same seed, other kernels), hence a margin of 0.2 dB."""
     config = make_config("smoke", n_sources=2, epochs=5, max_train_images=16384, batch_size=64,
                          beta_warmup_epochs=0, n_test=200)
     rows = {r["method"]: r for r in train(config, progress=False, write_results=False)["rows"]}
@@ -69,7 +70,7 @@ def test_training_separates_beyond_half_the_mixture(project):
     mixture = evaluate_images(x.unsqueeze(1).expand(-1, 2, -1), s)
     half = evaluate_images((x / 2).unsqueeze(1).expand(-1, 2, -1), s)
     assert half.psnr > mixture.psnr + 3
-    assert rows["vaem"]["psnr"] > half.psnr + 0.3
+    assert rows["vaem"]["psnr"] > half.psnr + 0.2
     assert rows["vaem"]["ssim"] > half.ssim
 
 
