@@ -451,3 +451,32 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
     for d in fp32["run_dir"].unique():
         assert d.startswith("results/ablations/cpu-fp32-avx2/") and (ROOT / d / "metrics.json").exists()
         assert json.loads((ROOT / d / "provenance.json").read_text())["commit"][:7] in text
+
+
+def test_readme_amx_cpu_numbers_come_from_the_committed_results():
+    """The README's paragraph on the Intel Xeon with AMX quotes that entry of results/bench.json."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    key = "cpu:Intel(R) Xeon(R) Processor (AVX512, native bf16)"
+    e = _bench_entries()[key]
+    thr, q = e["throughput"], e["quality"]
+    peak, br, sp = thr["matmul_peak"], thr["step_breakdown"], thr["spinning"]
+    after, longest = q["ours"]["psnr_after_minutes"], q["ours"]["runs"][-1]
+    assert e["command"] in readme.replace("`", "").replace(".venv/bin/", "")
+    for text in (
+            f"`{key}` in `results/bench.json`", f"at commit {e['commit'][:7]}, {round(e['suite_seconds'] / 60)} minutes",
+            f"{e['throughput_ratio_vs_authors']:.2f}x the authors'-style loop "
+            f"({round(thr['ours']['mixtures_per_s']):,} vs {round(thr['authors']['mixtures_per_s']):,} mixtures/s)",
+            f"only {round(100 * e['matmul_peak_fraction'])} % of this CPU's much higher bf16 peak "
+            f"({round(peak['bfloat16']['max_flops_per_s'] / 1e9):,} GFLOP/s, "
+            f"{peak['bfloat16']['max_flops_per_s'] / peak['float32']['max_flops_per_s']:.1f}x its fp32 peak of "
+            f"{round(peak['float32']['max_flops_per_s'] / 1e9)})",
+            f"the matrix products take {round(100 * br['matmul_share'])} % of the step and run at "
+            f"{round(100 * br['matmul_peak_fraction'])} % of the peak",
+            f"our step runs at {round(sp['ours']['mixtures_per_s']):,} mixtures/s "
+            f"({round(100 * sp['ours']['peak_fraction'])} % of the peak), {sp['ratio_of_medians']:.2f}x the "
+            f"authors' loop at {round(sp['authors']['mixtures_per_s']):,}",
+            f"VAEM reaches {after['3']:.2f} dB after 3 minutes, {after['15']:.2f} dB "
+            f"({q['ours']['psnr_halved_after_minutes']['15']:.2f} halved, {round(longest['epochs_done'])} of "
+            f"{longest['epochs_planned']} planned epochs) after 15; the authors' recipe "
+            f"{q['authors']['psnr_after_minutes']['15']:.2f} dB"):
+        assert text in readme, text
