@@ -31,7 +31,7 @@ from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throu
 from bench.worker import TRAINERS, StepWorker, timed_trainers
 from bssvae.config import make_config
 from bssvae.errors import BssvaeError
-from bssvae.results import atomic_write_json, git_commit, hardware, has_native_bf16, package_versions, project_root
+from bssvae.results import atomic_write_json, bf16_instructions, git_commit, hardware, package_versions, project_root
 from bssvae.train import build_task, configure_threads, resolve_device
 
 SCHEMA_VERSION = 1
@@ -54,8 +54,8 @@ DEFAULT_SPIN_ENV = {"cpu": "GOMP_SPINCOUNT=10000", "cuda": "none"}
 
 
 def device_key(device: torch.device) -> str:
-    """``cpu:<cpu model> (<vector instructions>[, native bf16])`` or ``cuda:<gpu name>``: one entry of
-    bench.json per kind of machine."""
+    """``cpu:<cpu model> (<vector instructions>[, <bf16 instructions>])`` or ``cuda:<gpu name>``: one
+    entry of bench.json per kind of machine."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return cpu_key(hardware())
@@ -68,19 +68,26 @@ LEGACY_CPU_CAPABILITY = "AVX2"
 
 def cpu_key(hw: dict) -> str:
     """The key of a CPU described by :func:`bssvae.results.hardware`. A cloud names CPUs of several
-    generations alike ("AMD EPYC"), and they differ in what decides our precision and speed: an
-    AVX2 one trains bf16 ~15x slower than fp32, one with AVX512-BF16 or AMX several times faster."""
+    generations alike ("AMD EPYC", "Intel(R) Xeon(R) Processor"), and they differ in what decides our
+    precision and speed: an AVX2 one trains bf16 ~15x slower than fp32, one with AMX several times
+    faster, and one whose fastest bf16 instructions are AVX512-BF16 faster (AMD EPYC) or slower (an
+    Intel Xeon whose virtual machine hides its AMX). So the key names the bf16 instructions."""
+    bf16 = bf16_instructions(hw.get("cpu_flags"))
     return f"cpu:{hw.get('cpu', '?')} ({hw.get('cpu_capability') or LEGACY_CPU_CAPABILITY}" \
-           f"{', native bf16' if has_native_bf16(hw.get('cpu_flags')) else ''})"
+           f"{', ' + bf16 if bf16 else ''})"
 
 
 def migrate_key(key: str, entry) -> str:
-    """``key`` as :func:`cpu_key` keys it now: files written before the key named the kind of CPU keyed
-    a CPU entry by its model alone (``cpu:AMD EPYC``); its recorded hardware gives the rest."""
-    if not key.startswith("cpu:") or key.endswith(")"):
+    """``key`` as :func:`cpu_key` keys it now, from the hardware its entry recorded. Older files keyed a
+    CPU by its model alone (``cpu:AMD EPYC``), then by whether its flags named any bf16 instructions
+    (``cpu:AMD EPYC (AVX512, native bf16)``); a CPU entry that recorded no hardware keeps its key,
+    completed with :data:`LEGACY_CPU_CAPABILITY` if it names none."""
+    if not key.startswith("cpu:"):
         return key
     hw = entry.get("hardware") if isinstance(entry, dict) else None
-    return cpu_key(hw or {"cpu": key[4:]})
+    if hw:
+        return cpu_key(hw)
+    return key if key.endswith(")") else cpu_key({"cpu": key[4:]})
 
 
 def migrate_keys(data: dict) -> dict:

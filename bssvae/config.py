@@ -85,8 +85,10 @@ class TrainConfig:
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
         lr_warmup_epochs: linear learning-rate warm-up (0: none).
         precision: ``fp32``, ``bf16`` (autocast for matrix products; weights stay fp32), or ``auto``:
-            bf16 where the device computes it natively (a CUDA GPU with bf16, a CPU with AMX or
-            AVX512-BF16), fp32 elsewhere (on an AVX2-only CPU a bf16 step ran 11-17x slower).
+            bf16 where the device trains faster in it (a CUDA GPU with bf16; a CPU with AMX or
+            AVX512-BF16 on which a bf16 step measured faster, :func:`bssvae.train.cpu_prefers_bf16`),
+            fp32 elsewhere (on an AVX2-only CPU a bf16 step ran 11-17x slower; on a Xeon reporting
+            AVX512-BF16 whose AMX its virtual machine hid, 0.6-0.75x as fast).
         n_test: test mixtures (5000 pairs from the 10000 test images, each image used once; at most
             10000 // n_digits, which :func:`make_config` uses for mixtures of more than 2 digits).
         test_seed: seed of the fixed test set; independent of ``seed`` so all runs share it.
@@ -181,8 +183,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       model=dict(input_dim=1024, hidden_dims=(128, 64), latent_dim=8)),
     },
     "cpu": {
-        # About 15 minutes on 2 CPU cores. precision auto: bf16 on CPUs that compute it natively (AMX,
-        # AVX512-BF16), fp32 elsewhere, and the recipe follows the precision (PRECISION_RECIPES).
+        # About 15 minutes on 2 CPU cores. precision auto: bf16 on CPUs where a bf16 step measured
+        # faster (bssvae.train.cpu_prefers_bf16), fp32 elsewhere, and the recipe follows the precision
+        # (PRECISION_RECIPES).
         # These values are fp32's: 110 epochs at ~4,000 mixtures/s on an AVX2 CPU (python -m bench;
         # see the book's performance page).
         # No beta warm-up: measured on this CPU (book, performance page; results/ablations), starting

@@ -233,25 +233,36 @@ def test_cpu_entries_are_keyed_by_the_kind_of_cpu(tmp_path):
     and a file keyed by the model alone (as the suite wrote it before) is re-keyed from its hardware."""
     avx2 = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "cpu_flags": ["fma", "avx2"]}
     zen5 = {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "cpu_flags": ["fma", "avx2", "avx512f", "avx512_bf16"]}
-    amx = {"cpu": "Intel Xeon", "cpu_capability": "AVX512", "cpu_flags": ["avx512f", "amx_tile", "amx_bf16"]}
+    amx = {"cpu": "Intel Xeon", "cpu_capability": "AVX512", "cpu_flags": ["avx512f", "avx512_bf16", "amx_tile",
+                                                                          "amx_bf16"]}
+    hidden_amx = dict(amx, cpu_flags=["avx512f", "avx512_bf16"])  # the same Xeon in a VM that hides AMX
     assert bench_run.cpu_key(avx2) == "cpu:AMD EPYC (AVX2)"
-    assert bench_run.cpu_key(zen5) == "cpu:AMD EPYC (AVX512, native bf16)"
-    assert bench_run.cpu_key(amx) == "cpu:Intel Xeon (AVX512, native bf16)"
+    assert bench_run.cpu_key(zen5) == "cpu:AMD EPYC (AVX512, AVX512-BF16)"
+    assert bench_run.cpu_key(amx) == "cpu:Intel Xeon (AVX512, AMX)"
+    assert bench_run.cpu_key(hidden_amx) == "cpu:Intel Xeon (AVX512, AVX512-BF16)"
     assert bench_run.cpu_key({"cpu": "AMD EPYC"}) == "cpu:AMD EPYC (AVX2)"  # recorded no capability
     assert bench_run.device_key(torch.device("cpu")) == bench_run.cpu_key(hardware())
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"devices": {"cpu:AMD EPYC": {"measured_at": "before", "hardware": avx2},
-                                            "cuda:GPU": {"kept": True}}}))
-    assert list(report.load(path)["devices"]) == ["cpu:AMD EPYC (AVX2)", "cuda:GPU"]
-    data = bench_run.merge_entry(path, "cpu:AMD EPYC (AVX512, native bf16)", {"measured_at": "now", "hardware": zen5})
-    assert list(data["devices"]) == ["cpu:AMD EPYC (AVX2)", "cuda:GPU", "cpu:AMD EPYC (AVX512, native bf16)"]
+                                            "cuda:GPU": {"kept": True},
+                                            # keyed when flags naming any bf16 instructions gave "native bf16"
+                                            "cpu:Intel Xeon (AVX512, native bf16)": {"measured_at": "amx",
+                                                                                      "hardware": amx}}}))
+    assert list(report.load(path)["devices"]) == ["cpu:AMD EPYC (AVX2)", "cuda:GPU", "cpu:Intel Xeon (AVX512, AMX)"]
+    data = bench_run.merge_entry(path, "cpu:Intel Xeon (AVX512, AVX512-BF16)",
+                                 {"measured_at": "now", "hardware": hidden_amx})
+    assert list(data["devices"]) == ["cpu:AMD EPYC (AVX2)", "cuda:GPU", "cpu:Intel Xeon (AVX512, AMX)",
+                                     "cpu:Intel Xeon (AVX512, AVX512-BF16)"]  # the AMX entry is not overwritten
     assert data["devices"]["cpu:AMD EPYC (AVX2)"]["measured_at"] == "before"
-    assert "sections_from_earlier_runs" not in data["devices"]["cpu:AMD EPYC (AVX512, native bf16)"]
+    assert data["devices"]["cpu:Intel Xeon (AVX512, AMX)"]["measured_at"] == "amx"
+    assert "sections_from_earlier_runs" not in data["devices"]["cpu:Intel Xeon (AVX512, AVX512-BF16)"]
     (tmp_path / "results" / "ablations").mkdir(parents=True)  # a kept entry's key is read the same way
-    (tmp_path / "results" / "ablations" / "old.json").write_text(json.dumps({"device": "cpu:AMD EPYC",
-                                                                              "entry": {"hardware": zen5}}))
-    assert report.load_ablation("old", root=tmp_path)["device"] == "cpu:AMD EPYC (AVX512, native bf16)"
+    for name, key in (("old", "cpu:AMD EPYC"), ("older", "cpu:AMD EPYC (AVX512, native bf16)")):
+        (tmp_path / "results" / "ablations" / f"{name}.json").write_text(json.dumps({"device": key,
+                                                                                    "entry": {"hardware": zen5}}))
+        assert report.load_ablation(name, root=tmp_path)["device"] == "cpu:AMD EPYC (AVX512, AVX512-BF16)"
     assert bench_run.migrate_key("cuda:GPU", {}) == "cuda:GPU"
+    assert bench_run.migrate_key("cpu:X (AVX512, native bf16)", {}) == "cpu:X (AVX512, native bf16)"  # no hardware
 
 
 def test_an_unreadable_bench_file_is_moved_aside_not_lost(tmp_path):

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from bssvae.config import PROFILES, ModelConfig, TrainConfig, make_config
 from bssvae.errors import BssvaeError
@@ -75,8 +76,42 @@ def native_bf16(monkeypatch):
     import bssvae.train
 
     def set_native(flag: bool):
-        monkeypatch.setattr(bssvae.train, "cpu_has_native_bf16", lambda: flag)
+        monkeypatch.setattr(bssvae.train, "cpu_prefers_bf16", lambda: flag)
     return set_native
+
+
+def test_auto_precision_on_a_cpu_follows_the_measured_bf16_speed(monkeypatch):
+    """bf16 only where the CPU has bf16 instructions and a bf16 step measured faster by the margin; a CPU
+    without them is not timed."""
+    import bssvae.train
+
+    timed = []
+
+    def speedup(value):
+        return lambda: timed.append(value) or value
+
+    cpu = torch.device("cpu")
+    for flags, measured, expected in ((True, 2.1, "bf16"),    # AMD EPYC with AVX512-BF16
+                                      (True, 0.7, "fp32"),    # Intel Xeon reporting AVX512-BF16, AMX hidden
+                                      (True, bssvae.train.BF16_MIN_SPEEDUP, "bf16"),
+                                      (False, 9.9, "fp32")):  # AVX2: never timed
+        monkeypatch.setattr(bssvae.train, "cpu_has_native_bf16", lambda f=flags: f)
+        monkeypatch.setattr(bssvae.train, "cpu_bf16_speedup", speedup(measured))
+        assert bssvae.train.resolve_precision("auto", cpu) == expected
+        assert bssvae.train.resolve_precision("fp32", cpu) == "fp32"
+    assert timed == [2.1, 0.7, bssvae.train.BF16_MIN_SPEEDUP]
+
+
+def test_the_bf16_probe_measures_without_disturbing_the_run():
+    """It returns a positive ratio, leaves torch's random state and threads alone, and is measured once."""
+    from bssvae.results import cpu_bf16_speedup, hardware
+
+    threads, state = torch.get_num_threads(), torch.get_rng_state()
+    ratio = cpu_bf16_speedup()
+    assert 0 < ratio < 100 and torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
+    assert cpu_bf16_speedup() == ratio  # cached: one process decides once
+    hw = hardware()
+    assert ("bf16_step_speedup" in hw) == any(f in hw["cpu_flags"] for f in ("avx512_bf16", "amx_bf16"))
 
 
 def test_cpu_recipe_follows_the_precision_it_trains_in(native_bf16):

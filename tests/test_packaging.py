@@ -38,7 +38,7 @@ def test_ci_runs_the_readme_test_command():
     assert "make book" in readme
 
 
-AVX2, NATIVE_BF16 = "cpu:AMD EPYC (AVX2)", "cpu:AMD EPYC (AVX512, native bf16)"  # the CPUs the README quotes
+AVX2, NATIVE_BF16 = "cpu:AMD EPYC (AVX2)", "cpu:AMD EPYC (AVX512, AVX512-BF16)"  # the CPUs the README quotes
 
 
 def _bench_entries(name: str = "bench.json") -> dict:
@@ -456,7 +456,7 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
 def test_readme_amx_cpu_numbers_come_from_the_committed_results():
     """The README's paragraph on the Intel Xeon with AMX quotes that entry of results/bench.json."""
     readme = " ".join((ROOT / "README.md").read_text().split())
-    key = "cpu:Intel(R) Xeon(R) Processor (AVX512, native bf16)"
+    key = "cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"
     e = _bench_entries()[key]
     thr, q = e["throughput"], e["quality"]
     peak, br, sp = thr["matmul_peak"], thr["step_breakdown"], thr["spinning"]
