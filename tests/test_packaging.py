@@ -453,32 +453,39 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
         assert json.loads((ROOT / d / "provenance.json").read_text())["commit"][:7] in text
 
 
+def _suite_paragraph_quotes(key: str, e: dict) -> list[str]:
+    """What a README paragraph on one CPU's suite entry quotes of it, in the words those paragraphs share."""
+    thr, q = e["throughput"], e["quality"]
+    br, sp = thr["step_breakdown"], thr["spinning"]
+    after, longest = q["ours"]["psnr_after_minutes"], q["ours"]["runs"][-1]
+    return [
+        f"`{key}` in `results/bench.json`", f"at commit {e['commit'][:7]}, {round(e['suite_seconds'] / 60)} minutes",
+        f"{e['throughput_ratio_vs_authors']:.2f}x the authors'-style loop "
+        f"({round(thr['ours']['mixtures_per_s']):,} vs {round(thr['authors']['mixtures_per_s']):,} mixtures/s)",
+        f"the matrix products take {round(100 * br['matmul_share'])} % of the step and run at "
+        f"{round(100 * br['matmul_peak_fraction'])} % of the peak",
+        f"our step runs at {round(sp['ours']['mixtures_per_s']):,} mixtures/s "
+        f"({round(100 * sp['ours']['peak_fraction'])} % of the peak), {sp['ratio_of_medians']:.2f}x the "
+        f"authors' loop at {round(sp['authors']['mixtures_per_s']):,}",
+        f"VAEM reaches {after['3']:.2f} dB after 3 minutes, {after['15']:.2f} dB "
+        f"({q['ours']['psnr_halved_after_minutes']['15']:.2f} halved, {round(longest['epochs_done'])} of "
+        f"{longest['epochs_planned']} planned epochs) after 15; the authors' recipe "
+        f"{q['authors']['psnr_after_minutes']['15']:.2f} dB"]
+
+
 def test_readme_amx_cpu_numbers_come_from_the_committed_results():
     """The README's paragraph on the Intel Xeon with AMX quotes that entry of results/bench.json."""
     readme = " ".join((ROOT / "README.md").read_text().split())
     key = "cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"
     e = _bench_entries()[key]
-    thr, q = e["throughput"], e["quality"]
-    peak, br, sp = thr["matmul_peak"], thr["step_breakdown"], thr["spinning"]
-    after, longest = q["ours"]["psnr_after_minutes"], q["ours"]["runs"][-1]
+    peak = e["throughput"]["matmul_peak"]
     assert e["command"] in readme.replace("`", "").replace(".venv/bin/", "")
     for text in (
-            f"`{key}` in `results/bench.json`", f"at commit {e['commit'][:7]}, {round(e['suite_seconds'] / 60)} minutes",
-            f"{e['throughput_ratio_vs_authors']:.2f}x the authors'-style loop "
-            f"({round(thr['ours']['mixtures_per_s']):,} vs {round(thr['authors']['mixtures_per_s']):,} mixtures/s)",
+            *_suite_paragraph_quotes(key, e),
             f"only {round(100 * e['matmul_peak_fraction'])} % of this CPU's much higher bf16 peak "
             f"({round(peak['bfloat16']['max_flops_per_s'] / 1e9):,} GFLOP/s, "
             f"{peak['bfloat16']['max_flops_per_s'] / peak['float32']['max_flops_per_s']:.1f}x its fp32 peak of "
-            f"{round(peak['float32']['max_flops_per_s'] / 1e9)})",
-            f"the matrix products take {round(100 * br['matmul_share'])} % of the step and run at "
-            f"{round(100 * br['matmul_peak_fraction'])} % of the peak",
-            f"our step runs at {round(sp['ours']['mixtures_per_s']):,} mixtures/s "
-            f"({round(100 * sp['ours']['peak_fraction'])} % of the peak), {sp['ratio_of_medians']:.2f}x the "
-            f"authors' loop at {round(sp['authors']['mixtures_per_s']):,}",
-            f"VAEM reaches {after['3']:.2f} dB after 3 minutes, {after['15']:.2f} dB "
-            f"({q['ours']['psnr_halved_after_minutes']['15']:.2f} halved, {round(longest['epochs_done'])} of "
-            f"{longest['epochs_planned']} planned epochs) after 15; the authors' recipe "
-            f"{q['authors']['psnr_after_minutes']['15']:.2f} dB"):
+            f"{round(peak['float32']['max_flops_per_s'] / 1e9)})"):
         assert text in readme, text
 
 
@@ -488,38 +495,26 @@ def test_readme_hidden_amx_cpu_numbers_come_from_the_committed_results():
     readme = " ".join((ROOT / "README.md").read_text().split())
     key = "cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"
     e = _bench_entries()[key]
-    thr, q, hw = e["throughput"], e["quality"], e["hardware"]
-    peak, br, sp = thr["matmul_peak"], thr["step_breakdown"], thr["spinning"]
+    thr, hw = e["throughput"], e["hardware"]
+    peak, ours = thr["matmul_peak"], thr["ours"]["mixtures_per_s"]
     variant = {v["name"]: v["mixtures_per_s"] for v in thr["variants"]}
-    after, longest = q["ours"]["psnr_after_minutes"], q["ours"]["runs"][-1]
     assert "amx_bf16" not in hw["cpu_flags"] and "avx512_bf16" in hw["cpu_flags"]
     assert e["settings"]["our_config"]["precision"] == "fp32" and hw["bf16_step_speedup"] < 1
     assert variant["bf16:512"] < variant["fp32:512"]
     assert e["command"] in readme.replace("`", "").replace(".venv/bin/", "")
     mixtures = 30000  # per epoch: the 60,000 training digits in pairs
+    bf16, fp32 = f"{round(variant['bf16:512']):,}", f"{round(variant['fp32:512']):,}"
     for text in (
-            f"`{key}` in `results/bench.json`", f"at commit {e['commit'][:7]}, {round(e['suite_seconds'] / 60)} minutes",
+            *_suite_paragraph_quotes(key, e),
             f"the matmul peaks are {round(peak['bfloat16']['max_flops_per_s'] / 1e9)} GFLOP/s in bf16 and "
             f"{round(peak['float32']['max_flops_per_s'] / 1e9)} in fp32",
             f"the precision probe ran bf16 at {hw['bf16_step_speedup']:.2f}x",
             f"ran the probe at {hw['bf16_step_speedup']:.2f}x in bf16",
-            f"{round(variant['bf16:512']):,} mixtures/s in bf16 against {round(variant['fp32:512']):,} in fp32",
-            f"{round(variant['bf16:512']):,} mixtures/s against {round(variant['fp32:512']):,} for fp32 at the same batch",
-            f"110 epochs of batch 256, Adam 1e-3: {round(110 * mixtures / thr['ours']['mixtures_per_s'] / 60)} minutes "
-            f"at the {round(thr['ours']['mixtures_per_s']):,} mixtures/s below",
-            f"280 epochs of batch 512 at {round(variant['bf16:512']):,} mixtures/s: "
-            f"{round(280 * mixtures / variant['bf16:512'] / 60)} minutes",
-            f"{e['throughput_ratio_vs_authors']:.2f}x the authors'-style loop "
-            f"({round(thr['ours']['mixtures_per_s']):,} vs {round(thr['authors']['mixtures_per_s']):,} mixtures/s)",
+            f"{bf16} mixtures/s in bf16 against {fp32} in fp32",
+            f"{bf16} mixtures/s against {fp32} for fp32 at the same batch",
+            f"110 epochs of batch 256, Adam 1e-3: {round(110 * mixtures / ours / 60)} minutes "
+            f"at the {round(ours):,} mixtures/s below",
+            f"280 epochs of batch 512 at {bf16} mixtures/s: {round(280 * mixtures / variant['bf16:512'] / 60)} minutes",
             f"{round(100 * e['matmul_peak_fraction'])} % of the fp32 matmul peak",
-            f"the matrix products take {round(100 * br['matmul_share'])} % of the step and run at "
-            f"{round(100 * br['matmul_peak_fraction'])} % of the peak",
-            f"our step runs at {round(sp['ours']['mixtures_per_s']):,} mixtures/s "
-            f"({round(100 * sp['ours']['peak_fraction'])} % of the peak), {sp['ratio_of_medians']:.2f}x the "
-            f"authors' loop at {round(sp['authors']['mixtures_per_s']):,}",
-            f"VAEM reaches {after['3']:.2f} dB after 3 minutes, {after['15']:.2f} dB "
-            f"({q['ours']['psnr_halved_after_minutes']['15']:.2f} halved, {round(longest['epochs_done'])} of "
-            f"{longest['epochs_planned']} planned epochs) after 15; the authors' recipe "
-            f"{q['authors']['psnr_after_minutes']['15']:.2f} dB",
             f"Ours passes 18.7 dB after {e['minutes_to_18_7_db']:.1f} minutes"):
         assert text in readme, text
