@@ -308,21 +308,31 @@ def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(out).set_index(["seed", "output"]), {k: v for k, v in data.items() if k != "rows"}
 
 
-def trials_table(name: str = "short-trials-bf16", root: Path | None = None) -> pd.DataFrame:
+def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
+                 extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
     one suite file each): per file, our recipe's batch and learning rate, the budget, epochs done of
     planned, the mixtures per second the run sustained, VAEM PSNR at the budget (our column / halved),
-    minutes to 18.7 dB (empty: not reached) and the commit. Empty when absent."""
-    rows = []
+    minutes to 18.7 dB (empty: not reached) and the commit. ``extra`` adds the runs of other suite
+    entries under their labels (e.g. the device's entry in results/bench.json, run beside the trials).
+    Empty when there are no trials."""
+    entries = []
     for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
         try:
-            entry = next(iter(json.loads(path.read_text())["devices"].values()))
+            entries.append((path.name, next(iter(json.loads(path.read_text())["devices"].values()))))
+        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError, AttributeError):
+            continue
+    if not entries:
+        return pd.DataFrame()
+    rows = []
+    for label, entry in [*entries, *(extra or {}).items()]:
+        try:
             cfg, ours = entry["settings"]["our_config"], entry["quality"]["ours"]
-        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError):
+        except (KeyError, TypeError):
             continue
         for run in ours["runs"]:
             b = f"{run['budget_minutes']:g}"
-            rows.append({"file": path.name, "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
+            rows.append({"file": label, "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
                          "budget (min)": run["budget_minutes"],
                          "epochs done / planned": f"{run['epochs_done']:.1f} / {run['epochs_planned']}",
                          "mixtures/s": _num(run["mixtures"] / run["train_seconds"], digits=0),

@@ -477,6 +477,11 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert t.loc["b512.json", "VAEM PSNR at the budget (dB)"] == "18.74 / 24.74"
     assert t.loc["b512.json", "minutes to 18.7 dB"] == 2.5 and pd.isna(t.loc["b256.json", "minutes to 18.7 dB"])
     assert t.loc["b256.json", "mixtures/s"] == 6817 and t.loc["b256.json", "commit"] == "cfad499"
+    suite = dict(entry, commit="0123456789", settings={"our_config": {"batch_size": 1024, "lr": 4e-3, "precision": "fp32"}})
+    t = report.trials_table("trials", root=tmp_path, extra={"results/bench.json": suite, "no quality": {"commit": "x"}})
+    assert list(t.index) == ["b256.json", "b512.json", "results/bench.json"]  # an entry without runs adds none
+    assert t.loc["results/bench.json", "commit"] == "0123456" and t.loc["results/bench.json", "precision"] == "fp32"
+    assert report.trials_table("absent", root=tmp_path, extra={"results/bench.json": suite}).empty  # no trials
 
 
 def test_long_run_table_reads_each_run_at_its_marks():

@@ -518,3 +518,27 @@ def test_readme_hidden_amx_cpu_numbers_come_from_the_committed_results():
             f"{round(100 * e['matmul_peak_fraction'])} % of the fp32 matmul peak",
             f"Ours passes 18.7 dB after {e['minutes_to_18_7_db']:.1f} minutes"):
         assert text in readme, text
+
+
+def test_ablations_readme_quotes_the_fp32_xeon_trial():
+    """The ablations README's entry on the fp32 batch trial quotes its suite file and the suite's run beside it."""
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    trial = next(iter(json.loads((ROOT / "results" / "ablations" / "short-trials-fp32-xeon" / "15min-b512.json")
+                                 .read_text())["devices"].values()))
+    suite = _bench_entries()["cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"]
+    run, q = trial["quality"]["ours"]["runs"][0], trial["quality"]["ours"]
+    variant = {v["name"]: v["mixtures_per_s"] for v in suite["throughput"]["variants"]}
+    longest = suite["quality"]["ours"]["runs"][-1]
+    assert " ".join(trial["command"].replace("python -m bench", ".venv/bin/python -m bench").split()) in \
+        text.replace("`", "")
+    for quote in (f"commit {trial['commit'][:7]}", f"bf16 ran at {suite['hardware']['bf16_step_speedup']:.2f}x",
+                  f"{variant['fp32:512'] / suite['throughput']['ours']['mixtures_per_s']:.2f}x faster than batch 256",
+                  f"where the run sustained {round(run['mixtures'] / run['train_seconds']):,}",
+                  f"finished its {run['epochs_planned']} epochs after {run['train_seconds'] / 60:.1f}",
+                  f"VAEM {q['psnr_after_minutes']['15']:.2f} dB ({q['psnr_halved_after_minutes']['15']:.2f} halved)",
+                  f"past 18.7 dB after {q['minutes_to_db']['18_7']:.1f} minutes",
+                  f"reached {suite['psnr_after_15_min']:.2f} dB "
+                  f"({suite['quality']['ours']['psnr_halved_after_minutes']['15']:.2f} halved, "
+                  f"{round(longest['epochs_done'])} of {longest['epochs_planned']} planned epochs), past 18.7 dB after "
+                  f"{suite['minutes_to_18_7_db']:.1f} minutes"):
+        assert quote in text, quote
