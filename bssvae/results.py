@@ -227,8 +227,9 @@ def cpu_bf16_speedup(repeats: int = 7) -> float:
     """How many times faster a training step runs under bf16 autocast than in float32 on this CPU, measured.
 
     The flags cannot say it: a 2-core Intel Xeon that reports AVX512-BF16 but whose virtual machine
-    does not expose AMX multiplies bf16 at 0.6x its float32 speed (and trains 0.6-0.7x as fast),
-    where an AMD EPYC with the same flag trains 2x faster in bf16 and a Xeon with AMX more still.
+    does not expose AMX multiplies bf16 at about half its float32 speed (168 against 311 GFLOP/s) and
+    trains at 0.72x (results/bench.json), where an AMD EPYC with the same flag trains 2x faster in bf16
+    and a Xeon with AMX more still.
     The step is that of the MNIST model's first two layers (Linear + BatchNorm + ReLU, 784-700-600)
     at batch 256: forward (under autocast for bf16), backward. The two precisions alternate so that
     they see the same load, and each keeps its fastest repeat after one warm-up (other processes can
