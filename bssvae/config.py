@@ -88,7 +88,7 @@ class TrainConfig:
             bf16 where the device trains faster in it (a CUDA GPU with bf16; a CPU with AMX or
             AVX512-BF16 on which a bf16 step measured faster, :func:`bssvae.train.cpu_prefers_bf16`),
             fp32 elsewhere (on an AVX2-only CPU a bf16 step ran 11-17x slower; on a Xeon reporting
-            AVX512-BF16 whose AMX its virtual machine hid, 0.6-0.75x as fast).
+            AVX512-BF16 whose AMX its virtual machine hid, 0.72x as fast: results/bench.json).
         n_test: test mixtures (5000 pairs from the 10000 test images, each image used once; at most
             10000 // n_digits, which :func:`make_config` uses for mixtures of more than 2 digits).
         test_seed: seed of the fixed test set; independent of ``seed`` so all runs share it.

@@ -502,6 +502,15 @@ def test_readme_hidden_amx_cpu_numbers_come_from_the_committed_results():
     assert e["settings"]["our_config"]["precision"] == "fp32" and hw["bf16_step_speedup"] < 1
     assert variant["bf16:512"] < variant["fp32:512"]
     assert e["command"] in readme.replace("`", "").replace(".venv/bin/", "")
+    from bssvae.train import BF16_MIN_SPEEDUP
+
+    others = _bench_entries()  # the bf16 recipe's step (batch 512) against fp32 at that batch, where bf16 won
+    step_ratio = {name: others[k]["throughput"]["ours"]["mixtures_per_s"] / next(
+        v["mixtures_per_s"] for v in others[k]["throughput"]["variants"] if v["name"] == "fp32:512")
+        for name, k in (("amd", NATIVE_BF16), ("amx", "cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"))}
+    assert f"runs bf16 at least {BF16_MIN_SPEEDUP}x faster" in readme
+    assert (f"ran {step_ratio['amd']:.2f}x faster in bf16 than in fp32 on the AMD EPYC with the same flag and "
+            f"{step_ratio['amx']:.2f}x on the Xeon with AMX") in readme
     mixtures = 30000  # per epoch: the 60,000 training digits in pairs
     bf16, fp32 = f"{round(variant['bf16:512']):,}", f"{round(variant['fp32:512']):,}"
     for text in (
