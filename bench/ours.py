@@ -11,6 +11,7 @@ weights to one epoch of ``train()``, so the two cannot drift apart unnoticed.
 from __future__ import annotations
 
 import math
+import time
 from typing import Iterator
 
 import torch
@@ -18,14 +19,16 @@ import torch
 from bssvae.config import TrainConfig
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
-from bssvae.train import TrainingError, make_optimizer, train_step
+from bssvae.train import TrainingError, budget_spent, make_optimizer, train_step
 
 
 class OursTrainer:
     """The training loop of :func:`bssvae.train.train` as a step iterator (no run directory).
 
     Args:
-        config: the run (profile settings plus overrides); ``config.epochs`` ends the iterator.
+        config: the run (profile settings plus overrides); ``config.epochs`` ends the iterator, or
+            ``config.budget_minutes`` of time spent inside ``next()`` if that comes first (the
+            cosine schedule then follows that clock, as in ``train()``).
         task: a prepared task (for example :class:`bssvae.data.MnistTask`) on ``device``.
         device: where the model and the data live.
         adam_kwargs: if given, Adam is built with these extra arguments (e.g. ``{"fused": True}``)
@@ -47,6 +50,7 @@ class OursTrainer:
         self.steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.epoch = 0
+        self.train_seconds = 0.0  # time spent inside next(): what a budget counts
         self.history: list[dict] = []
 
     @property
@@ -57,19 +61,31 @@ class OursTrainer:
         """Run the configured epochs; each ``next()`` runs one step and returns its mixtures."""
         config, model, opt, device = self.config, self.model, self.opt, self.device
         amp = config.precision == "bf16"
+        t = time.perf_counter()
         while self.epoch < config.epochs:
             epoch = self.epoch
             model.train()
             sums = torch.zeros(3, device=device)
             n_batches = 0
+            spent = False
             for i, x in enumerate(self.task.epoch_batches(self.gen, config.batch_size)):
+                elapsed = self.train_seconds + time.perf_counter() - t
+                if budget_spent(config, elapsed):
+                    spent = True
+                    break
                 terms, _, _ = train_step(self.forward, opt, x, config, epoch * self.steps_per_epoch + i,
-                                         self.steps_per_epoch, amp)
+                                         self.steps_per_epoch, amp, elapsed_s=elapsed)
                 sums += terms
                 n_batches += 1
+                self.train_seconds += time.perf_counter() - t
                 yield x.shape[0]
-            means = (sums / max(1, n_batches)).tolist()
-            if not all(math.isfinite(v) for v in means):
-                raise TrainingError(f"loss became {means[0]} in epoch {epoch + 1}")
-            self.history.append({"epoch": epoch + 1, "loss": means[0], "recon": means[1], "kl": means[2]})
+                t = time.perf_counter()  # the time between two next() calls is not training time
+            if n_batches:
+                means = (sums / n_batches).tolist()
+                if not all(math.isfinite(v) for v in means):
+                    raise TrainingError(f"loss became {means[0]} in epoch {epoch + 1}")
+                done = epoch + 1 if not spent else round(epoch + n_batches / self.steps_per_epoch, 4)
+                self.history.append({"epoch": done, "loss": means[0], "recon": means[1], "kl": means[2]})
+            if spent:
+                return
             self.epoch += 1

@@ -45,6 +45,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="M, the number of true sources per mixture (default: 2)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="a training-time budget: stop at the first step that reaches it (or after the epochs, "
+                        "if sooner), the cosine learning rate reaching zero there; the run is then not "
+                        "bit-reproducible, and its rows record the epochs it trained (default: none)")
     p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
     p.add_argument("--lr", type=float, default=None, help="override the profile's learning rate")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
@@ -60,7 +64,8 @@ def _config_from(args):
 
     return make_config(args.profile, task=args.task, method=args.method, n_sources=args.n_sources,
                        n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, precision=args.precision, device=args.device)
+                       batch_size=args.batch_size, lr=args.lr, budget_minutes=args.minutes, precision=args.precision,
+                       device=args.device)
 
 
 def cmd_train(args) -> int:

@@ -84,6 +84,12 @@ class TrainConfig:
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
         lr_warmup_epochs: linear learning-rate warm-up (0: none).
+        budget_minutes: a training-time budget, or None (the run ends after ``epochs``). With a
+            budget the run stops at the first step that reaches it, or after ``epochs`` if that comes
+            first, and a cosine schedule follows whichever of the two is further spent, so that its
+            learning rate reaches zero when the run ends however fast the machine runs. Where a
+            budgeted run stops depends on the machine's speed, so it is not bit-reproducible; it
+            records the epochs it trained (``epochs`` of its results rows).
         precision: ``fp32``, ``bf16`` (autocast for matrix products; weights stay fp32), or ``auto``:
             bf16 where the device trains faster in it (a CUDA GPU with bf16; a CPU with AMX or
             AVX512-BF16 on which a bf16 step measured faster, :func:`bssvae.train.cpu_prefers_bf16`),
@@ -105,6 +111,7 @@ class TrainConfig:
     lr_schedule: str = "exponential"
     lr_decay: float = 0.9998
     lr_warmup_epochs: float = 0.0
+    budget_minutes: float | None = None
     beta: float = 0.5
     beta_warmup_epochs: float = 50.0
     precision: str = "fp32"
@@ -134,6 +141,9 @@ class TrainConfig:
                 raise BssvaeError(f"{name}: expected a non-negative number, got {v!r}")
         if self.lr <= 0:
             raise BssvaeError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        v = self.budget_minutes
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < float("inf")):
+            raise BssvaeError(f"budget_minutes: expected a positive number of minutes or None, got {v!r}")
         if not 0 < self.lr_decay <= 1:
             raise BssvaeError(f"lr_decay: expected a factor in (0, 1] applied each epoch, got {self.lr_decay!r}")
         if self.task == "mnist" and self.n_test * self.n_digits > MNIST_TEST_IMAGES:

@@ -130,8 +130,24 @@ def build_task(config: TrainConfig, device: torch.device):
     return AudioTask.build(config, device)
 
 
-def lr_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Learning rate at a step: linear warm-up, then the configured schedule."""
+def budget_fraction(config: TrainConfig, elapsed_s: float) -> float:
+    """The fraction of the run's training-time budget spent after ``elapsed_s`` training seconds
+    (0 for a run without ``budget_minutes``)."""
+    return 0.0 if config.budget_minutes is None else elapsed_s / (60.0 * config.budget_minutes)
+
+
+def budget_spent(config: TrainConfig, elapsed_s: float) -> bool:
+    """Whether a run with ``budget_minutes`` has used it up: it stops before its next step."""
+    return config.budget_minutes is not None and budget_fraction(config, elapsed_s) >= 1.0
+
+
+def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, elapsed_s: float = 0.0) -> float:
+    """Learning rate at a step: linear warm-up, then the configured schedule.
+
+    With ``budget_minutes``, a cosine schedule's progress is the larger of the fraction of steps done
+    and the fraction of the budget spent (``elapsed_s`` training seconds), so that it ends at zero
+    when the run ends, at the budget or at its last epoch, whichever comes first.
+    """
     epoch = step / steps_per_epoch
     total = config.epochs * steps_per_epoch
     warm = config.lr_warmup_epochs * steps_per_epoch
@@ -140,7 +156,7 @@ def lr_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     if config.lr_schedule == "exponential":  # authors: lr x 0.9998 after each epoch
         return config.lr * config.lr_decay ** math.floor(epoch)
     if config.lr_schedule == "cosine":
-        progress = (step - warm) / max(1.0, total - warm)
+        progress = max((step - warm) / max(1.0, total - warm), budget_fraction(config, elapsed_s))
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return config.lr
 
@@ -315,7 +331,7 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
         ckpt = load_checkpoint(run_dir)
         if ckpt is None:
             raise RunDirError(f"{run_dir}: no model.safetensors and no checkpoint; the run has not trained yet")
-        if int(ckpt.get("epoch", 0)) < config.epochs and not allow_partial:
+        if int(ckpt.get("epoch", 0)) < config.epochs and not ckpt.get("budget_spent") and not allow_partial:
             raise RunDirError(f"{run_dir}: training stopped after {int(ckpt.get('epoch', 0))} of {config.epochs} "
                               "epochs (no model.safetensors); finish it first by running the same "
                               "`bssvae train` command again, which resumes it")
@@ -346,17 +362,17 @@ def start_run(config: TrainConfig, run_dir: Path, task=None):
 
 
 def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: TrainConfig, step: int,
-               steps_per_epoch: int, amp: bool = False) -> tuple[torch.Tensor, float, float]:
+               steps_per_epoch: int, amp: bool = False, elapsed_s: float = 0.0) -> tuple[torch.Tensor, float, float]:
     """One optimizer step on a batch of mixtures: schedule, forward, negative ELBO, backward, Adam.
 
-    The learning rate (:func:`lr_at`) and beta (:func:`bssvae.losses.beta_at`) follow the global
-    step. ``forward`` is the model or its compiled version; ``amp`` runs the forward pass under bf16
+    The learning rate (:func:`lr_at`; with a budget, also the ``elapsed_s`` training seconds before
+    this step) and beta (:func:`bssvae.losses.beta_at`) follow the global step. ``forward`` is the model or its compiled version; ``amp`` runs the forward pass under bf16
     autocast. The benchmark suite runs this same function (``bench/ours.py``).
 
     Returns:
         the detached ``[loss, recon, kl]`` on the device (no synchronisation), beta and the learning rate.
     """
-    lr = lr_at(config, step, steps_per_epoch)
+    lr = lr_at(config, step, steps_per_epoch, elapsed_s)
     for group in opt.param_groups:
         group["lr"] = lr
     beta = beta_at(step / steps_per_epoch, config.beta, config.beta_warmup_epochs)
@@ -410,6 +426,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     opt = make_optimizer(model, config)
     steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
     start_epoch, history, train_seconds, resumed_from = 0, [], 0.0, []
+    spent = False  # a budgeted run that has used its budget (it may stop inside an epoch)
 
     ckpt = load_checkpoint(run_dir) if resume else None
     if ckpt is not None:
@@ -420,7 +437,8 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
         start_epoch, train_seconds = int(ckpt["epoch"]), float(ckpt["train_seconds"])
-        history = _read_history(run_dir)[:start_epoch]
+        spent = bool(ckpt.get("budget_spent", False))
+        history = _read_history(run_dir)[:start_epoch + spent]  # + the partial epoch a budget ended
         resumed_from = list(ckpt.get("resumed_from", [])) + [start_epoch]
 
     forward = torch.compile(model) if config.compile else model
@@ -435,50 +453,65 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         bar = tqdm(total=config.epochs, initial=start_epoch, desc=config.run_name, unit="epoch",
                    mininterval=2.0, dynamic_ncols=True)
     for epoch in range(start_epoch, end_epoch):
+        if spent:
+            break
         t0 = time.perf_counter()
         model.train()
         sums = torch.zeros(3, device=device)
         n_batches = 0
         for i, x in enumerate(task.epoch_batches(gen, config.batch_size)):
-            terms, beta, lr = train_step(forward, opt, x, config, epoch * steps_per_epoch + i, steps_per_epoch, amp)
+            elapsed = train_seconds + time.perf_counter() - t0
+            if budget_spent(config, elapsed):
+                spent = True
+                break
+            terms, beta, lr = train_step(forward, opt, x, config, epoch * steps_per_epoch + i, steps_per_epoch, amp,
+                                         elapsed_s=elapsed)
             sums += terms
             n_batches += 1
-        means = (sums / max(1, n_batches)).tolist()  # one device sync per epoch
+        if n_batches == 0:  # the budget ran out exactly at the end of the previous epoch
+            train_seconds += time.perf_counter() - t0
+            _write_history(run_dir, history)
+            _save_state(run_dir, model, opt, gen, device, epoch, train_seconds, resumed_from, True)
+            break
+        means = (sums / n_batches).tolist()  # one device sync per epoch
         if not all(math.isfinite(v) for v in means):
             raise TrainingError(f"{config.run_name}: loss became {means[0]} in epoch {epoch + 1}; "
                                 "lower the learning rate or use precision='fp32'")
         train_seconds += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "loss": means[0], "recon": means[1], "kl": means[2], "beta": beta,
+        done = epoch + 1 if not spent else round(epoch + n_batches / steps_per_epoch, 4)
+        history.append({"epoch": done, "loss": means[0], "recon": means[1], "kl": means[2], "beta": beta,
                         "lr": lr, "train_seconds": train_seconds})
         if bar is not None:
             bar.set_postfix(loss=f"{means[0]:.1f}", refresh=False)
             bar.update(1)
-        is_last = epoch + 1 == end_epoch
+        is_last = epoch + 1 == end_epoch or spent
         if is_last or time.perf_counter() - last_ckpt >= config.checkpoint_every_s:
             _write_history(run_dir, history)
-            save_checkpoint(run_dir, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "epoch": epoch + 1, "train_seconds": train_seconds, "resumed_from": resumed_from})
+            # A budget spent inside an epoch: the checkpoint counts the whole epochs before it and says
+            # that training is over, so a resume goes straight to the evaluation.
+            _save_state(run_dir, model, opt, gen, device, epoch + (not spent), train_seconds, resumed_from, spent)
             last_ckpt = time.perf_counter()
     if bar is not None:
         bar.close()
-    if end_epoch < config.epochs:
+    if end_epoch < config.epochs and not spent:
         return {"run_dir": run_dir, "rows": [], "history": history, "completed": False}
+    epochs_trained = history[-1]["epoch"] if spent and history else config.epochs
 
     atomic_write_bytes(run_dir / "model.safetensors", save_safetensors(
         {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         metadata={"config": config.to_json()}))
     t_eval = time.perf_counter()
-    rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device))
+    rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device),
+                                    epochs_trained=epochs_trained)
     eval_seconds = time.perf_counter() - t_eval
     write_npz(run_dir / "examples.npz", examples)
     atomic_write_json(run_dir / "provenance.json", provenance(
         str(device), config=config.to_dict(), seed=config.seed, train_seconds=train_seconds,
         eval_seconds=eval_seconds, wall_seconds_this_session=time.perf_counter() - wall0, precision=precision,
         commit=commit,
-        resumed_from_epochs=resumed_from))
+        resumed_from_epochs=resumed_from,
+        **({"budget": {"minutes": config.budget_minutes, "epochs_trained": epochs_trained,
+                       "ended_by": "budget" if spent else "epochs"}} if config.budget_minutes is not None else {})))
     # metrics.json last: it marks the run finished, so nothing of the run may be missing once it exists
     atomic_write_json(run_dir / "metrics.json", {"rows": rows, "eval_seconds": eval_seconds})
     if write_results:  # a retrained model invalidates the refined row of the model it replaces
@@ -488,12 +521,15 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
 
 
 def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, train_seconds: float,
-                   device: str, refine_steps: int = 0,
-                   write_audio: bool = True) -> tuple[list[dict], dict[str, np.ndarray]]:
+                   device: str, refine_steps: int = 0, write_audio: bool = True,
+                   epochs_trained: float | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Score the model's test estimates: decoded (``vae``/``ae``) and, for the VAE, masked (``vaem``).
 
     For the audio task it also writes ``audio_examples.npz`` to ``run_dir`` unless ``write_audio``
     is False (a re-evaluation that must not touch the run directory).
+
+    ``epochs_trained`` is the rows' ``epochs`` (default ``config.epochs``; a run that a budget ended
+    trained fewer, perhaps a fraction).
 
     With ``refine_steps`` > 0 (VAE only), also ``vaem-refined``: VAEM after fitting each test
     mixture's latents to it (:mod:`bssvae.refine`; not in the paper, so a row of its own).
@@ -513,7 +549,8 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
     for method, est in estimates.items():
         scores = task.evaluate(est)
         rows.append({"method": method, "n_sources": config.n_sources, "n_digits": config.n_digits,
-                     "seed": config.seed, "epochs": config.epochs, **scores.summary(),
+                     "seed": config.seed, "epochs": config.epochs if epochs_trained is None else epochs_trained,
+                     **scores.summary(),
                      "train_seconds": round(train_seconds, 2), "device": device, "run_dir": rel})
     if write_audio and getattr(task, "examples", None) is not None:  # waveforms to listen to (book/audio/figure3)
         write_npz(Path(run_dir) / "audio_examples.npz", task.examples(estimates, n=4))
@@ -522,6 +559,16 @@ def evaluate_model(model: VAEBSS, task, config: TrainConfig, run_dir: Path, trai
     for method, est in estimates.items():
         examples[method] = est[:n].numpy()
     return rows, {k: v.astype(np.float16) for k, v in examples.items()}
+
+
+def _save_state(run_dir: Path, model, opt, gen, device, epochs_done: int, train_seconds: float,
+                resumed_from: list, budget_spent: bool) -> None:
+    """Checkpoint the training state after ``epochs_done`` whole epochs (``budget_spent``: training is over)."""
+    save_checkpoint(run_dir, {
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+        "epoch": epochs_done, "train_seconds": train_seconds, "resumed_from": resumed_from,
+        "budget_spent": budget_spent})
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
