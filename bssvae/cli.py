@@ -29,7 +29,7 @@ def _steps(text: str) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from .config import PROFILES, TASKS
+    from .config import LR_SCHEDULES, PROFILES, TASKS
 
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
                    help="named settings: smoke (seconds, for tests), cpu (about 15 min per model on 2 "
@@ -51,6 +51,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "bit-reproducible, and its rows record the epochs it trained (default: none)")
     p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
     p.add_argument("--lr", type=float, default=None, help="override the profile's learning rate")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                   help="override the profile's learning-rate schedule: cosine (to zero at the last epoch, or at "
+                        "the --minutes budget), exponential (x 0.9998 per epoch, the authors'), constant")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
                    help="override the profile's precision (bf16: autocast for matrix products; auto: bf16 "
                         "where the device computes it natively, fp32 elsewhere)")
@@ -64,7 +67,8 @@ def _config_from(args):
 
     return make_config(args.profile, task=args.task, method=args.method, n_sources=args.n_sources,
                        n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, budget_minutes=args.minutes, precision=args.precision,
+                       batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                       budget_minutes=args.minutes, precision=args.precision,
                        device=args.device)
 
 
@@ -98,12 +102,12 @@ def cmd_evaluate(args) -> int:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
     if args.write:
         prev = json.loads((args.run / "metrics.json").read_text()) if (args.run / "metrics.json").exists() else {}
-        # Training facts stay the run's (train_seconds, and device: where it was trained); vaem-refined
-        # is the vaem model, so it takes vaem's.
+        # Training facts stay the run's (train_seconds, device: where it was trained, and epochs: those
+        # a budget let it train); vaem-refined is the vaem model, so it takes vaem's.
         trained = {r["method"]: r for r in prev.get("rows", [])}
         for row in rows:
             before = trained.get(row["method"], trained.get("vaem", {}))
-            for key in ("train_seconds", "device"):
+            for key in ("train_seconds", "device", "epochs"):
                 row[key] = before.get(key, row[key])
         extra = {}
         if args.refine_steps:

@@ -468,12 +468,12 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
                                          elapsed_s=elapsed)
             sums += terms
             n_batches += 1
-        if n_batches == 0:  # the budget ran out exactly at the end of the previous epoch
+        if spent and n_batches == 0:  # the budget ran out exactly at the end of the previous epoch
             train_seconds += time.perf_counter() - t0
             _write_history(run_dir, history)
             _save_state(run_dir, model, opt, gen, device, epoch, train_seconds, resumed_from, True)
             break
-        means = (sums / n_batches).tolist()  # one device sync per epoch
+        means = (sums / max(1, n_batches)).tolist()  # one device sync per epoch
         if not all(math.isfinite(v) for v in means):
             raise TrainingError(f"{config.run_name}: loss became {means[0]} in epoch {epoch + 1}; "
                                 "lower the learning rate or use precision='fp32'")

@@ -153,6 +153,27 @@ def test_our_loop_matches_bssvae_train_bit_for_bit(smoke_task, tmp_path):
         assert torch.equal(value, reference[name]), name
 
 
+def test_our_loop_spends_its_budget_inside_next_only(smoke_task):
+    """With a budget, the loop counts only the time spent in its steps (the suite evaluates between
+    them, clock stopped), ends when that time reaches the budget, and anneals its cosine to it."""
+    import dataclasses
+    import time
+
+    from bssvae.train import lr_at
+
+    config = make_config("smoke", "mnist", "vae", 2, device="cpu", epochs=10 ** 4, budget_minutes=0.05)
+    trainer = OursTrainer(config, smoke_task, torch.device("cpu"))
+    steps = trainer.steps()
+    next(steps)
+    time.sleep(3.5)  # longer than the 3-s budget: it must not count
+    n = 1 + sum(1 for _ in steps)
+    assert n > 1 and 3.0 <= trainer.train_seconds < 60.0
+    assert trainer.history[-1]["epoch"] == pytest.approx(n / trainer.steps_per_epoch, abs=1e-4)
+    assert trainer.opt.param_groups[0]["lr"] < 0.05 * config.lr
+    unbudgeted = dataclasses.replace(config, budget_minutes=None)
+    assert lr_at(unbudgeted, n, trainer.steps_per_epoch) > 0.99 * config.lr
+
+
 # ---------------------------------------------------------------------------------------------
 # Scores and time-budgeted runs
 
@@ -301,6 +322,11 @@ def test_quick_suite_writes_every_required_key(quick_run):
         assert set(q["psnr_after_minutes"]) == {"0.02", "0.04"}
         assert all(v is not None and v > 0 for v in q["psnr_after_minutes"].values())
     assert 10 < entry["quality"]["baseline_half_mixture"]["psnr"] < 20
+    # the default: one run per budget, its schedule following its clock (TrainConfig.budget_minutes)
+    assert entry["settings"]["ours_runs"] == "budgeted"
+    runs = entry["quality"]["ours"]["runs"]
+    assert [r["config"]["budget_minutes"] for r in runs] == [r["budget_minutes"] for r in runs]
+    assert [r["budget_minutes"] for r in runs] == pytest.approx([0.02, 0.04])
 
 
 def test_variants_record_the_adam_they_ran(quick_run):

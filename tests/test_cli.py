@@ -171,3 +171,24 @@ def test_evaluate_with_refinement_writes_a_row_and_its_provenance(project, capsy
     capsys.readouterr()
     assert main(["evaluate", "--run", str(ae_run), "--device", "cpu", "--refine-steps", "3"]) == 2
     assert "VAE runs" in capsys.readouterr().err
+
+
+def test_train_with_a_time_budget_and_its_epochs_survive_a_re_evaluation(project, capsys):
+    """``--minutes`` ends the run at the budget; the epochs it trained stay in its rows when ``evaluate
+    --write`` rewrites them (the config's epochs are only the cap)."""
+    import json
+
+    run = project / "budgeted"
+    assert main(["train", "--profile", "smoke", "--minutes", "0.03", "--epochs", "100000", "--run-dir", str(run),
+                 "--quiet"]) == 0
+    rows = json.loads((run / "metrics.json").read_text())["rows"]
+    trained = rows[0]["epochs"]
+    assert 0 < trained < 100000 and all(r["epochs"] == trained for r in rows)
+    assert json.loads((run / "config.json").read_text())["config"]["budget_minutes"] == 0.03
+    assert main(["evaluate", "--run", str(run), "--device", "cpu", "--refine-steps", "2", "--write"]) == 0
+    rows = json.loads((run / "metrics.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["vae", "vaem", "vaem-refined"]
+    assert all(r["epochs"] == trained for r in rows)
+    capsys.readouterr()
+    assert main(["train", "--profile", "smoke", "--minutes", "0", "--run-dir", str(project / "none")]) == 2
+    assert "budget_minutes" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import torch
 from bssvae.config import make_config
 from bssvae.errors import BssvaeError, RunDirError
 from bssvae.metrics import evaluate_images
-from bssvae.train import (default_run_dir, load_checkpoint, load_model, lr_at, read_run_config,
+from bssvae.train import (budget_spent, default_run_dir, load_checkpoint, load_model, lr_at, read_run_config,
                            resolve_device, train)
 
 SMALL = dict(max_train_images=2048, n_test=200)
@@ -178,8 +179,64 @@ def test_lr_schedules():
     c = make_config("smoke", lr=1.0, epochs=10)
     assert lr_at(c, 0, 10) == pytest.approx(1.0)
     assert lr_at(c, 50, 10) == pytest.approx(0.5)
+    assert lr_at(c, 0, 10, elapsed_s=1e9) == pytest.approx(1.0)  # without a budget the clock does not count
     a = make_config("authors", epochs=10)
     assert lr_at(a, 25, 10) == pytest.approx(2e-4 * 0.9998**2)
+
+
+def test_a_budgeted_cosine_follows_whichever_is_further_spent():
+    c = make_config("smoke", lr=1.0, epochs=10, budget_minutes=1.0)
+    assert lr_at(c, 0, 10, elapsed_s=30.0) == pytest.approx(0.5)  # half the minute, no step: the clock leads
+    assert lr_at(c, 50, 10, elapsed_s=0.0) == pytest.approx(0.5)  # half the steps at once: the steps lead
+    assert lr_at(c, 25, 10, elapsed_s=45.0) == pytest.approx(0.5 * (1 + math.cos(0.75 * math.pi)))
+    assert lr_at(c, 0, 10, elapsed_s=60.0) == 0.0 and lr_at(c, 0, 10, elapsed_s=600.0) == 0.0
+    assert not budget_spent(c, 59.9) and budget_spent(c, 60.0)
+    assert not budget_spent(make_config("smoke"), 1e9)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), True, "15"])
+def test_a_budget_that_is_not_a_positive_number_of_minutes_is_refused(value):
+    with pytest.raises(BssvaeError, match="budget_minutes"):
+        make_config("smoke", budget_minutes=value)
+
+
+def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project):
+    """A run with far more epochs than its budget allows stops at the budget, inside an epoch, with the
+    cosine schedule at its end; its rows and provenance say how many epochs it trained."""
+    config = make_config("smoke", n_sources=2, epochs=10 ** 4, budget_minutes=0.05, **SMALL)
+    result = train(config, project / "run", progress=False, write_results=False)
+    assert result["completed"]
+    last = result["history"][-1]
+    trained = last["epoch"]
+    assert 1 <= trained < 10 ** 4
+    # the last step started at least 86 % of the way through the 3 s (a step takes well under 0.4 s)
+    assert last["lr"] < 0.05 * config.lr
+    assert 3.0 <= last["train_seconds"] < 60.0
+    assert all(r["epochs"] == trained for r in result["rows"])
+    prov = json.loads((project / "run" / "provenance.json").read_text())
+    assert prov["budget"] == {"minutes": 0.05, "epochs_trained": trained, "ended_by": "budget"}
+    ckpt = load_checkpoint(project / "run")
+    assert ckpt["budget_spent"] and ckpt["epoch"] == math.floor(trained)
+    # Killed between the checkpoint and the weights: the checkpoint holds the whole run, and a rerun
+    # evaluates it without training further.
+    (project / "run" / "model.safetensors").unlink()
+    (project / "run" / "metrics.json").unlink()
+    load_model(project / "run")  # not refused as a half-trained checkpoint
+    again = train(config, project / "run", progress=False, write_results=False)
+    assert again["history"] == result["history"]
+    assert again["rows"] == result["rows"]
+
+
+def test_a_budgeted_run_resumes_with_the_time_it_had_spent(project):
+    config = make_config("smoke", n_sources=2, epochs=10 ** 4, budget_minutes=0.05, **SMALL)
+    part = train(config, project / "run", progress=False, stop_after_epochs=1, write_results=False)
+    assert not part["completed"]
+    spent = part["history"][-1]["train_seconds"]
+    assert spent < 3.0
+    resumed = train(config, project / "run", progress=False, write_results=False)
+    assert resumed["completed"] and resumed["history"][0] == part["history"][0]
+    assert 3.0 <= resumed["history"][-1]["train_seconds"] < 60.0
+    assert json.loads((project / "run" / "provenance.json").read_text())["resumed_from_epochs"] == [1]
 
 
 @pytest.mark.slow
