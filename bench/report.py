@@ -311,8 +311,8 @@ def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
 def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
                  extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
-    one suite file each): per file, our recipe's batch and learning rate, the budget, epochs done of
-    planned, the mixtures per second the run sustained, VAEM PSNR at the budget (our column / halved),
+    one suite file each): per file, our recipe's batch and learning rate, how its runs met their budget
+    (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per second the run sustained, VAEM PSNR at the budget (our column / halved),
     minutes to 18.7 dB (empty: not reached) and the commit. ``extra`` adds the runs of other suite
     entries under their labels (e.g. the device's entry in results/bench.json, run beside the trials).
     Empty when there are no trials."""
@@ -333,6 +333,7 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
         for run in ours["runs"]:
             b = f"{run['budget_minutes']:g}"
             rows.append({"file": label, "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
+                         "runs": (entry.get("settings") or {}).get("ours_runs", "?"),
                          "budget (min)": run["budget_minutes"],
                          "epochs done / planned": f"{run['epochs_done']:.1f} / {run['epochs_planned']}",
                          "mixtures/s": _num(run["mixtures"] / run["train_seconds"], digits=0),
@@ -343,6 +344,48 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame(rows).sort_values(["budget (min)", "batch"]).set_index("file")
+
+
+def schedule_trials(name: str = "lr-schedule", root: Path | None = None) -> pd.DataFrame:
+    """Kept runs of ``bssvae train`` that differ in their learning-rate schedule
+    (``results/ablations/<name>/<run>/``, each with its config.json and metrics.json): one row per
+    run with its epochs, learning rate, schedule, seed, VAEM PSNR (our column and halved), SSIM (our
+    column) and training seconds. Unfinished or unreadable runs are left out; empty when there are none."""
+    rows = []
+    for path in sorted((bench_path(root).parent / "ablations" / name).glob("*/metrics.json")):
+        try:
+            cfg = json.loads((path.parent / "config.json").read_text())["config"]
+            vaem = next(r for r in json.loads(path.read_text())["rows"] if r["method"] == "vaem")
+            rows.append({"run": path.parent.name, "epochs": cfg["epochs"], "lr": cfg["lr"],
+                         "schedule": cfg["lr_schedule"], "seed": cfg["seed"], "psnr": vaem["psnr"],
+                         "psnr_halved": vaem["psnr_halved"], "ssim": vaem["ssim"],
+                         "train_seconds": vaem["train_seconds"]})
+        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError):
+            continue
+    return pd.DataFrame(rows)
+
+
+def schedule_table(trials: pd.DataFrame, base: str = "cosine") -> pd.DataFrame:
+    """The schedule trials side by side: per (epochs, learning rate, seed), VAEM PSNR of each schedule
+    (our column / halved) and each other schedule's difference from ``base`` in our column; a last
+    row per (epochs, learning rate) with the means over the seeds that ran every schedule."""
+    if trials.empty:
+        return pd.DataFrame()
+    out = []
+    for (epochs, lr), g in trials.groupby(["epochs", "lr"]):
+        schedules = sorted(g["schedule"].unique(), key=lambda s: (s != base, s))
+        wide = g.pivot_table(index="seed", columns="schedule", values=["psnr", "psnr_halved"])
+        complete = wide.dropna()
+        for seed, r in [*wide.iterrows(), *([("mean", complete.mean())] if len(complete) > 1 else [])]:
+            row = {"epochs": epochs, "lr": lr, "seed": seed}
+            for sch in schedules:
+                row[f"{sch} (dB)"] = (f"{r[('psnr', sch)]:.2f} / {r[('psnr_halved', sch)]:.2f}"
+                                      if not math.isnan(r[("psnr", sch)]) else "")
+            for sch in schedules:
+                if sch != base and base in schedules:
+                    row[f"{sch} - {base} (dB)"] = _num(r[("psnr", sch)] - r[("psnr", base)])
+            out.append(row)
+    return pd.DataFrame(out).set_index(["epochs", "lr", "seed"])
 
 
 def _labelled_runs(entry: dict) -> list[tuple[str, dict]]:

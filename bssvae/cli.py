@@ -75,7 +75,8 @@ def _config_from(args):
 def cmd_train(args) -> int:
     from .train import train
 
-    result = train(_config_from(args), args.run_dir, resume=not args.restart, progress=not args.quiet)
+    result = train(_config_from(args), args.run_dir, resume=not args.restart, progress=not args.quiet,
+                   write_results=not args.no_results)
     for row in result["rows"]:
         metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
         print(json.dumps(metrics))
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-results", action="store_true",
+                   help="keep the run's rows in its directory only, out of results/<profile>/<task>.csv (a trial "
+                        "that must not replace the profile's row of the same method, K and seed)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="re-evaluate a trained run on the test set",
