@@ -35,9 +35,9 @@ from bssvae.results import atomic_write_json, bf16_instructions, git_commit, har
 from bssvae.train import build_task, configure_threads, resolve_device
 
 SCHEMA_VERSION = 1
-#: Thresholds of the time-to-quality measurement (VAEM, K = 2, our column): the authors' recipe's
 #: ``--ours-runs`` modes that train one run per budget.
 PER_BUDGET = ("budgeted", "fitted")
+#: Thresholds of the time-to-quality measurement (VAEM, K = 2, our column): the authors' recipe's
 #: PSNR after 15 minutes on the 2-core CPU (issue 6) and the paper's Table II value.
 THRESHOLDS_DB = {"18_7": 18.7, "26_69": 26.69}
 REQUIRED_KEYS = ("throughput_ratio_vs_authors", "matmul_peak_fraction", "psnr_after_15_min", "minutes_to_18_7_db",

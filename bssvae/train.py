@@ -366,8 +366,9 @@ def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: Tra
     """One optimizer step on a batch of mixtures: schedule, forward, negative ELBO, backward, Adam.
 
     The learning rate (:func:`lr_at`; with a budget, also the ``elapsed_s`` training seconds before
-    this step) and beta (:func:`bssvae.losses.beta_at`) follow the global step. ``forward`` is the model or its compiled version; ``amp`` runs the forward pass under bf16
-    autocast. The benchmark suite runs this same function (``bench/ours.py``).
+    this step) and beta (:func:`bssvae.losses.beta_at`) follow the global step. ``forward`` is the
+    model or its compiled version; ``amp`` runs the forward pass under bf16 autocast. The benchmark
+    suite runs this same function (``bench/ours.py``).
 
     Returns:
         the detached ``[loss, recon, kl]`` on the device (no synchronisation), beta and the learning rate.

@@ -1,5 +1,6 @@
 """environment.yml (conda) and pyproject.toml (pip) must name the same packages."""
 import json
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -550,4 +551,31 @@ def test_ablations_readme_quotes_the_fp32_xeon_trial():
                   f"({suite['quality']['ours']['psnr_halved_after_minutes']['15']:.2f} halved, "
                   f"{round(longest['epochs_done'])} of {longest['epochs_planned']} planned epochs), past 18.7 dB after "
                   f"{suite['minutes_to_18_7_db']:.1f} minutes"):
+        assert quote in text, quote
+
+
+def test_ablations_readme_quotes_the_budgeted_suite_run():
+    """The ablations README's entry on the budgeted suite run quotes its file and the planned runs beside it."""
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    run = next(iter(json.loads((ROOT / "results" / "ablations" / "budgeted-schedule" / "bench-quality.json")
+                               .read_text())["devices"].values()))
+    suite = _bench_entries()["cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"]
+    q, s = run["quality"]["ours"], suite["quality"]["ours"]
+    assert run["settings"]["ours_runs"] == "budgeted" and suite["settings"]["ours_runs"] == "fitted"
+    assert " ".join(run["command"].replace("python -m bench", ".venv/bin/python -m bench").split()) in \
+        text.replace("`", "")
+    after = q["psnr_after_minutes"]
+    speed = [round(r["mixtures"] / r["train_seconds"]) for r in (q["runs"][0], s["runs"][0])]
+    gaps = [s["psnr_after_minutes"][m] - after[m] for m in ("5", "15")]
+    rates = [100 * 0.5 * (1 + math.cos(math.pi * r["epochs_done"] / r["epochs_planned"])) for r in s["runs"][1:]]
+    for quote in (f"commit {run['commit'][:7]}, {round(run['suite_seconds'] / 60)} minutes",
+                  f"({speed[0]:,} against {speed[1]:,} mixtures/s in the 3-minute runs)",
+                  f"{after['3']:.2f}, {after['5']:.2f} and {after['15']:.2f} dB "
+                  f"({q['psnr_halved_after_minutes']['15']:.2f} halved, {q['runs'][-1]['epochs_done']:.1f} epochs)",
+                  f"the authors' recipe {run['quality']['authors']['psnr_after_minutes']['15']:.2f} dB after 15",
+                  f"({q['runs'][1]['epochs_done']:.1f} against {s['runs'][1]['epochs_done']:.1f}; "
+                  f"{q['runs'][2]['epochs_done']:.1f} against {s['runs'][2]['epochs_done']:.1f} of "
+                  f"{s['runs'][2]['epochs_planned']} planned)",
+                  f"scored {gaps[0]:.2f} and {gaps[1]:.2f} dB lower",
+                  f"at {rates[0]:.0f} % and {rates[1]:.0f} % of its peak"):
         assert quote in text, quote
