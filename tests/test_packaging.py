@@ -579,3 +579,38 @@ def test_ablations_readme_quotes_the_budgeted_suite_run():
                   f"scored {gaps[0]:.2f} and {gaps[1]:.2f} dB lower",
                   f"at {rates[0]:.0f} % and {rates[1]:.0f} % of its peak"):
         assert quote in text, quote
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for quote in (f"{speed[0]:,} against {speed[1]:,} mixtures/s in the 3-minute runs",
+                  f"VAEM reached {after['3']:.2f}, {after['5']:.2f} and {after['15']:.2f} dB after 3, 5 and 15 minutes"):
+        assert quote in readme, quote
+
+
+def _schedule_gains() -> dict[int, list[str]]:
+    """Per epochs of the kept schedule trials, constant minus cosine (VAEM PSNR, our column) for each seed
+    that ran both, in seed order, as the READMEs write them."""
+    _bench_entries()  # puts bench/ on sys.path
+    from bench import report
+
+    t = report.schedule_trials()
+    wide = t.pivot_table(index=["epochs", "seed"], columns="schedule", values="psnr").dropna()
+    return {int(epochs): [f"{v:.2f}" for v in (g["constant"] - g["cosine"])]
+            for epochs, g in wide.groupby(level="epochs")}
+
+
+def test_readmes_quote_the_schedule_trials():
+    """What the READMEs say of the fixed-epoch schedule trials is what their run directories hold."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ablations = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    gains = _schedule_gains()
+    assert set(gains) == {30, 110} and all(len(g) == 3 for g in gains.values())
+    for text in (readme, ablations):
+        for epochs, g in gains.items():
+            assert f"{g[0]}, {g[1]} and {g[2]} dB" in text, (epochs, g)
+    from bench import report  # on sys.path through _bench_entries
+
+    t = report.schedule_trials()
+    mean = t[t["epochs"] == 110].groupby("schedule")["psnr"].mean()
+    assert f"VAEM {mean['constant']:.2f} against {mean['cosine']:.2f} dB on average" in readme
+    for (epochs, schedule), g in t.sort_values("seed").groupby(["epochs", "schedule"]):
+        v = [f"{p:.2f}" for p in g["psnr"]]
+        assert f"{schedule} {v[0]}, {v[1]} and {v[2]}" in ablations, (epochs, schedule, v)
