@@ -312,8 +312,9 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
                  extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
     one suite file each): per file, our recipe's batch and learning rate, how its runs met their budget
-    (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per second the run sustained, VAEM PSNR at the budget (our column / halved),
-    minutes to 18.7 dB (empty: not reached) and the commit. ``extra`` adds the runs of other suite
+    (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per
+    second the run sustained, VAEM PSNR at the budget (our column / halved), minutes to 18.7 dB
+    (empty: not reached) and the commit. ``extra`` adds the runs of other suite
     entries under their labels (e.g. the device's entry in results/bench.json, run beside the trials).
     Empty when there are no trials."""
     entries = []

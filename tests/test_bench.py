@@ -510,6 +510,31 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert report.trials_table("absent", root=tmp_path, extra={"results/bench.json": suite}).empty  # no trials
 
 
+def test_schedule_table_puts_the_schedules_of_each_seed_side_by_side(tmp_path):
+    root = tmp_path / "results" / "ablations" / "lr-schedule"
+    runs = {("cosine", 0): 18.1, ("constant", 0): 18.3, ("cosine", 1): 18.2, ("constant", 1): 18.5,
+            ("constant", 2): 18.4}  # seed 2 has no cosine run: shown, but left out of the mean
+    for (schedule, seed), psnr in runs.items():
+        d = root / f"e30-{schedule}-seed{seed}"
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"config": {"epochs": 30, "lr": 1e-3, "lr_schedule": schedule,
+                                                              "seed": seed}}))
+        (d / "metrics.json").write_text(json.dumps({"rows": [
+            {"method": "vae", "psnr": 1.0}, {"method": "vaem", "psnr": psnr, "psnr_halved": psnr + 6.0, "ssim": 0.8,
+                                             "train_seconds": 300.0}]}))
+    (root / "unfinished").mkdir()
+    (root / "unfinished" / "config.json").write_text("{}")  # no metrics.json: left out
+    trials = report.schedule_trials(root=tmp_path)
+    assert len(trials) == 5 and set(trials["schedule"]) == {"cosine", "constant"}
+    t = report.schedule_table(trials)
+    assert list(t.columns) == ["cosine (dB)", "constant (dB)", "constant - cosine (dB)"]  # the base first
+    assert t.loc[(30, 1e-3, 0), "constant (dB)"] == "18.30 / 24.30"
+    assert t.loc[(30, 1e-3, 1), "constant - cosine (dB)"] == 0.3
+    assert t.loc[(30, 1e-3, 2), "cosine (dB)"] == "" and pd.isna(t.loc[(30, 1e-3, 2), "constant - cosine (dB)"])
+    assert t.loc[(30, 1e-3, "mean"), "constant - cosine (dB)"] == 0.25  # seeds 0 and 1 only
+    assert report.schedule_table(report.schedule_trials("absent", root=tmp_path)).empty
+
+
 def test_long_run_table_reads_each_run_at_its_marks():
     def run(budget, psnrs, **extra):
         curve = [{"target_s": 60.0 * i, "train_seconds": 60.0 * i + 0.5, "epoch": 2.0 * i, "mixtures": 1000 * i,

@@ -530,17 +530,23 @@ def test_readme_hidden_amx_cpu_numbers_come_from_the_committed_results():
         assert text in readme, text
 
 
+def _ablation_beside_suite(path: str) -> tuple[str, dict, dict]:
+    """The ablations README (whitespace collapsed), the one device entry of the suite file at
+    ``results/ablations/<path>``, and the suite's entry in results/bench.json for the Xeon without AMX
+    it ran beside; the README must quote the file's command."""
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    entry = next(iter(json.loads((ROOT / "results" / "ablations" / path).read_text())["devices"].values()))
+    assert " ".join(entry["command"].replace("python -m bench", ".venv/bin/python -m bench").split()) in \
+        text.replace("`", "")
+    return text, entry, _bench_entries()["cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"]
+
+
 def test_ablations_readme_quotes_the_fp32_xeon_trial():
     """The ablations README's entry on the fp32 batch trial quotes its suite file and the suite's run beside it."""
-    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
-    trial = next(iter(json.loads((ROOT / "results" / "ablations" / "short-trials-fp32-xeon" / "15min-b512.json")
-                                 .read_text())["devices"].values()))
-    suite = _bench_entries()["cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"]
+    text, trial, suite = _ablation_beside_suite("short-trials-fp32-xeon/15min-b512.json")
     run, q = trial["quality"]["ours"]["runs"][0], trial["quality"]["ours"]
     variant = {v["name"]: v["mixtures_per_s"] for v in suite["throughput"]["variants"]}
     longest = suite["quality"]["ours"]["runs"][-1]
-    assert " ".join(trial["command"].replace("python -m bench", ".venv/bin/python -m bench").split()) in \
-        text.replace("`", "")
     for quote in (f"commit {trial['commit'][:7]}", f"bf16 ran at {suite['hardware']['bf16_step_speedup']:.2f}x",
                   f"{variant['fp32:512'] / suite['throughput']['ours']['mixtures_per_s']:.2f}x faster than batch 256",
                   f"where the run sustained {round(run['mixtures'] / run['train_seconds']):,}",
@@ -556,14 +562,9 @@ def test_ablations_readme_quotes_the_fp32_xeon_trial():
 
 def test_ablations_readme_quotes_the_budgeted_suite_run():
     """The ablations README's entry on the budgeted suite run quotes its file and the planned runs beside it."""
-    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
-    run = next(iter(json.loads((ROOT / "results" / "ablations" / "budgeted-schedule" / "bench-quality.json")
-                               .read_text())["devices"].values()))
-    suite = _bench_entries()["cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"]
+    text, run, suite = _ablation_beside_suite("budgeted-schedule/bench-quality.json")
     q, s = run["quality"]["ours"], suite["quality"]["ours"]
     assert run["settings"]["ours_runs"] == "budgeted" and suite["settings"]["ours_runs"] == "fitted"
-    assert " ".join(run["command"].replace("python -m bench", ".venv/bin/python -m bench").split()) in \
-        text.replace("`", "")
     after = q["psnr_after_minutes"]
     speed = [round(r["mixtures"] / r["train_seconds"]) for r in (q["runs"][0], s["runs"][0])]
     gaps = [s["psnr_after_minutes"][m] - after[m] for m in ("5", "15")]
@@ -614,3 +615,10 @@ def test_readmes_quote_the_schedule_trials():
     for (epochs, schedule), g in t.sort_values("seed").groupby(["epochs", "schedule"]):
         v = [f"{p:.2f}" for p in g["psnr"]]
         assert f"{schedule} {v[0]}, {v[1]} and {v[2]}" in ablations, (epochs, schedule, v)
+    # The same seeds of the cosine recipe on the AVX2 EPYC (cpu-fp32-avx2/), which is why both schedules ran here.
+    here = t[(t["epochs"] == 110) & (t["schedule"] == "cosine")].set_index("seed")["psnr"]
+    there = {seed: next(r["psnr"] for r in json.loads(
+        (ROOT / "results" / "ablations" / "cpu-fp32-avx2" / f"mnist-vae-K2-M2-seed{seed}" / "metrics.json")
+        .read_text())["rows"] if r["method"] == "vaem") for seed in (0, 1, 2)}
+    assert f"reached {there[0]:.2f}, {there[1]:.2f} and {there[2]:.2f} dB" in ablations
+    assert f"seed 0 within {abs(here[0] - there[0]):.3f} dB, seed 2 {here[2] - there[2]:.2f} dB lower" in ablations
