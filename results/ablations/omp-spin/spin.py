@@ -1,6 +1,6 @@
 """How OpenMP's waiting at barriers moves our step and the authors' loop, on an idle CPU and beside a busy process.
 
-Usage: python results/ablations/omp-spin/spin.py OUT.json [--rounds 3] [--window 8]
+Usage: python results/ablations/omp-spin/spin.py OUT.json [--rounds 3] [--window 8] [--one-thread]
 
 Three child processes (bench.worker.StepWorker) hold the cpu profile's step (fp32, batch 256)
 and the authors'-style loop: one with the library's passive waiting (OMP_WAIT_POLICY=PASSIVE, set
@@ -8,7 +8,8 @@ by bssvae and bench before torch starts), two whose threads spin GOMP_SPINCOUNT 
 sleeping (10,000, and libgomp's default of 300,000; GOMP_SPINCOUNT takes precedence over the
 policy). Each round times one window of each loop in each child, first with the machine otherwise
 idle, then beside one busy single-threaded process (a Python loop), so that every setting sees
-the same conditions. Only one child computes at a time; the others wait on their pipes.
+the same conditions. Only one child computes at a time; the others wait on their pipes. With
+--one-thread, a fourth child runs both loops on one thread (BSSVAE_THREADS=1; no barriers to wait at).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bssvae.config import make_config  # noqa: E402
 from bssvae.results import atomic_write_json, git_commit, hardware, package_versions  # noqa: E402
 
 SETTINGS = {"passive": {}, "spin 10000": {"GOMP_SPINCOUNT": "10000"}, "spin 300000": {"GOMP_SPINCOUNT": "300000"}}
+ONE_THREAD = {"1 thread": {"BSSVAE_THREADS": "1"}}
 
 
 def main() -> None:
@@ -36,10 +38,12 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--window", type=float, default=8.0)
+    p.add_argument("--one-thread", action="store_true", help="also time both loops on one thread")
     args = p.parse_args()
+    settings = {**SETTINGS, **(ONE_THREAD if args.one_thread else {})}
     started, t0 = dt.datetime.now(dt.timezone.utc).isoformat(), time.perf_counter()
     config = make_config("cpu", "mnist", "vae", 2, device="cpu", precision="fp32", epochs=10 ** 6)
-    workers = {name: StepWorker(config, env) for name, env in SETTINGS.items()}
+    workers = {name: StepWorker(config, env) for name, env in settings.items()}
     rows = []
     try:
         for r in range(args.rounds):
@@ -48,7 +52,7 @@ def main() -> None:
                 try:
                     for name, w in workers.items():
                         for trainer in TRAINERS:
-                            rows.append({"round": r, "load": load, "setting": name, "env": SETTINGS[name],
+                            rows.append({"round": r, "load": load, "setting": name, "env": settings[name],
                                          "trainer": trainer, "mixtures_per_s": w.window(trainer, args.window)})
                             print(rows[-1], flush=True)
                 finally:
@@ -60,7 +64,7 @@ def main() -> None:
             w.close()
     medians = {}
     for load in ("idle", "one busy process"):
-        for name in SETTINGS:
+        for name in settings:
             m = {t: statistics.median(x["mixtures_per_s"] for x in rows
                                       if (x["load"], x["setting"], x["trainer"]) == (load, name, t)) for t in TRAINERS}
             medians[f"{load} | {name}"] = {**m, "ours_over_authors": m["ours"] / m["authors"]}
