@@ -11,16 +11,15 @@ Variational Auto-Encoders", EUSIPCO 2021. One module per concept:
 - :mod:`bssvae.metrics` - source matching, PSNR, SSIM
 - :mod:`bssvae.train`   - training, checkpoints, evaluation, run directories
 - :mod:`bssvae.cli`     - the ``bssvae`` command line
+- :mod:`bssvae.openmp`  - how PyTorch's threads wait between operators, chosen at import
 """
 
-import os as _os
+# How OpenMP's threads wait between operators: spinning when the cores are idle, passive waiting
+# when other work shares them (BSSVAE_OMP_WAIT=auto|passive|spin; see bssvae.openmp). Effective only
+# when bssvae is imported before torch, as the command line, the sweeps and the notebooks do.
+from . import openmp as _openmp
 
-# OpenMP threads that busy-wait between ops steal the cores a loaded machine needs: measured on
-# 2 cores, passive waiting kept training 2-20x faster under load (python -m bench). Only effective
-# when bssvae is imported before torch, as the command line and the sweeps do. On a machine of your
-# own, GOMP_SPINCOUNT=10000 (it takes precedence) lets threads spin briefly: faster when idle, much
-# slower beside another busy process (book, performance page, "Threads").
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_openmp.DECISION.update(_openmp.decide())
 
 __version__ = "0.1.0"
 

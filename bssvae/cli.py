@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from . import openmp
+
+        openmp.check()  # an unknown BSSVAE_OMP_WAIT, found when bssvae was imported
         return args.func(args)
     except BssvaeError as e:
         print(f"bssvae: error: {e}", file=sys.stderr)

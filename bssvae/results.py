@@ -25,6 +25,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from . import openmp
+
 #: Columns every results row has (Table II's inputs); tasks may add more after these.
 RESULT_COLUMNS = ["method", "n_sources", "n_digits", "seed", "epochs", "psnr", "ssim", "psnr_halved",
                   "ssim_halved", "train_seconds", "device", "run_dir"]
@@ -268,7 +270,9 @@ def hardware(device: str | None = None) -> dict[str, Any]:
             # The vector instructions PyTorch's CPU kernels use (e.g. AVX2, AVX512) and the CPU's own
             # flags: an AVX2 CPU trains bf16 ~15x slower than fp32, one with AMX ~5x faster.
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_flags": cpu_vector_flags(),
-            "platform": platform.platform(), "hostname": socket.gethostname()}
+            "platform": platform.platform(), "hostname": socket.gethostname(),
+            # how the threads waited between operators (spinning or passive), and why
+            "openmp": openmp.summary()}
     if has_native_bf16(info["cpu_flags"]):  # what decides precision="auto" on this CPU (bssvae.train)
         info["bf16_step_speedup"] = round(cpu_bf16_speedup(), 2)
     if torch.cuda.is_available():

@@ -65,7 +65,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def configure_threads() -> None:
     """Use every core for intra-op parallelism (PyTorch may default to fewer in containers), or the
-    ``BSSVAE_THREADS`` environment variable's number of threads when it is set (0: every core)."""
+    ``BSSVAE_THREADS`` environment variable's number of threads when it is set (0: every core).
+    Raises the error of an unknown ``BSSVAE_OMP_WAIT`` (:mod:`bssvae.openmp`), found at import."""
+    from . import openmp
+
+    openmp.check()
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     text = os.environ.get("BSSVAE_THREADS", "").strip()
     if text:
