@@ -259,12 +259,12 @@ def ema_table(name: str = "ema-cpu-mnist-K2-seed0", root: Path | None = None) ->
     return pd.DataFrame(out).set_index("epoch")
 
 
-def spin_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
-    """The kept ablation of OpenMP's waiting (``results/ablations/omp-spin/spin.json``): median
-    mixtures/s of our step and the authors' loop per machine load and setting, with their ratio and
-    each loop's speed against passive waiting under the same load; and the file's provenance.
-    Both empty when absent."""
-    path = bench_path(root).parent / "ablations" / "omp-spin" / "spin.json"
+def spin_table(root: Path | None = None, name: str = "spin.json") -> tuple[pd.DataFrame, dict]:
+    """A kept ablation of OpenMP's waiting (``results/ablations/omp-spin/<name>``, one machine each):
+    median mixtures/s of our step and the authors' loop per machine load and setting, with their
+    ratio and each loop's speed against passive waiting under the same load; and the file's
+    provenance. Both empty when absent."""
+    path = bench_path(root).parent / "ablations" / "omp-spin" / name
     try:
         data = json.loads(path.read_text())
         medians = data["medians_mixtures_per_s"]
@@ -308,6 +308,15 @@ def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(out).set_index(["seed", "output"]), {k: v for k, v in data.items() if k != "rows"}
 
 
+def threads_wait(settings: dict) -> str:
+    """How a suite entry's OpenMP threads waited at barriers, from its settings: ``spin N`` where
+    ``GOMP_SPINCOUNT`` was set (it takes precedence), else ``passive``, else OpenMP's default."""
+    if settings.get("gomp_spincount"):
+        return f"spin {settings['gomp_spincount']}"
+    policy = (settings.get("omp_wait_policy") or "").lower()
+    return policy or "OpenMP's default"
+
+
 def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
                  extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
@@ -335,6 +344,7 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
             b = f"{run['budget_minutes']:g}"
             rows.append({"file": label, "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
                          "runs": (entry.get("settings") or {}).get("ours_runs", "?"),
+                         "threads wait": threads_wait(entry.get("settings") or {}),
                          "budget (min)": run["budget_minutes"],
                          "epochs done / planned": f"{run['epochs_done']:.1f} / {run['epochs_planned']}",
                          "mixtures/s": _num(run["mixtures"] / run["train_seconds"], digits=0),

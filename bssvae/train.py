@@ -455,8 +455,9 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.epochs, initial=start_epoch, desc=config.run_name, unit="epoch",
-                   mininterval=2.0, dynamic_ncols=True)
+        # a budgeted run ends at its budget, which its postfix shows; its epochs are only a cap
+        bar = tqdm(total=config.epochs if config.budget_minutes is None else None, initial=start_epoch,
+                   desc=config.run_name, unit="epoch", mininterval=2.0, dynamic_ncols=True)
     for epoch in range(start_epoch, end_epoch):
         if spent:
             break
@@ -487,7 +488,9 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         history.append({"epoch": done, "loss": means[0], "recon": means[1], "kl": means[2], "beta": beta,
                         "lr": lr, "train_seconds": train_seconds})
         if bar is not None:
-            bar.set_postfix(loss=f"{means[0]:.1f}", refresh=False)
+            budget = ({} if config.budget_minutes is None else
+                      {"budget": f"{train_seconds / 60:.1f} of {config.budget_minutes:g} min"})
+            bar.set_postfix(loss=f"{means[0]:.1f}", **budget, refresh=False)
             bar.update(1)
         is_last = epoch + 1 == end_epoch or spent
         if is_last or time.perf_counter() - last_ckpt >= config.checkpoint_every_s:

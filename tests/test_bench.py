@@ -473,6 +473,7 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     md = report.markdown(t)  # one column per index level, not tuples
     assert md.splitlines()[0].startswith("| machine | OpenMP threads at a barrier | ours (mixtures/s) |")
     assert "| idle | spin 10000 | 2400 | 750 |" in md
+    assert report.spin_table(root=tmp_path, name="spin-other.json")[0].empty  # one file per machine, by name
     assert report.parity_table(root=tmp_path)[0].empty
     (tmp_path / "results" / "ablations" / "bf16-cpu").mkdir()
     row = dict(seed=0, epochs=17, ssim=0.77, ssim_halved=0.79)
@@ -503,11 +504,18 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert t.loc["b512.json", "VAEM PSNR at the budget (dB)"] == "18.74 / 24.74"
     assert t.loc["b512.json", "minutes to 18.7 dB"] == 2.5 and pd.isna(t.loc["b256.json", "minutes to 18.7 dB"])
     assert t.loc["b256.json", "mixtures/s"] == 6817 and t.loc["b256.json", "commit"] == "cfad499"
+    assert t.loc["b256.json", "threads wait"] == "OpenMP's default"  # no waiting recorded in its settings
     suite = dict(entry, commit="0123456789", settings={"our_config": {"batch_size": 1024, "lr": 4e-3, "precision": "fp32"}})
     t = report.trials_table("trials", root=tmp_path, extra={"results/bench.json": suite, "no quality": {"commit": "x"}})
     assert list(t.index) == ["b256.json", "b512.json", "results/bench.json"]  # an entry without runs adds none
     assert t.loc["results/bench.json", "commit"] == "0123456" and t.loc["results/bench.json", "precision"] == "fp32"
     assert report.trials_table("absent", root=tmp_path, extra={"results/bench.json": suite}).empty  # no trials
+
+
+def test_threads_wait_names_how_a_suite_entrys_threads_waited():
+    assert report.threads_wait({"omp_wait_policy": "PASSIVE", "gomp_spincount": None}) == "passive"
+    assert report.threads_wait({"omp_wait_policy": "PASSIVE", "gomp_spincount": "300000"}) == "spin 300000"  # it wins
+    assert report.threads_wait({}) == "OpenMP's default"
 
 
 def test_schedule_table_puts_the_schedules_of_each_seed_side_by_side(tmp_path):

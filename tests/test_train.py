@@ -227,14 +227,18 @@ def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project):
     assert again["rows"] == result["rows"]
 
 
-def test_a_budgeted_run_resumes_with_the_time_it_had_spent(project):
+def test_a_budgeted_run_resumes_with_the_time_it_had_spent(project, capsys):
     config = make_config("smoke", n_sources=2, epochs=10 ** 4, budget_minutes=0.05, **SMALL)
     part = train(config, project / "run", progress=False, stop_after_epochs=1, write_results=False)
     assert not part["completed"]
     spent = part["history"][-1]["train_seconds"]
     assert spent < 3.0
-    resumed = train(config, project / "run", progress=False, write_results=False)
+    capsys.readouterr()
+    resumed = train(config, project / "run", progress=True, write_results=False)
     assert resumed["completed"] and resumed["history"][0] == part["history"][0]
+    # the bar shows the budget, not the 10,000 epochs that only cap the run
+    bar = capsys.readouterr().err.strip().split("\r")[-1]
+    assert "of 0.05 min" in bar and "10000" not in bar, bar
     assert 3.0 <= resumed["history"][-1]["train_seconds"] < 60.0
     assert json.loads((project / "run" / "provenance.json").read_text())["resumed_from_epochs"] == [1]
 
