@@ -283,6 +283,25 @@ def spin_table(root: Path | None = None, name: str = "spin.json") -> tuple[pd.Da
     return pd.DataFrame(out).set_index(["machine", "OpenMP threads at a barrier"]), data["provenance"]
 
 
+def concurrency_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """The kept ablation of how a CPU sweep shares the cores
+    (``results/ablations/sweep-concurrency/concurrency.json``): per setting, the median mixtures/s of
+    the `cpu` profile's step summed over the runs computing at once, and its speed against one run on
+    every core with its threads spinning and waiting passively; and the file's provenance. Both empty
+    when absent."""
+    path = bench_path(root).parent / "ablations" / "sweep-concurrency" / "concurrency.json"
+    try:
+        data = json.loads(path.read_text())
+        medians = data["medians_mixtures_per_s"]
+        spinning = next(v for k, v in medians.items() if k.startswith("1 run") and k.endswith("spinning"))
+        passive = next(v for k, v in medians.items() if k.startswith("1 run") and k.endswith("passive"))
+    except (OSError, json.JSONDecodeError, KeyError, StopIteration):
+        return pd.DataFrame(), {}
+    out = [{"setting": k, "mixtures/s (all runs)": _num(v, digits=0), "vs one run, spinning": _num(v / spinning, digits=2),
+            "vs one run, passive": _num(v / passive, digits=2)} for k, v in sorted(medians.items(), key=lambda kv: kv[1])]
+    return pd.DataFrame(out).set_index("setting"), data["provenance"]
+
+
 def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     """The kept bf16-against-float32 ablation (``results/ablations/bf16-cpu/parity.json``): per seed
     and output (VAE, VAEM), PSNR and SSIM of each precision (our column / halved), bf16's difference

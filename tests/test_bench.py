@@ -474,6 +474,15 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert md.splitlines()[0].startswith("| machine | OpenMP threads at a barrier | ours (mixtures/s) |")
     assert "| idle | spin 10000 | 2400 | 750 |" in md
     assert report.spin_table(root=tmp_path, name="spin-other.json")[0].empty  # one file per machine, by name
+    assert report.concurrency_table(root=tmp_path)[0].empty
+    (tmp_path / "results" / "ablations" / "sweep-concurrency").mkdir()
+    (tmp_path / "results" / "ablations" / "sweep-concurrency" / "concurrency.json").write_text(json.dumps(
+        {"medians_mixtures_per_s": {"1 run x 2 threads, spinning": 5000.0, "1 run x 2 threads, passive": 4000.0,
+                                    "2 runs x 1 thread, at once": 6000.0}, "provenance": {"commit": "abc"}}))
+    t, prov = report.concurrency_table(root=tmp_path)
+    assert prov == {"commit": "abc"} and list(t.index)[-1] == "2 runs x 1 thread, at once"  # slowest first
+    assert t.loc["2 runs x 1 thread, at once", "vs one run, spinning"] == 1.2
+    assert t.loc["2 runs x 1 thread, at once", "vs one run, passive"] == 1.5
     assert report.parity_table(root=tmp_path)[0].empty
     (tmp_path / "results" / "ablations" / "bf16-cpu").mkdir()
     row = dict(seed=0, epochs=17, ssim=0.77, ssim_halved=0.79)

@@ -416,6 +416,29 @@ def test_readmes_quote_the_suites_quality_section_with_spinning_threads():
     assert f"The authors' recipe, spinning too, reached {theirs['psnr_after_minutes']['15']:.2f} dB." in readme
 
 
+def test_the_sweeps_cpu_jobs_and_their_quotes_come_from_the_concurrency_ablation():
+    import json
+
+    import yaml
+
+    data = json.loads((ROOT / "results" / "ablations" / "sweep-concurrency" / "concurrency.json").read_text())
+    m, prov = data["medians_mixtures_per_s"], data["provenance"]
+    spin, passive, both = m["1 run x 2 threads, spinning"], m["1 run x 2 threads, passive"], m["2 runs x 1 thread, at once"]
+    assert both > spin > passive  # why a CPU sweep runs one training per core
+    assert prov["commit"].startswith("fdad00b") and prov["hardware"]["cpu_count"] == 2
+    sweep = (ROOT / "sweeps" / "mnist.yaml").read_text()
+    assert yaml.safe_load(sweep)["jobs"]["cpu"] == 2
+    assert f"trained {both / spin:.2f}x the mixtures/s of one run on both\n# cores with its threads spinning" in sweep
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"trained {both / spin:.2f}x the mixtures per second of one run on both cores with its threads spinning, "
+            f"and {both / passive:.2f}x with them waiting passively") in readme
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    assert (f"Medians: spinning {spin:,.0f} mixtures/s, passive {passive:,.0f}, two one-thread runs together "
+            f"{both:,.0f} ({both / spin:.2f}x spinning, {both / passive:.2f}x passive)") in text
+    assert (f"Each of {prov['rounds']} rounds times a {prov['window_seconds']:g}-second window" in text
+            and f"commit {prov['commit'][:7]}" in text)
+
+
 def test_bf16_parity_ablation_numbers_come_from_its_json():
     """results/ablations/README.md quotes the bf16 parity ablation as its parity.json has it."""
     import json
