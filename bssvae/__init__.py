@@ -16,7 +16,7 @@ Variational Auto-Encoders", EUSIPCO 2021. One module per concept:
 
 # How OpenMP's threads wait between operators: spinning when the cores are idle, passive waiting
 # when other work shares them (BSSVAE_OMP_WAIT=auto|passive|spin; see bssvae.openmp). Effective only
-# when bssvae is imported before torch, as the command line, the sweeps and the notebooks do.
+# when bssvae is imported before torch, as the command line, the sweeps and the training notebook do.
 from . import openmp as _openmp
 
 _openmp.DECISION.update(_openmp.decide())

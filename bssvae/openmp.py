@@ -17,8 +17,9 @@ policy wins everywhere, so ``BSSVAE_OMP_WAIT`` chooses:
 - ``spin``: always keep OpenMP's default.
 
 OpenMP reads its variables once, when PyTorch loads it, so this works only when bssvae is imported
-before torch (the command line, the sweeps and the book's notebooks do), and it is decided once:
-a process that starts on idle cores keeps spinning if another busy process starts beside it later.
+before torch (the command line, the sweeps and the book's training notebook do), and it is decided
+once: a process that starts on idle cores keeps spinning if another busy process starts beside it
+later.
 ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or ``KMP_BLOCKTIME`` set in the environment are left as they
 are. The waiting policy changes no result, only the speed; :data:`DECISION` records what was
 chosen and why, and every run's provenance carries it (:func:`bssvae.results.hardware`).
