@@ -603,6 +603,8 @@ def test_cli_rejects_bad_options():
         with pytest.raises(ValueError, match="--spin-env"):
             bench_run.parse_env(bad)
     assert bench_run.resolve_args(["--quick"]).spin_env == {}
+    # on a CPU the spinning child spins as bssvae lets threads spin on idle cores (OpenMP's default count)
+    assert bench_run.resolve_args(["--device", "cpu"]).spin_env == {"GOMP_SPINCOUNT": "300000"}
     assert bench_run.parse_variant("fp32:256:t1:compile") == {
         "name": "fp32:256:t1:compile", "precision": "fp32", "batch_size": 256, "threads": 1, "compile": True,
         "unfused": False}
