@@ -88,10 +88,16 @@ def busy_cores(seconds: float = SAMPLE_SECONDS, cpus: set[int] | None = None,
     return total
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else every core):
+    what training uses by default and what a sweep divides among its jobs."""
+    return len(_cpu_ids() or ()) or os.cpu_count() or 1
+
+
 def intended_threads(environ=os.environ) -> int:
     """The threads training will use (:func:`bssvae.train.configure_threads`): ``BSSVAE_THREADS``
     when it is a positive integer, otherwise every core this process may run on."""
-    cores = len(_cpu_ids() or ()) or os.cpu_count() or 1
+    cores = available_cores()
     try:
         n = int(environ.get("BSSVAE_THREADS", "").strip() or 0)
     except ValueError:
@@ -122,7 +128,7 @@ def decide(environ=os.environ, torch_imported: bool | None = None, sampler=busy_
         return {**record, "wait": "environment", "environment": preset,
                 "reason": "OpenMP's own variables were set, so bssvae left the waiting to them"}
     if mode == "auto":
-        cpus = len(_cpu_ids() or ()) or os.cpu_count() or 1
+        cpus = available_cores()
         threads = intended_threads(environ)
         record.update(cpus=cpus, threads=threads)
         if threads <= 1:

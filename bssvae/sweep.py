@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from . import openmp
 from .config import PROFILES, make_config
 from .errors import BssvaeError, check_choice, check_int
 from .results import project_root, results_dir
@@ -262,7 +263,7 @@ def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = N
             raise BssvaeError(f"--only: no run of {sweep_file} has {only!r} in its name")
     device_type = "cuda" if torch.cuda.is_available() else "cpu"
     n_jobs = check_int("jobs", jobs, minimum=1) if jobs is not None else jobs_spec.get(device_type, 1)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = openmp.available_cores()
     threads = max(1, cores // n_jobs)
     _check_finished_runs_match(runs)
     todo = [r for r in runs if not _is_done(r)]

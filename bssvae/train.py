@@ -70,7 +70,7 @@ def configure_threads() -> None:
     from . import openmp
 
     openmp.check()
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = openmp.available_cores()
     text = os.environ.get("BSSVAE_THREADS", "").strip()
     if text:
         try:

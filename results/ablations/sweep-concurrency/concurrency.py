@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import statistics
 import sys
 import threading
@@ -28,9 +27,10 @@ sys.path.insert(0, str(ROOT))
 import bench  # noqa: E402,F401  (passive waiting before torch starts, unless a child's env says otherwise)
 from bench.worker import StepWorker  # noqa: E402
 from bssvae.config import make_config  # noqa: E402
-from bssvae.results import atomic_write_json, git_commit, hardware, package_versions  # noqa: E402
+from bssvae.openmp import available_cores  # noqa: E402
+from bssvae.results import atomic_write_json, provenance  # noqa: E402
 
-CORES = len(os.sched_getaffinity(0))
+CORES = available_cores()
 SETTINGS = {f"1 run x {CORES} threads, spinning": {"GOMP_SPINCOUNT": "300000"},
             f"1 run x {CORES} threads, passive": {},
             "1 thread, a": {"BSSVAE_THREADS": "1"}, "1 thread, b": {"BSSVAE_THREADS": "1"}}
@@ -71,10 +71,8 @@ def main() -> None:
     atomic_write_json(args.out, {
         "what": __doc__.split("\n\n")[1].replace("\n", " "),
         "medians_mixtures_per_s": medians, "rows": rows,
-        "provenance": {"command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "commit": git_commit(),
-                       "started_at": started, "wall_seconds": round(time.perf_counter() - t0, 1),
-                       "config": config.to_dict(), "rounds": args.rounds, "window_seconds": args.window,
-                       "versions": package_versions(), "hardware": hardware("cpu")},
+        "provenance": provenance("cpu", started_at=started, wall_seconds=round(time.perf_counter() - t0, 1),
+                                 config=config.to_dict(), rounds=args.rounds, window_seconds=args.window),
     })
 
 
