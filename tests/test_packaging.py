@@ -425,7 +425,7 @@ def test_the_sweeps_cpu_jobs_and_their_quotes_come_from_the_concurrency_ablation
     m, prov = data["medians_mixtures_per_s"], data["provenance"]
     spin, passive, both = m["1 run x 2 threads, spinning"], m["1 run x 2 threads, passive"], m["2 runs x 1 thread, at once"]
     assert both > spin > passive  # why a CPU sweep runs one training per core
-    assert prov["commit"].startswith("fdad00b") and prov["hardware"]["cpu_count"] == 2
+    assert prov["commit"].startswith("a2b1e66") and prov["hardware"]["cpu_count"] == 2
     sweep = (ROOT / "sweeps" / "mnist.yaml").read_text()
     assert yaml.safe_load(sweep)["jobs"]["cpu"] == 2
     assert f"trained {both / spin:.2f}x the mixtures/s of one run on both\n# cores with its threads spinning" in sweep
