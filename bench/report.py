@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -300,6 +301,41 @@ def concurrency_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     out = [{"setting": k, "mixtures/s (all runs)": _num(v, digits=0), "vs one run, spinning": _num(v / spinning, digits=2),
             "vs one run, passive": _num(v / passive, digits=2)} for k, v in sorted(medians.items(), key=lambda kv: kv[1])]
     return pd.DataFrame(out).set_index("setting"), data["provenance"]
+
+
+#: The runs of the torch.compile ablation (results/ablations/compile-threads/): how OpenMP's threads waited.
+COMPILE_RUNS = {"passive": "passive.json", "spinning": "spinning.json"}
+
+
+def compile_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """The kept ablation of ``torch.compile`` under both ways of waiting
+    (``results/ablations/compile-threads/``: one throughput-only run of the suite per way, its fp32 step
+    at batch 256, 512 and 1024, eager and compiled): per waiting and batch, the median mixtures/s of
+    each and the median over repeats of compiled over eager (each repeat times both); and per run its
+    device key, command, commit, repeats and spin count. Both empty when a run is absent. The
+    variants' warm-up times are left out: TorchInductor's cache on that machine was warm from earlier
+    compilations of the same step, so they do not show a first compilation's cost."""
+    folder = bench_path(root).parent / "ablations" / "compile-threads"
+    out, runs = [], {}
+    try:
+        for wait, name in COMPILE_RUNS.items():
+            (key, e), = migrate_keys(json.loads((folder / name).read_text()))["devices"].items()
+            thr = e["throughput"]
+            runs[wait] = {"device": key, "command": e["command"], "commit": e["commit"], "repeats": thr["repeats"],
+                          "gomp_spincount": e["settings"].get("gomp_spincount")}
+            steps = {(v["batch_size"], v["compile"]): v for v in thr["variants"] if v["precision"] == "fp32"
+                     and v.get("threads", thr["threads"]) == thr["threads"] and v.get("fused_adam", True)}
+            steps.setdefault((thr["ours"]["batch_size"], False), thr["ours"])
+            for batch in sorted({b for b, c in steps if c}):
+                eager, compiled = steps[(batch, False)], steps[(batch, True)]
+                paired = [c / a for c, a in zip(compiled["samples_mixtures_per_s"], eager["samples_mixtures_per_s"])]
+                out.append({"threads wait": wait, "batch": batch,
+                            "eager (mixtures/s)": _num(eager["mixtures_per_s"], digits=0),
+                            "compiled (mixtures/s)": _num(compiled["mixtures_per_s"], digits=0),
+                            "compiled / eager": _num(statistics.median(paired), digits=2)})
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return pd.DataFrame(), {}
+    return pd.DataFrame(out).set_index(["threads wait", "batch"]), runs
 
 
 def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:

@@ -636,3 +636,37 @@ def test_loop_and_batch_split_the_headline():
                          "mixtures_per_s": 160.0}]}
     assert report.loop_and_batch({"throughput": thr}) == {"variant": "fp32:32", "loop": 1.6, "batch": 2.5}
     assert report.loop_and_batch({"throughput": dict(thr, variants=thr["variants"][:1])}) is None
+
+
+def test_compile_table_pairs_each_repeat(tmp_path):
+    """report.compile_table: per waiting and batch, compiled over eager as the median of per-repeat ratios (not
+    the ratio of medians), our step standing for the eager variant at its own batch; empty when a run is absent."""
+    from bench import report
+
+    (tmp_path / "bssvae").mkdir()
+    folder = tmp_path / "results" / "ablations" / "compile-threads"
+    folder.mkdir(parents=True)
+    assert report.compile_table(root=tmp_path)[0].empty
+
+    def step(batch, samples, compile=False):
+        return {"batch_size": batch, "precision": "fp32", "compile": compile, "threads": 2, "fused_adam": True,
+                "mixtures_per_s": sorted(samples)[1], "samples_mixtures_per_s": samples, "warmup_seconds": 1.0}
+
+    for wait, spin in (("passive", None), ("spinning", "300000")):
+        entry = {"command": f"python -m bench --output {wait}.json", "commit": "abc",
+                 "settings": {"gomp_spincount": spin},
+                 "hardware": {"cpu": "X", "cpu_capability": "AVX2", "cpu_flags": ["avx2"]},
+                 "throughput": {"repeats": 3, "threads": 2, "ours": step(256, [1000.0, 2000.0, 4000.0]),
+                                "variants": [step(256, [1500.0, 2200.0, 4000.0], compile=True),
+                                             {**step(256, [9e9] * 3), "threads": 1},  # one thread: not the eager step
+                                             step(512, [3000.0, 3000.0, 3000.0]),
+                                             step(512, [3300.0, 3000.0, 3000.0], compile=True)]}}
+        (folder / f"{wait}.json").write_text(json.dumps({"devices": {"cpu:X (AVX2)": entry}}))
+        if wait == "passive":  # one run alone is not the ablation
+            assert report.compile_table(root=tmp_path)[0].empty
+    t, runs = report.compile_table(root=tmp_path)
+    assert list(t.index) == [("passive", 256), ("passive", 512), ("spinning", 256), ("spinning", 512)]
+    assert t.loc[("passive", 256), "compiled / eager"] == 1.1  # ratios 1.5, 1.1, 1.0 -> median 1.1
+    assert t.loc[("passive", 256), "eager (mixtures/s)"] == 2000 and t.loc[("passive", 512), "compiled / eager"] == 1.0
+    assert runs["spinning"] == {"device": "cpu:X (AVX2)", "command": "python -m bench --output spinning.json",
+                                "commit": "abc", "repeats": 3, "gomp_spincount": "300000"}

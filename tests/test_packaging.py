@@ -587,3 +587,29 @@ def test_ablations_readme_quotes_the_schedule_trials():
         .read_text())["rows"] if r["method"] == "vaem") for seed in (0, 1, 2)}
     assert f"reached {there[0]:.2f}, {there[1]:.2f} and {there[2]:.2f} dB" in ablations
     assert f"seed 0 within {abs(here[0] - there[0]):.3f} dB, seed 2 {here[2] - there[2]:.2f} dB lower" in ablations
+
+
+def test_ablations_readme_quotes_the_compile_ablation():
+    """The torch.compile ablation: its two runs are the same command under both ways of waiting, at one
+    commit, and the ablations README quotes their ratios and eager windows as the files have them."""
+    _bench_entries()  # puts bench/ on sys.path
+    from bench import report
+
+    table, runs = report.compile_table()
+    assert set(runs) == {"passive", "spinning"} and runs["passive"]["command"] == \
+        runs["spinning"]["command"].replace("spinning.json", "passive.json")
+    assert runs["passive"]["gomp_spincount"] is None and runs["spinning"]["gomp_spincount"] == "300000"
+    assert runs["passive"]["commit"] == runs["spinning"]["commit"] and not runs["passive"]["commit"].endswith("-dirty")
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    assert f"at commit {runs['passive']['commit'][:7]}" in text
+    assert " ".join(runs["passive"]["command"].split()) in text.replace("`", "").replace(".venv/bin/", "")
+    gain = table["compiled / eager"]
+    for wait in ("passive", "spinning"):
+        assert f"{gain[wait, 256]:.2f}x, {gain[wait, 512]:.2f}x and {gain[wait, 1024]:.2f}x {wait}" in text, wait
+    assert max(gain["spinning"]) < 1.05  # "little is left to gain", why the profiles train eagerly
+    from bssvae.config import make_config
+
+    assert make_config("cpu").compile is False and make_config("paper").compile is False
+    passive = json.loads((ROOT / "results" / "ablations" / "compile-threads" / "passive.json").read_text())
+    windows = next(iter(passive["devices"].values()))["throughput"]["ours"]["samples_mixtures_per_s"]
+    assert f"ranged from {min(windows):,.0f} to {max(windows):,.0f} mixtures/s" in text
