@@ -153,19 +153,28 @@ def test_our_loop_matches_bssvae_train_bit_for_bit(smoke_task, tmp_path):
         assert torch.equal(value, reference[name]), name
 
 
-def test_our_loop_spends_its_budget_inside_next_only(smoke_task):
+def test_our_loop_spends_its_budget_inside_next_only(smoke_task, monkeypatch):
     """With a budget, the loop counts only the time spent in its steps (the suite evaluates between
     them, clock stopped), ends when that time reaches the budget, and anneals its cosine to it."""
     import dataclasses
-    import time
 
+    import bench.ours
     from bssvae.train import lr_at
 
+    class Clock:  # 1/64 s per reading (exact sums), whatever the machine's load; advanced by hand below
+        now = 0.0
+
+        def perf_counter(self):
+            self.now += 2.0 ** -6
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(bench.ours, "time", clock)
     config = make_config("smoke", "mnist", "vae", 2, device="cpu", epochs=10 ** 4, budget_minutes=0.05)
     trainer = OursTrainer(config, smoke_task, torch.device("cpu"))
     steps = trainer.steps()
     next(steps)
-    time.sleep(3.5)  # longer than the 3-s budget: it must not count
+    clock.now += 3.5  # between two next() calls, longer than the 3-s budget: it must not count
     n = 1 + sum(1 for _ in steps)
     assert n > 1 and 3.0 <= trainer.train_seconds < 60.0
     assert trainer.history[-1]["epoch"] == pytest.approx(n / trainer.steps_per_epoch, abs=1e-4)

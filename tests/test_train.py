@@ -200,16 +200,32 @@ def test_a_budget_that_is_not_a_positive_number_of_minutes_is_refused(value):
         make_config("smoke", budget_minutes=value)
 
 
-def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project):
+class FakeClock:
+    """``time`` for the training loop: ``perf_counter`` advances ``tick`` seconds per reading, so that a
+    budget is spent after a fixed number of readings however loaded the machine is. The tick is a power
+    of two, so that sums of readings are exact and a budget of 3 s is spent at exactly 3 s."""
+
+    def __init__(self, tick: float = 2.0 ** -6):
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project, monkeypatch):
     """A run with far more epochs than its budget allows stops at the budget, inside an epoch, with the
     cosine schedule at its end; its rows and provenance say how many epochs it trained."""
+    import bssvae.train
+
+    monkeypatch.setattr(bssvae.train, "time", FakeClock())  # one clock reading per step, 1/64 s each
     config = make_config("smoke", n_sources=2, epochs=10 ** 4, budget_minutes=0.05, **SMALL)
     result = train(config, project / "run", progress=False, write_results=False)
     assert result["completed"]
     last = result["history"][-1]
     trained = last["epoch"]
     assert 1 <= trained < 10 ** 4
-    # the last step started at least 86 % of the way through the 3 s (a step takes well under 0.4 s)
+    # the last step started within a few clock readings of the 3-s budget: the cosine is at its end
     assert last["lr"] < 0.05 * config.lr
     assert 3.0 <= last["train_seconds"] < 60.0
     assert all(r["epochs"] == trained for r in result["rows"])
@@ -227,7 +243,10 @@ def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project):
     assert again["rows"] == result["rows"]
 
 
-def test_a_budgeted_run_resumes_with_the_time_it_had_spent(project, capsys):
+def test_a_budgeted_run_resumes_with_the_time_it_had_spent(project, capsys, monkeypatch):
+    import bssvae.train
+
+    monkeypatch.setattr(bssvae.train, "time", FakeClock())  # an epoch of 8 steps: well under the 3-s budget
     config = make_config("smoke", n_sources=2, epochs=10 ** 4, budget_minutes=0.05, **SMALL)
     part = train(config, project / "run", progress=False, stop_after_epochs=1, write_results=False)
     assert not part["completed"]
