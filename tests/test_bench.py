@@ -679,3 +679,17 @@ def test_compile_table_pairs_each_repeat(tmp_path):
     assert t.loc[("passive", 256), "eager (mixtures/s)"] == 2000 and t.loc[("passive", 512), "compiled / eager"] == 1.0
     assert runs["spinning"] == {"device": "cpu:X (AVX2)", "command": "python -m bench --output spinning.json",
                                 "commit": "abc", "repeats": 3, "gomp_spincount": "300000"}
+
+
+def test_the_suite_compiles_into_a_fresh_inductor_cache_unless_told_otherwise(monkeypatch, tmp_path):
+    """A compile variant's warm-up is a first compilation: each run of the suite gets its own empty
+    TorchInductor cache, and a directory the user chose is kept and recorded."""
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert bench_run.fresh_inductor_cache() == "fresh"
+    first = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    assert first.is_dir() and not any(first.iterdir()) and first.name.startswith("bssvae-bench-inductor-")
+    assert bench_run.fresh_inductor_cache() == "fresh"  # a second run in the same process: another one
+    assert Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) != first
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    assert bench_run.fresh_inductor_cache() == str(tmp_path)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
