@@ -10,11 +10,11 @@ that a GPU run adds its entry beside the CPU's.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime as _dt
 import json
 import math
-import atexit
 import os
 import shutil
 import statistics

@@ -27,14 +27,10 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level folder beside the package
 from bench import report  # noqa: E402
 from bench.run import cpu_key  # noqa: E402
 
-#: Table II and Table III of the paper (VAEM, PSNR dB on MNIST; not ours), quoted beside our runs.
+#: The paper's VAEM PSNR (dB) on MNIST pairs per K (its Table II; not ours), quoted beside our runs.
 PAPER_VAEM_PSNR = {2: "26.69", 3: "27.68", 4: "n/a"}
-#: The cpu profile's two recipes, K = 2: where their runs' rows are, and what to call them.
-CPU_RECIPES = {
-    "bf16": ("results/cpu/mnist.csv", "bf16, batch 512, Adam 2e-3 (committed: `results/cpu/`)"),
-    "fp32": ("results/ablations/cpu-fp32-avx2/mnist.csv",
-             "fp32, batch 256, Adam 1e-3 (`results/ablations/cpu-fp32-avx2/`)"),
-}
+#: Where the rows of the cpu profile's two recipes are: its committed runs, and the other recipe's, kept.
+CPU_RECIPES = {"bf16": "results/cpu/mnist.csv", "fp32": "results/ablations/cpu-fp32-avx2/mnist.csv"}
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table: (?P=name) -->)", re.S)
 
 
@@ -87,11 +83,20 @@ def _trained_on(root: Path, run_dirs) -> str:
 
 def cpu(root: Path = ROOT) -> str:
     """The cpu profile's MNIST VAE runs, K = 2: VAEM one pass (both columns) and refined (halved)."""
+    from bssvae.train import read_run_config
+
     rows = []
-    for path, label in CPU_RECIPES.values():
+    for path in CPU_RECIPES.values():
         t = pd.read_csv(root / path)
         t = t[t["n_sources"] == 2]
         vaem, refined = (t[t["method"] == m].sort_values("seed") for m in ("vaem", "vaem-refined"))
+        recipe = {(c.batch_size, c.lr) for c in map(read_run_config, (root / d for d in vaem["run_dir"]))}
+        precision = {json.loads((root / d / "provenance.json").read_text())["precision"] for d in vaem["run_dir"]}
+        if len(recipe) != 1 or len(precision) != 1:
+            raise ValueError(f"{path}: its runs are not one recipe ({sorted(recipe)}, {sorted(precision)})")
+        (batch, lr), = recipe
+        label = (f"{precision.pop()}, batch {batch}, Adam {lr:.0e}".replace("e-0", "e-")
+                 + f" (`{Path(path).parent.as_posix()}/`)")
         minutes = vaem["train_seconds"] / 60
         epochs = sorted(set(vaem["epochs"].astype(int)))
         rows.append([label, _trained_on(root, vaem["run_dir"]), ", ".join(map(str, vaem["seed"])),
