@@ -338,6 +338,23 @@ def compile_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(out).set_index(["threads wait", "batch"]), runs
 
 
+def variant_gains(entry: dict) -> pd.DataFrame:
+    """The variants of a suite entry's throughput section against its own step: per variant, median
+    mixtures/s, fraction of the matmul peak of its precision, the median over repeats of its speed over
+    our step (each repeat times both) and its warm-up seconds (a compile variant's compilation); empty
+    when the entry has no variants."""
+    thr = (entry or {}).get("throughput") or {}
+    ours, rows = thr.get("ours"), []
+    for v in thr.get("variants", []):
+        paired = [a / b for a, b in zip(v["samples_mixtures_per_s"], ours["samples_mixtures_per_s"])]
+        rows.append({"step": v["name"], "mixtures/s (median)": _num(v["mixtures_per_s"], digits=0),
+                     "of matmul peak (%)": _num(v["peak_fraction"], 100, 1),
+                     f"vs {ours['precision']}:{ours['batch_size']} (median of repeats)":
+                         _num(statistics.median(paired), digits=2),
+                     "warm-up (s)": _num(v.get("warmup_seconds"), digits=1)})
+    return pd.DataFrame(rows).set_index("step") if rows else pd.DataFrame()
+
+
 def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     """The kept bf16-against-float32 ablation (``results/ablations/bf16-cpu/parity.json``): per seed
     and output (VAE, VAEM), PSNR and SSIM of each precision (our column / halved), bf16's difference

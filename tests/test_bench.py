@@ -647,6 +647,27 @@ def test_loop_and_batch_split_the_headline():
     assert report.loop_and_batch({"throughput": dict(thr, variants=thr["variants"][:1])}) is None
 
 
+def test_variant_gains_pairs_each_repeat():
+    """report.variant_gains: each variant against the entry's own step as the median of per-repeat ratios
+    (not the ratio of medians), with its peak fraction and warm-up; empty without variants."""
+    from bench import report
+
+    def step(name, samples, warmup=0.2):
+        return {"name": name, "batch_size": 512, "precision": "bf16", "mixtures_per_s": sorted(samples)[1],
+                "samples_mixtures_per_s": samples, "peak_fraction": 0.25, "warmup_seconds": warmup}
+
+    ours = step("ours", [1000.0, 2000.0, 4000.0])
+    assert report.variant_gains({"throughput": {"ours": ours}}).empty and report.variant_gains(None).empty
+    t = report.variant_gains({"throughput": {"ours": ours, "variants": [
+        step("bf16:512:compile", [1500.0, 2200.0, 4000.0], warmup=24.43), step("bf16:1024", [3000.0, 2000.0, 4400.0])]}})
+    assert list(t.index) == ["bf16:512:compile", "bf16:1024"]
+    gain = t["vs bf16:512 (median of repeats)"]
+    assert gain["bf16:512:compile"] == 1.1  # ratios 1.5, 1.1, 1.0 -> 1.1; the ratio of medians would be 1.1 too
+    assert gain["bf16:1024"] == 1.1  # ratios 3.0, 1.0, 1.1 -> 1.1, where the ratio of medians is 1.5
+    assert t.loc["bf16:1024", "mixtures/s (median)"] == 3000 and t.loc["bf16:512:compile", "warm-up (s)"] == 24.4
+    assert t.loc["bf16:1024", "of matmul peak (%)"] == 25.0
+
+
 def test_compile_table_pairs_each_repeat(tmp_path):
     """report.compile_table: per waiting and batch, compiled over eager as the median of per-repeat ratios (not
     the ratio of medians), our step standing for the eager variant at its own batch; empty when a run is absent."""

@@ -463,6 +463,54 @@ def test_bf16_batch_trials_numbers_come_from_their_files():
     assert f"batch 512 passed 18.7 dB after {e['15min-b512']['minutes_to_18_7_db']:.1f} minutes" in text
 
 
+def test_batch_1024_trials_numbers_come_from_their_files():
+    """results/ablations/README.md quotes the batch-1,024 trials and their throughput run as their files have them."""
+    import json
+    import statistics
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    folder = ROOT / "results" / "ablations" / "batch-1024-bf16"
+    e = {p.stem: next(iter(json.loads(p.read_text())["devices"].items())) for p in folder.glob("*.json")}
+    assert set(e) == {"throughput", "15min-b512", "15min-b1024"}
+    assert {key for key, _ in e.values()} == {NATIVE_BF16}
+    e = {name: entry for name, (_, entry) in e.items()}
+    assert {entry["commit"][:7] for entry in e.values()} == {"2539baf"} and "one session at commit 2539baf" in text
+
+    thr = e["throughput"]["throughput"]
+    ours = thr["ours"]
+    assert (ours["precision"], ours["batch_size"], ours["compile"]) == ("bf16", 512, False)
+    assert e["throughput"]["command"].replace("python -m bench", ".venv/bin/python -m bench", 1).split(" --output")[0] in text
+    assert f"{e['throughput']['suite_seconds'] / 60:.1f} minutes, TorchInductor cache fresh" in text
+    assert e["throughput"]["settings"]["inductor_cache"] == "fresh"
+    assert f"{ours['mixtures_per_s']:,.0f} mixtures/s, {100 * ours['peak_fraction']:.1f} % of the bf16 peak" in text
+    gain = {v["name"]: statistics.median(a / b for a, b in zip(v["samples_mixtures_per_s"], ours["samples_mixtures_per_s"]))
+            for v in thr["variants"]}
+    assert (f"compiled at batch 512 {gain['bf16:512:compile']:.2f}x, batch 1,024 {gain['bf16:1024']:.2f}x, "
+            f"batch 1,024 compiled {gain['bf16:1024:compile']:.2f}x") in text
+
+    def run(name):
+        entry = e[name]
+        (r,) = entry["quality"]["ours"]["runs"]
+        assert entry["settings"]["ours_runs"] == "budgeted" and r["budget_minutes"] == 15
+        return r, entry
+
+    r1024, e1024 = run("15min-b1024")
+    r512, e512 = run("15min-b512")
+    assert (r1024["config"]["batch_size"], r1024["config"]["lr"]) == (1024, 0.0028)
+    assert (r512["config"]["batch_size"], r512["config"]["lr"]) == (512, 0.002)
+    q = {n: e[n]["quality"]["ours"] for n in ("15min-b1024", "15min-b512")}
+    assert (f"Batch 1,024 trained {round(r1024['epochs_done'])} epochs and reached {e1024['psnr_after_15_min']:.2f} dB "
+            f"({q['15min-b1024']['psnr_halved_after_minutes']['15']:.2f} halved); batch 512 trained "
+            f"{round(r512['epochs_done'])} epochs and reached {e512['psnr_after_15_min']:.2f} dB "
+            f"({q['15min-b512']['psnr_halved_after_minutes']['15']:.2f} halved), past 18.7 dB after "
+            f"{e512['minutes_to_18_7_db']:.1f} minutes (batch 1,024: {e1024['minutes_to_18_7_db']:.1f})") in text
+    suite = _bench_entries()[NATIVE_BF16]
+    (s15,) = [r for r in suite["quality"]["ours"]["runs"] if r["budget_minutes"] == 15]
+    assert (f"batch 512 in `results/bench.json` had reached {suite['psnr_after_15_min']:.2f} dB with "
+            f"{round(s15['epochs_done'])} epochs") in text
+    assert f"({ours['mixtures_per_s']:,.0f} against {suite['throughput']['ours']['mixtures_per_s']:,.0f} mixtures/s" in text
+
+
 def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
     """results/ablations/README.md quotes the cpu profile's runs of both recipes as their files have them."""
     import pandas as pd
