@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from pathlib import Path
 
 import pandas as pd
 
-from bench.run import REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, migrate_key, migrate_keys  # noqa: F401 (the book reads it here)
+from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of_paired_ratios,  # noqa: F401 (the book reads it here)
+                       migrate_key, migrate_keys)
 from bench.timing import minutes_to
 
 
@@ -328,11 +328,11 @@ def compile_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
             steps.setdefault((thr["ours"]["batch_size"], False), thr["ours"])
             for batch in sorted({b for b, c in steps if c}):
                 eager, compiled = steps[(batch, False)], steps[(batch, True)]
-                paired = [c / a for c, a in zip(compiled["samples_mixtures_per_s"], eager["samples_mixtures_per_s"])]
                 out.append({"threads wait": wait, "batch": batch,
                             "eager (mixtures/s)": _num(eager["mixtures_per_s"], digits=0),
                             "compiled (mixtures/s)": _num(compiled["mixtures_per_s"], digits=0),
-                            "compiled / eager": _num(statistics.median(paired), digits=2)})
+                            "compiled / eager": _num(median_of_paired_ratios(compiled["samples_mixtures_per_s"],
+                                                                             eager["samples_mixtures_per_s"]), digits=2)})
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         return pd.DataFrame(), {}
     return pd.DataFrame(out).set_index(["threads wait", "batch"]), runs
@@ -346,11 +346,10 @@ def variant_gains(entry: dict) -> pd.DataFrame:
     thr = (entry or {}).get("throughput") or {}
     ours, rows = thr.get("ours"), []
     for v in thr.get("variants", []):
-        paired = [a / b for a, b in zip(v["samples_mixtures_per_s"], ours["samples_mixtures_per_s"])]
         rows.append({"step": v["name"], "mixtures/s (median)": _num(v["mixtures_per_s"], digits=0),
                      "of matmul peak (%)": _num(v["peak_fraction"], 100, 1),
                      f"vs {ours['precision']}:{ours['batch_size']} (median of repeats)":
-                         _num(statistics.median(paired), digits=2),
+                         _num(median_of_paired_ratios(v["samples_mixtures_per_s"], ours["samples_mixtures_per_s"]), digits=2),
                      "warm-up (s)": _num(v.get("warmup_seconds"), digits=1)})
     return pd.DataFrame(rows).set_index("step") if rows else pd.DataFrame()
 

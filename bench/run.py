@@ -139,6 +139,12 @@ def _median(xs):
     return statistics.median(xs) if xs else None
 
 
+def median_of_paired_ratios(num, den):
+    """Median over repeats of ``num[i] / den[i]``, two loops timed in the same repeat (robust to a
+    machine whose speed drifts between repeats, unlike the ratio of the medians); None when empty."""
+    return _median([a / b for a, b in zip(num, den)])
+
+
 # --------------------------------------------------------------------------------------------
 # Sections
 
@@ -219,7 +225,6 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
                        {"name": v["name"], "threads": v["threads"] or default_threads, "compile": v["compile"],
                         "fused_adam": bool(trainers[f"variant {v['name']}"].opt.defaults.get("fused"))})
         variant_rows.append(row)
-    pair_ratios = [a / b for a, b in zip(samples["ours"], samples["authors"])]
     ratio = ours["mixtures_per_s"] / authors["mixtures_per_s"]
     if profiled:
         step = breakdown.summarise(profiled, flops.train_flops, peaks[PRECISION_DTYPE[config.precision]].peak,
@@ -239,8 +244,7 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
                     "its windows interleaved with this process's; FLOP/s against this process's matmul peak",
             "ours": s_ours, "authors": s_authors,
             "ratio_of_medians": s_ours["mixtures_per_s"] / s_authors["mixtures_per_s"],
-            "median_of_paired_ratios": _median([a / b for a, b in zip(samples["spinning ours"],
-                                                                      samples["spinning authors"])]),
+            "median_of_paired_ratios": median_of_paired_ratios(samples["spinning ours"], samples["spinning authors"]),
             "ours_gain_over_passive": s_ours["mixtures_per_s"] / ours["mixtures_per_s"],
             "authors_gain_over_passive": s_authors["mixtures_per_s"] / authors["mixtures_per_s"],
         }
@@ -248,7 +252,7 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
         "repeats": args.repeats, "window_seconds": args.window, "threads": default_threads,
         "ours": ours, "authors": authors, "variants": variant_rows, "spinning": spinning,
         "ratio_of_medians": ratio,
-        "median_of_paired_ratios": _median(pair_ratios),
+        "median_of_paired_ratios": median_of_paired_ratios(samples["ours"], samples["authors"]),
         "flops": {"train_flops_per_mixture": flops.train_flops, "forward_macs_per_mixture": flops.forward_macs,
                   "encoder_macs": flops.encoder_macs, "decoder_macs": flops.decoder_macs,
                   "convention": "6 x multiply-adds of the Linear layers per mixture (decoder x K); "
