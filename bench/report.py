@@ -379,6 +379,58 @@ def parity_table(root: Path | None = None) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(out).set_index(["seed", "output"]), {k: v for k, v in data.items() if k != "rows"}
 
 
+def gap_table(root: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The kept generalization-gap ablation (``results/ablations/generalization-gap/gap.json``).
+
+    Returns three things, all empty when the file is absent: per model (profile, K, seed, epochs) and
+    set of 5,000 mixtures, the negative ELBO (one sample, per mixture) and PSNR / SSIM (our column /
+    halved) of VAEM and of VAEM with refined latents; per model, training digits minus test digits
+    (the mean of its training sets against its test set) for the same numbers; and the file's
+    provenance (everything but its rows).
+    """
+    path = bench_path(root).parent / "ablations" / "generalization-gap" / "gap.json"
+    try:
+        data = json.loads(path.read_text())
+        rows = data["rows"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return pd.DataFrame(), pd.DataFrame(), {}
+
+    def model(r):
+        return f"{r.get('profile', '?')}, K = {r['n_sources']}, seed {r['seed']}, {r['epochs']} epochs"
+
+    def numbers(r):
+        v, f = r["scores"]["vaem"], r["scores"]["vaem-refined"]
+        return {"negative ELBO": r["objective"]["negative elbo, one sample"],
+                "VAEM PSNR": (v["psnr"], v["psnr_halved"]), "VAEM SSIM": (v["ssim"], v["ssim_halved"]),
+                "refined VAEM PSNR": (f["psnr"], f["psnr_halved"])}
+
+    out, gaps = [], []
+    for name in dict.fromkeys(model(r) for r in rows):
+        mine = [r for r in rows if model(r) == name]
+        test = [numbers(r) for r in mine if r["set"].startswith("test")]
+        train = [numbers(r) for r in mine if r["set"].startswith("training")]
+        for r in mine:
+            n = numbers(r)
+            out.append({"model": name, "mixtures of": r["set"], "negative ELBO": _num(n["negative ELBO"]),
+                        "VAEM PSNR (dB)": "{:.2f} / {:.2f}".format(*n["VAEM PSNR"]),
+                        "VAEM SSIM": "{:.3f} / {:.3f}".format(*n["VAEM SSIM"]),
+                        "refined VAEM PSNR (dB)": "{:.2f} / {:.2f}".format(*n["refined VAEM PSNR"])})
+        if len(test) == 1 and train:
+            (t,) = test
+
+            def diff(key, i=0):
+                return sum(n[key][i] if i is not None else n[key] for n in train) / len(train) - (
+                    t[key][i] if i is not None else t[key])
+
+            gaps.append({"model": name, "training sets": len(train),
+                         "negative ELBO (%)": _num(100 * diff("negative ELBO", None) / t["negative ELBO"], digits=1),
+                         "VAEM PSNR (dB)": _num(diff("VAEM PSNR")), "VAEM SSIM": _num(diff("VAEM SSIM"), digits=3),
+                         "refined VAEM PSNR (dB)": _num(diff("refined VAEM PSNR"))})
+    meta = {k: v for k, v in data.items() if k != "rows"}
+    return (pd.DataFrame(out).set_index(["model", "mixtures of"]) if out else pd.DataFrame(),
+            pd.DataFrame(gaps).set_index("model") if gaps else pd.DataFrame(), meta)
+
+
 def threads_wait(settings: dict) -> str:
     """How a suite entry's OpenMP threads waited at barriers, from its settings: ``spin N`` where
     ``GOMP_SPINCOUNT`` was set (it takes precedence), else ``passive``, else OpenMP's default."""

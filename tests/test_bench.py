@@ -714,3 +714,34 @@ def test_the_suite_compiles_into_a_fresh_inductor_cache_unless_told_otherwise(mo
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     assert bench_run.fresh_inductor_cache() == str(tmp_path)
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
+
+
+def test_gap_table_differences_training_and_test_digits(tmp_path):
+    """report.gap_table: one row per model and set; the gap is the mean of the model's training sets minus its
+    test set (ELBO in % of the test set's); models kept apart; all empty without the file."""
+    from bench import report
+
+    (tmp_path / "bssvae").mkdir()
+    assert all(len(part) == 0 for part in report.gap_table(root=tmp_path))
+    folder = tmp_path / "results" / "ablations" / "generalization-gap"
+    folder.mkdir(parents=True)
+
+    def row(profile, seed, name, elbo, psnr, refined):
+        score = {"psnr": psnr, "psnr_halved": psnr + 6.0206, "ssim": 0.8, "ssim_halved": 0.81}
+        return {"profile": profile, "n_sources": 2, "seed": seed, "epochs": 280, "set": name,
+                "objective": {"negative elbo, one sample": elbo},
+                "scores": {"vaem": score, "vaem-refined": {**score, "psnr": refined, "psnr_halved": refined + 6}}}
+
+    rows = [row("cpu", 0, "test digits (the committed test set)", 50.0, 20.0, 21.0),
+            row("cpu", 0, "training digits 0-9,999", 49.0, 20.2, 21.3),
+            row("cpu", 0, "training digits 50,000-59,999", 48.0, 20.4, 21.5),
+            row("paper", 0, "test digits (the committed test set)", 60.0, 19.0, 20.0),
+            row("paper", 0, "training digits 0-9,999", 60.0, 18.9, 20.0)]
+    (folder / "gap.json").write_text(json.dumps({"rows": rows, "commit": "abc"}))
+    table, gaps, meta = report.gap_table(root=tmp_path)
+    assert meta == {"commit": "abc"} and len(table) == 5
+    assert table.loc[("cpu, K = 2, seed 0, 280 epochs", "training digits 0-9,999"), "VAEM PSNR (dB)"] == "20.20 / 26.22"
+    cpu, paper = gaps.loc["cpu, K = 2, seed 0, 280 epochs"], gaps.loc["paper, K = 2, seed 0, 280 epochs"]
+    assert cpu["training sets"] == 2 and cpu["VAEM PSNR (dB)"] == 0.3 and cpu["refined VAEM PSNR (dB)"] == 0.4
+    assert cpu["negative ELBO (%)"] == -3.0 and cpu["VAEM SSIM"] == 0.0
+    assert paper["training sets"] == 1 and paper["VAEM PSNR (dB)"] == -0.1 and paper["negative ELBO (%)"] == 0.0
