@@ -431,6 +431,44 @@ def gap_table(root: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dic
             pd.DataFrame(gaps).set_index("model") if gaps else pd.DataFrame(), meta)
 
 
+def fit_table(root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
+    """Every committed MNIST VAE run with K = M = 2 and a loss history under ``results/`` (the profiles'
+    runs and the ablations'): its recipe, its training loss at the end (the mean of the negative ELBO over
+    its last ``last_epochs`` epochs, as training logged it: training mode, one sample of z) and its VAEM PSNR
+    on the test mixtures (our column). A run whose losses repeat an earlier run's exactly (a retrained run that
+    reproduced a committed one; the profiles' runs come first) counts once. Empty when there is none."""
+    import hashlib
+
+    base = bench_path(root).parent
+    rows, seen = [], set()
+    for hist in sorted(base.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
+        run = hist.parent
+        try:
+            cfg = json.loads((run / "config.json").read_text())
+            cfg = cfg.get("config", cfg)
+            metrics = json.loads((run / "metrics.json").read_text())["rows"]
+            losses = pd.read_csv(hist)["loss"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, pd.errors.ParserError):
+            continue
+        digest = hashlib.sha256(losses.to_numpy().tobytes()).hexdigest()
+        loss = losses.tail(last_epochs)
+        if digest in seen:
+            continue
+        if (cfg.get("task", "mnist"), cfg.get("method"), cfg.get("n_sources"), cfg.get("n_digits")) != (
+                "mnist", "vae", 2, 2):
+            continue
+        vaem = [r for r in metrics if r.get("method") == "vaem"]
+        if not vaem or loss.empty:
+            continue
+        seen.add(digest)
+        rows.append({"run": str(run.relative_to(base)), "profile": cfg.get("profile"), "epochs": cfg.get("epochs"),
+                     "batch": cfg.get("batch_size"), "lr": cfg.get("lr"), "schedule": cfg.get("lr_schedule"),
+                     "beta warm-up (epochs)": cfg.get("beta_warmup_epochs"), "precision": cfg.get("precision"),
+                     "seed": cfg.get("seed"), f"loss, last {last_epochs} epochs": round(float(loss.mean()), 2),
+                     "VAEM PSNR (dB)": round(float(vaem[0]["psnr"]), 2)})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
 def threads_wait(settings: dict) -> str:
     """How a suite entry's OpenMP threads waited at barriers, from its settings: ``spin N`` where
     ``GOMP_SPINCOUNT`` was set (it takes precedence), else ``passive``, else OpenMP's default."""

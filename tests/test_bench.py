@@ -745,3 +745,38 @@ def test_gap_table_differences_training_and_test_digits(tmp_path):
     assert cpu["training sets"] == 2 and cpu["VAEM PSNR (dB)"] == 0.3 and cpu["refined VAEM PSNR (dB)"] == 0.4
     assert cpu["negative ELBO (%)"] == -3.0 and cpu["VAEM SSIM"] == 0.0
     assert paper["training sets"] == 1 and paper["VAEM PSNR (dB)"] == -0.1 and paper["negative ELBO (%)"] == 0.0
+
+
+def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
+    """report.fit_table: each MNIST VAE run with K = M = 2, a history and a VAEM row, its loss averaged over the last
+    epochs; other tasks, methods or K and broken runs are left out; a run repeating a profile run's losses counts once."""
+    from bench import report
+
+    (tmp_path / "bssvae").mkdir()
+    assert report.fit_table(root=tmp_path).empty
+
+    def run(rel, losses, psnr, nested=False, **cfg):
+        d = tmp_path / "results" / rel
+        d.mkdir(parents=True)
+        c = {"task": "mnist", "method": "vae", "n_sources": 2, "n_digits": 2, "profile": "cpu", "epochs": len(losses),
+             "batch_size": 512, "lr": 0.002, "lr_schedule": "cosine", "beta_warmup_epochs": 0, "precision": "bf16",
+             "seed": 0, **cfg}
+        (d / "config.json").write_text(json.dumps({"config": c} if nested else c))
+        (d / "metrics.json").write_text(json.dumps({"rows": [{"method": "vae", "psnr": 1.0},
+                                                             {"method": "vaem", "psnr": psnr}]}))
+        (d / "history.csv").write_text("epoch,loss,train_seconds\n" + "".join(
+            f"{i + 1},{v},{i * 1.5 + len(rel)}\n" for i, v in enumerate(losses)))
+
+    run("cpu/runs/mnist-vae-K2-M2-seed0", [90, 80, 70, 60, 50, 40], 20.0)
+    run("ablations/retrain/run", [90, 80, 70, 60, 50, 40], 20.0)  # same losses, other timings: counted once
+    run("ablations/trial/run", [70, 66, 62], 19.123, nested=True, beta_warmup_epochs=10)
+    run("ablations/k3/run", [70, 60], 18.0, n_sources=3)
+    run("ablations/ae/run", [70, 60], 18.0, method="ae")
+    run("ablations/audio/run", [70, 60], 18.0, task="audio")
+    (tmp_path / "results" / "ablations" / "broken").mkdir()
+    (tmp_path / "results" / "ablations" / "broken" / "history.csv").write_text("epoch,loss\n1,5\n")
+    t = report.fit_table(root=tmp_path, last_epochs=2)
+    assert list(t.index) == ["cpu/runs/mnist-vae-K2-M2-seed0", "ablations/trial/run"]
+    assert t.loc["cpu/runs/mnist-vae-K2-M2-seed0", "loss, last 2 epochs"] == 45.0
+    assert t.loc["ablations/trial/run", "loss, last 2 epochs"] == 64.0
+    assert t.loc["ablations/trial/run", "VAEM PSNR (dB)"] == 19.12 and t.loc["ablations/trial/run", "beta warm-up (epochs)"] == 10
