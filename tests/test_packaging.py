@@ -551,6 +551,43 @@ def test_generalization_gap_numbers_come_from_their_file():
             f"{g['paper']['VAEM PSNR (dB)']:.2f} dB more than on the test mixtures") in readme
 
 
+def test_epochs_series_numbers_come_from_the_runs():
+    """results/ablations/epochs-cpu-bf16: the cpu profile's bf16 recipe, seed 0, for half and twice its epochs; the
+    ablations README quotes the runs' commands, commit, minutes, final losses and scores beside the profile's run."""
+    import pandas as pd
+
+    from bssvae.config import PRECISION_RECIPES
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    recipe = PRECISION_RECIPES["cpu"]["mnist"]["bf16"]
+    runs = {recipe["epochs"]: ROOT / "results" / "cpu" / "runs" / "mnist-vae-K2-M2-seed0"}
+    for n in (recipe["epochs"] // 2, recipe["epochs"] * 2):
+        run = ROOT / "results" / "ablations" / "epochs-cpu-bf16" / f"e{n}-seed0"
+        prov = json.loads((run / "provenance.json").read_text())
+        cfg = prov["config"]
+        assert (cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["precision"], cfg["seed"], cfg["budget_minutes"]) == (
+            n, recipe["batch_size"], recipe["lr"], "bf16", 0, None)
+        assert prov["command"].startswith(".venv/bin/bssvae train --profile cpu -K 2 --seed 0 --epochs ")
+        assert f"for N = {recipe['epochs'] * 2} (" in text and f"then {recipe['epochs'] // 2} (" in text
+        assert f"{prov['train_seconds'] / 60:.1f} minutes" in text and f"commit {prov['commit'][:7]}" in text
+        runs[n] = run
+    loss, vaem, halved = [], [], []
+    for n in sorted(runs):
+        loss.append(pd.read_csv(runs[n] / "history.csv")["loss"].tail(5).mean())
+        (row,) = [r for r in json.loads((runs[n] / "metrics.json").read_text())["rows"] if r["method"] == "vaem"]
+        vaem.append(row["psnr"])
+        halved.append(row["psnr_halved"])
+
+    def listed(values):
+        return f"{values[0]:.2f}, {values[1]:.2f} and {values[2]:.2f}"
+
+    assert f"(mean of the last 5 epochs) {listed(loss)}; VAEM {listed(vaem)} dB ({listed(halved)} halved)" in text
+    assert f"lowered the loss by {loss[1] - loss[2]:.2f} and raised VAEM by {vaem[2] - vaem[1]:.2f} dB" in text
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"twice the `cpu` profile's epochs ({recipe['epochs'] * 2}) raised its seed 0 by {vaem[2] - vaem[1]:.2f} dB"
+            in readme)
+
+
 def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
     """results/ablations/README.md quotes the cpu profile's runs of both recipes as their files have them."""
     import pandas as pd
