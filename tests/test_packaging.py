@@ -588,6 +588,41 @@ def test_epochs_series_numbers_come_from_the_runs():
             in readme)
 
 
+def test_lr_peak_numbers_come_from_the_runs():
+    """results/ablations/lr-peak-bf16: the cpu profile's bf16 recipe at 140 epochs with other peak learning rates,
+    beside the profile's own (epochs-cpu-bf16/e140-seed0); the ablations README quotes their losses and scores."""
+    import pandas as pd
+
+    from bssvae.config import PRECISION_RECIPES
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    recipe = PRECISION_RECIPES["cpu"]["mnist"]["bf16"]
+    folder = ROOT / "results" / "ablations"
+    runs = {recipe["lr"]: folder / "epochs-cpu-bf16" / "e140-seed0"}
+    for run in sorted((folder / "lr-peak-bf16").glob("e140-lr*-seed0")):
+        prov = json.loads((run / "provenance.json").read_text())
+        cfg = prov["config"]
+        assert (cfg["epochs"], cfg["batch_size"], cfg["precision"], cfg["seed"], cfg["budget_minutes"]) == (
+            140, recipe["batch_size"], "bf16", 0, None)
+        assert f"--lr {cfg['lr']:g} " in prov["command"] and prov["commit"][:7] in text
+        runs[cfg["lr"]] = run
+    assert sorted(runs) == [0.001, 0.002, 0.003, 0.004]
+    loss, vaem = {}, {}
+    for lr, run in runs.items():
+        loss[lr] = pd.read_csv(run / "history.csv")["loss"].tail(5).mean()
+        (row,) = [r for r in json.loads((run / "metrics.json").read_text())["rows"] if r["method"] == "vaem"]
+        vaem[lr] = row["psnr"]
+    lrs = sorted(runs)
+    assert ("training loss at the end " + ", ".join(f"{loss[lr]:.2f}" for lr in lrs[:-1]) + f" and {loss[lrs[-1]]:.2f}"
+            + "; VAEM " + ", ".join(f"{vaem[lr]:.2f}" for lr in lrs[:-1]) + f" and {vaem[lrs[-1]]:.2f} dB") in text
+    best = min(loss, key=loss.get)
+    seeds = pd.read_csv(CPU_RESULTS["bf16"])
+    seeds = seeds[(seeds["method"] == "vaem") & (seeds["n_sources"] == 2)]["psnr"]
+    gain, spread = vaem[best] - vaem[recipe["lr"]], seeds.max() - seeds.min()
+    assert best == 0.003 and abs(gain) < spread
+    assert f"3e-3 beat the profile's 2e-3 by {gain:.2f} dB, one seed each, less than the {spread:.2f} dB" in text
+
+
 def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
     """results/ablations/README.md quotes the cpu profile's runs of both recipes as their files have them."""
     import pandas as pd
