@@ -439,32 +439,29 @@ def fit_table(root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
     reproduced a committed one; the profiles' runs come first) counts once. Empty when there is none."""
     import hashlib
 
+    from bssvae.errors import BssvaeError
+    from bssvae.results import read_run_rows
+    from bssvae.train import read_run_config
+
     base = bench_path(root).parent
     rows, seen = [], set()
     for hist in sorted(base.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
         run = hist.parent
         try:
-            cfg = json.loads((run / "config.json").read_text())
-            cfg = cfg.get("config", cfg)
-            metrics = json.loads((run / "metrics.json").read_text())["rows"]
+            cfg = read_run_config(run)
             losses = pd.read_csv(hist)["loss"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, pd.errors.ParserError):
+        except (BssvaeError, OSError, KeyError, ValueError, pd.errors.ParserError):
             continue
+        vaem = [r for r in read_run_rows(run) or [] if r.get("method") == "vaem"]
         digest = hashlib.sha256(losses.to_numpy().tobytes()).hexdigest()
-        loss = losses.tail(last_epochs)
-        if digest in seen:
-            continue
-        if (cfg.get("task", "mnist"), cfg.get("method"), cfg.get("n_sources"), cfg.get("n_digits")) != (
-                "mnist", "vae", 2, 2):
-            continue
-        vaem = [r for r in metrics if r.get("method") == "vaem"]
-        if not vaem or loss.empty:
+        if ((cfg.task, cfg.method, cfg.n_sources, cfg.n_digits) != ("mnist", "vae", 2, 2) or not vaem
+                or losses.empty or digest in seen):
             continue
         seen.add(digest)
-        rows.append({"run": str(run.relative_to(base)), "profile": cfg.get("profile"), "epochs": cfg.get("epochs"),
-                     "batch": cfg.get("batch_size"), "lr": cfg.get("lr"), "schedule": cfg.get("lr_schedule"),
-                     "beta warm-up (epochs)": cfg.get("beta_warmup_epochs"), "precision": cfg.get("precision"),
-                     "seed": cfg.get("seed"), f"loss, last {last_epochs} epochs": round(float(loss.mean()), 2),
+        rows.append({"run": str(run.relative_to(base)), "profile": cfg.profile, "epochs": cfg.epochs,
+                     "batch": cfg.batch_size, "lr": cfg.lr, "schedule": cfg.lr_schedule,
+                     "beta warm-up (epochs)": cfg.beta_warmup_epochs, "precision": cfg.precision, "seed": cfg.seed,
+                     f"loss, last {last_epochs} epochs": round(float(losses.tail(last_epochs).mean()), 2),
                      "VAEM PSNR (dB)": round(float(vaem[0]["psnr"]), 2)})
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 

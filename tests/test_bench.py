@@ -755,13 +755,15 @@ def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
     (tmp_path / "bssvae").mkdir()
     assert report.fit_table(root=tmp_path).empty
 
-    def run(rel, losses, psnr, nested=False, **cfg):
+    from bssvae import RUN_FORMAT_VERSION
+    from bssvae.config import make_config
+
+    def run(rel, losses, psnr, task="mnist", method="vae", n_sources=2, **cfg):
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
-        c = {"task": "mnist", "method": "vae", "n_sources": 2, "n_digits": 2, "profile": "cpu", "epochs": len(losses),
-             "batch_size": 512, "lr": 0.002, "lr_schedule": "cosine", "beta_warmup_epochs": 0, "precision": "bf16",
-             "seed": 0, **cfg}
-        (d / "config.json").write_text(json.dumps({"config": c} if nested else c))
+        c = make_config("cpu", task, method, n_sources, epochs=len(losses), batch_size=512, lr=0.002,
+                        lr_schedule="cosine", precision="bf16", seed=0, **{"beta_warmup_epochs": 0, **cfg})
+        (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
         (d / "metrics.json").write_text(json.dumps({"rows": [{"method": "vae", "psnr": 1.0},
                                                              {"method": "vaem", "psnr": psnr}]}))
         (d / "history.csv").write_text("epoch,loss,train_seconds\n" + "".join(
@@ -769,12 +771,14 @@ def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
 
     run("cpu/runs/mnist-vae-K2-M2-seed0", [90, 80, 70, 60, 50, 40], 20.0)
     run("ablations/retrain/run", [90, 80, 70, 60, 50, 40], 20.0)  # same losses, other timings: counted once
-    run("ablations/trial/run", [70, 66, 62], 19.123, nested=True, beta_warmup_epochs=10)
+    run("ablations/trial/run", [70, 66, 62], 19.123, beta_warmup_epochs=10)
     run("ablations/k3/run", [70, 60], 18.0, n_sources=3)
     run("ablations/ae/run", [70, 60], 18.0, method="ae")
     run("ablations/audio/run", [70, 60], 18.0, task="audio")
     (tmp_path / "results" / "ablations" / "broken").mkdir()
-    (tmp_path / "results" / "ablations" / "broken" / "history.csv").write_text("epoch,loss\n1,5\n")
+    (tmp_path / "results" / "ablations" / "broken" / "history.csv").write_text("epoch,loss\n1,5\n")  # no config
+    run("ablations/old/run", [70, 60], 18.0)
+    (tmp_path / "results" / "ablations" / "old" / "run" / "config.json").write_text('{"config": {}}')  # no format version
     t = report.fit_table(root=tmp_path, last_epochs=2)
     assert list(t.index) == ["cpu/runs/mnist-vae-K2-M2-seed0", "ablations/trial/run"]
     assert t.loc["cpu/runs/mnist-vae-K2-M2-seed0", "loss, last 2 epochs"] == 45.0

@@ -25,14 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from bssvae.data import load_mnist, make_test_mixtures
+# bssvae before torch: it sets how OpenMP's threads wait (bssvae.openmp) before torch starts them
+from bssvae.data import MnistTask, load_mnist, make_test_mixtures
 from bssvae.losses import gaussian_kl, laplace_nll
-from bssvae.metrics import evaluate_images
 from bssvae.refine import REFINE_STEPS
 from bssvae.results import atomic_write_json, provenance
-from bssvae.train import build_task, load_model
+from bssvae.train import build_task, evaluate_model, load_model
+
+import torch  # noqa: E402
 
 N_MIXTURES = 5000
 #: name -> the digits the mixtures are made of (None: the run's own test set)
@@ -49,22 +49,21 @@ def objective(model, x: torch.Tensor, beta: float, seed: int = 0, batch_size: in
     sums = {"recon at the posterior mean": 0.0, "recon, one sample of z": 0.0, "kl": 0.0}
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
-        mu, logvar = model.encode(xb)
-        z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
-        sums["recon at the posterior mean"] += float(laplace_nll(xb, model.decode(mu).float().sum(1)).sum())
+        out = model(xb)  # evaluation mode: z = the posterior mean
+        z = out.mu + torch.randn(out.mu.shape, generator=g) * torch.exp(0.5 * out.logvar)
+        sums["recon at the posterior mean"] += float(laplace_nll(xb, out.x_hat).sum())
         sums["recon, one sample of z"] += float(laplace_nll(xb, model.decode(z).float().sum(1)).sum())
-        sums["kl"] += float(gaussian_kl(mu, logvar).sum())
+        sums["kl"] += float(gaussian_kl(out.mu, out.logvar).sum())
     out = {k: v / x.shape[0] for k, v in sums.items()}
     out["negative elbo, one sample"] = out["recon, one sample of z"] + beta * out["kl"]
     return out
 
 
-def scores(model, x: torch.Tensor, s: torch.Tensor) -> dict[str, dict[str, float]]:
-    torch.manual_seed(0)
-    s_hat = model.separate(x, mask=False)
-    estimates = {"vae": s_hat, "vaem": model.separate(x, mask=True),
-                 "vaem-refined": model.separate(x, mask=True, refine_steps=REFINE_STEPS)}
-    return {m: evaluate_images(est, s, source_scale=0.5).summary() for m, est in estimates.items()}
+def scores(model, task, config, run: Path) -> dict[str, dict[str, float]]:
+    """PSNR and SSIM of VAE, VAEM and refined VAEM on the task's test set, as ``bssvae evaluate`` scores them."""
+    rows, _ = evaluate_model(model, task, config, run, train_seconds=0.0, device="cpu", refine_steps=REFINE_STEPS,
+                             write_audio=False)
+    return {r["method"]: {k: r[k] for k in ("psnr", "ssim", "psnr_halved", "ssim_halved")} for r in rows}
 
 
 def main() -> None:
@@ -83,12 +82,14 @@ def main() -> None:
         for name, digits in SETS.items():
             t0 = time.time()
             if digits is None:
-                x, s = build_task(config, torch.device("cpu")).test_set()
-            else:
-                x, s = make_test_mixtures(train_images[digits], config.n_digits, N_MIXTURES, seed=0)
+                task = build_task(config, torch.device("cpu"))
+            else:  # the same task with mixtures of training digits in place of its test set
+                task = MnistTask(train_images, *make_test_mixtures(train_images[digits], config.n_digits, N_MIXTURES,
+                                                                   seed=0), n_digits=config.n_digits)
+            x = task.test_set()[0]
             row = {"run": str(run), "profile": config.profile, "n_sources": config.model.n_sources,
                    "seed": config.seed, "epochs": config.epochs, "set": name, "n_mixtures": int(x.shape[0]),
-                   "objective": objective(model, x, config.beta), "scores": scores(model, x, s)}
+                   "objective": objective(model, x, config.beta), "scores": scores(model, task, config, run)}
             if digits is None:
                 row["committed"] = committed
                 row["trained"] = {k: trained.get(k) for k in ("command", "commit", "precision", "train_seconds")}
