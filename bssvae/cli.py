@@ -54,6 +54,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                    help="override the profile's learning-rate schedule: cosine (to zero at the last epoch, or at "
                         "the --minutes budget), exponential (x 0.9998 per epoch, the authors'), constant")
+    p.add_argument("--beta", type=float, default=None,
+                   help="override the weight of the KL term in the loss (paper: 0.5; every profile uses it): "
+                        "an ablation, since the paper's objective is the one with 0.5")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
                    help="override the profile's precision (bf16: autocast for matrix products; auto: bf16 "
                         "where the device computes it natively, fp32 elsewhere)")
@@ -68,7 +71,7 @@ def _config_from(args):
     return make_config(args.profile, task=args.task, method=args.method, n_sources=args.n_sources,
                        n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                       budget_minutes=args.minutes, precision=args.precision,
+                       beta=args.beta, budget_minutes=args.minutes, precision=args.precision,
                        device=args.device)
 
 

@@ -101,6 +101,20 @@ def test_bad_run_dir_and_options(tmp_path, capsys):
     assert "n_sources" in capsys.readouterr().err
     assert main(["train", "--profile", "smoke", "--method", "magic"]) == 2
     assert "method" in capsys.readouterr().err
+    assert main(["train", "--profile", "smoke", "--beta", "-0.5"]) == 2
+    assert "beta" in capsys.readouterr().err
+
+
+def test_run_options_override_the_profile():
+    from bssvae.cli import _config_from, build_parser
+
+    default = _config_from(build_parser().parse_args(["train", "--profile", "cpu", "--device", "cpu"]))
+    args = build_parser().parse_args(["train", "--profile", "cpu", "--device", "cpu", "--beta", "0.25",
+                                      "--lr", "0.003", "--epochs", "7", "--batch-size", "64"])
+    config = _config_from(args)
+    assert default.beta == 0.5 and config.beta == 0.25  # the paper's weight unless asked otherwise
+    assert (config.lr, config.epochs, config.batch_size) == (0.003, 7, 64)
+    assert config.lr_schedule == default.lr_schedule and config.precision == default.precision
 
 
 def test_help_documents_every_option():
