@@ -431,12 +431,14 @@ def gap_table(root: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dic
             pd.DataFrame(gaps).set_index("model") if gaps else pd.DataFrame(), meta)
 
 
-def fit_table(root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
+def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None = 0.5) -> pd.DataFrame:
     """Every committed MNIST VAE run with K = M = 2 and a loss history under ``results/`` (the profiles'
     runs and the ablations'): its recipe, its training loss at the end (the mean of the negative ELBO over
     its last ``last_epochs`` epochs, as training logged it: training mode, one sample of z) and its VAEM PSNR
     on the test mixtures (our column). A run whose losses repeat an earlier run's exactly (a retrained run that
-    reproduced a committed one; the profiles' runs come first) counts once. Empty when there is none."""
+    reproduced a committed one; the profiles' runs come first) counts once. Only runs whose KL weight is
+    ``beta`` (the paper's 0.5 by default; None: every weight), since a loss with another weight is another
+    objective's. Empty when there is none."""
     import hashlib
 
     from bssvae.errors import BssvaeError
@@ -455,15 +457,64 @@ def fit_table(root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
         vaem = [r for r in read_run_rows(run) or [] if r.get("method") == "vaem"]
         digest = hashlib.sha256(losses.to_numpy().tobytes()).hexdigest()
         if ((cfg.task, cfg.method, cfg.n_sources, cfg.n_digits) != ("mnist", "vae", 2, 2) or not vaem
-                or losses.empty or digest in seen):
+                or losses.empty or digest in seen or (beta is not None and cfg.beta != beta)):
             continue
         seen.add(digest)
         rows.append({"run": str(run.relative_to(base)), "profile": cfg.profile, "epochs": cfg.epochs,
                      "batch": cfg.batch_size, "lr": cfg.lr, "schedule": cfg.lr_schedule,
-                     "beta warm-up (epochs)": cfg.beta_warmup_epochs, "precision": cfg.precision, "seed": cfg.seed,
+                     "beta": cfg.beta, "beta warm-up (epochs)": cfg.beta_warmup_epochs, "precision": cfg.precision,
+                     "seed": cfg.seed,
                      f"loss, last {last_epochs} epochs": round(float(losses.tail(last_epochs).mean()), 2),
                      "VAEM PSNR (dB)": round(float(vaem[0]["psnr"]), 2)})
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
+    """The KL weight's ablation: the MNIST VAE runs (K = M = 2) under ``results/ablations/<name>/``, which
+    differ from a run of the same recipe and epochs with the paper's beta = 0.5 only in beta, beside that run
+    wherever it is kept under ``results/`` (a profile's run or another ablation's). Per beta: the two terms of
+    the objective at the end (means over the last ``last_epochs`` epochs, as training logged them: the Laplace
+    reconstruction term and the KL divergence, unweighted) and the test scores of VAE and VAEM (PSNR and SSIM,
+    our column and halved). Sorted by beta; empty when the folder has no such run."""
+    from bssvae.errors import BssvaeError
+    from bssvae.results import read_run_rows
+    from bssvae.train import read_run_config
+
+    base = bench_path(root).parent
+
+    def recipe(cfg) -> tuple:
+        return (cfg.profile, cfg.task, cfg.method, cfg.n_sources, cfg.n_digits, cfg.epochs, cfg.batch_size, cfg.lr,
+                cfg.lr_schedule, cfg.beta_warmup_epochs, cfg.precision, cfg.seed, cfg.budget_minutes)
+
+    def runs(folders):
+        for hist in sorted(p for folder in folders for p in folder.rglob("history.csv")):
+            try:
+                cfg = read_run_config(hist.parent)
+                history = pd.read_csv(hist)
+            except (BssvaeError, OSError, KeyError, ValueError, pd.errors.ParserError):
+                continue
+            scores = {r.get("method"): r for r in read_run_rows(hist.parent) or []}
+            if ((cfg.task, cfg.method, cfg.n_sources, cfg.n_digits) == ("mnist", "vae", 2, 2)
+                    and {"vae", "vaem"} <= set(scores) and {"recon", "kl"} <= set(history.columns)):
+                yield hist.parent, cfg, history, scores
+
+    ablation = list(runs([base / "ablations" / name]))
+    if not ablation:
+        return pd.DataFrame()
+    recipes = {recipe(c) for _, c, _, _ in ablation}
+    reference = next(((d, c, h, s) for d, c, h, s in runs([base]) if c.beta == 0.5 and recipe(c) in recipes), None)
+    rows = []
+    for run, cfg, history, scores in ablation + ([reference] if reference else []):
+        tail = history.tail(last_epochs)
+        rows.append({"beta": cfg.beta, "run": str(run.relative_to(base)),
+                     f"reconstruction, last {last_epochs} epochs": round(float(tail["recon"].mean()), 2),
+                     f"KL, last {last_epochs} epochs": round(float(tail["kl"].mean()), 2),
+                     "VAE PSNR (dB)": round(float(scores["vae"]["psnr"]), 2),
+                     "VAEM PSNR (dB)": round(float(scores["vaem"]["psnr"]), 2),
+                     "VAEM PSNR halved (dB)": round(float(scores["vaem"]["psnr_halved"]), 2),
+                     "VAEM SSIM": round(float(scores["vaem"]["ssim"]), 3),
+                     "VAEM SSIM halved": round(float(scores["vaem"]["ssim_halved"]), 3)})
+    return pd.DataFrame(rows).sort_values("beta").set_index("beta")
 
 
 def threads_wait(settings: dict) -> str:

@@ -779,8 +779,48 @@ def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
     (tmp_path / "results" / "ablations" / "broken" / "history.csv").write_text("epoch,loss\n1,5\n")  # no config
     run("ablations/old/run", [70, 60], 18.0)
     (tmp_path / "results" / "ablations" / "old" / "run" / "config.json").write_text('{"config": {}}')  # no format version
+    run("ablations/beta/run", [60, 50], 21.0, beta=0.25)  # another objective: only when asked for
     t = report.fit_table(root=tmp_path, last_epochs=2)
     assert list(t.index) == ["cpu/runs/mnist-vae-K2-M2-seed0", "ablations/trial/run"]
+    assert list(report.fit_table(root=tmp_path, last_epochs=2, beta=0.25).index) == ["ablations/beta/run"]
+    assert len(report.fit_table(root=tmp_path, beta=None)) == 3
     assert t.loc["cpu/runs/mnist-vae-K2-M2-seed0", "loss, last 2 epochs"] == 45.0
     assert t.loc["ablations/trial/run", "loss, last 2 epochs"] == 64.0
     assert t.loc["ablations/trial/run", "VAEM PSNR (dB)"] == 19.12 and t.loc["ablations/trial/run", "beta warm-up (epochs)"] == 10
+
+
+def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_beta(tmp_path):
+    """report.beta_table: the runs of the ablation folder, and the one run elsewhere under results/ whose recipe is
+    theirs with beta = 0.5 (not one that differs in anything else), with the objective's two terms at the end and
+    the VAE and VAEM scores, sorted by beta."""
+    from bench import report
+
+    (tmp_path / "bssvae").mkdir()
+    assert report.beta_table(root=tmp_path).empty
+
+    from bssvae import RUN_FORMAT_VERSION
+    from bssvae.config import make_config
+
+    def run(rel, recon, kl, psnr, **cfg):
+        d = tmp_path / "results" / rel
+        d.mkdir(parents=True)
+        c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(recon), "batch_size": 512, "lr": 0.002,
+                                                     "precision": "bf16", "seed": 0, **cfg})
+        (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
+        row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85}
+        (d / "metrics.json").write_text(json.dumps({"rows": [{**row, "method": "vae", "psnr": psnr - 3},
+                                                             {**row, "method": "vaem"}]}))
+        (d / "history.csv").write_text("epoch,loss,recon,kl\n" + "".join(
+            f"{i + 1},{r + c.beta * k},{r},{k}\n" for i, (r, k) in enumerate(zip(recon, kl))))
+
+    run("ablations/beta-bf16/b1", [70, 60], [10, 12], 18.0, beta=1.0)
+    run("ablations/beta-bf16/b025", [60, 50], [30, 32], 20.0, beta=0.25)
+    run("ablations/epochs/e2", [66, 56], [20, 22], 19.0)  # same recipe, beta = 0.5: the reference
+    run("ablations/epochs/e3", [66, 56, 50], [20, 22, 23], 19.5)  # other epochs
+    run("ablations/lr/e2", [66, 55], [20, 22], 19.2, lr=0.003)  # other learning rate
+    t = report.beta_table(root=tmp_path, last_epochs=2)
+    assert list(t.index) == [0.25, 0.5, 1.0]
+    assert t.loc[0.5, "run"] == "ablations/epochs/e2"
+    assert t.loc[0.25, "reconstruction, last 2 epochs"] == 55.0 and t.loc[0.25, "KL, last 2 epochs"] == 31.0
+    assert t.loc[1.0, "VAE PSNR (dB)"] == 15.0 and t.loc[1.0, "VAEM PSNR halved (dB)"] == 24.0
+    assert report.beta_table("none", root=tmp_path).empty
