@@ -470,12 +470,15 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
-    """The KL weight's ablation: the MNIST VAE runs (K = M = 2) under ``results/ablations/<name>/``, which
-    differ from a run of the same recipe and epochs with the paper's beta = 0.5 only in beta, beside that run
-    wherever it is kept under ``results/`` (a profile's run or another ablation's). Per beta: the two terms of
-    the objective at the end (means over the last ``last_epochs`` epochs, as training logged them: the Laplace
-    reconstruction term and the KL divergence, unweighted) and the test scores of VAE and VAEM (PSNR and SSIM,
-    our column and halved). Sorted by beta; empty when the folder has no such run."""
+    """The KL weight's ablation: the MNIST VAE runs (K = M = 2) under ``results/ablations/<name>/``, each beside
+    the run that differs from it only in beta, with the paper's 0.5, wherever that run is kept under ``results/``
+    (a profile's run or another ablation's; a retrained copy of it counts once, the profiles' runs first). Per
+    run: epochs, seed, beta, the two terms of the objective at the end (means over the last ``last_epochs``
+    epochs as training logged them: the Laplace reconstruction term and the unweighted KL divergence) and
+    the test scores of VAE and VAEM (PSNR and SSIM, our column and halved), unrounded. Sorted by epochs, seed and beta;
+    empty when the folder has no such run."""
+    import hashlib
+
     from bssvae.errors import BssvaeError
     from bssvae.results import read_run_rows
     from bssvae.train import read_run_config
@@ -486,8 +489,8 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
         return (cfg.profile, cfg.task, cfg.method, cfg.n_sources, cfg.n_digits, cfg.epochs, cfg.batch_size, cfg.lr,
                 cfg.lr_schedule, cfg.beta_warmup_epochs, cfg.precision, cfg.seed, cfg.budget_minutes)
 
-    def runs(folders):
-        for hist in sorted(p for folder in folders for p in folder.rglob("history.csv")):
+    def runs(folder):
+        for hist in sorted(folder.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
             try:
                 cfg = read_run_config(hist.parent)
                 history = pd.read_csv(hist)
@@ -498,23 +501,28 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
                     and {"vae", "vaem"} <= set(scores) and {"recon", "kl"} <= set(history.columns)):
                 yield hist.parent, cfg, history, scores
 
-    ablation = list(runs([base / "ablations" / name]))
+    ablation = list(runs(base / "ablations" / name))
     if not ablation:
         return pd.DataFrame()
-    recipes = {recipe(c) for _, c, _, _ in ablation}
-    reference = next(((d, c, h, s) for d, c, h, s in runs([base]) if c.beta == 0.5 and recipe(c) in recipes), None)
+    wanted = {recipe(c) for _, c, _, _ in ablation}
+    references, seen = {}, set()
+    for run in runs(base):
+        cfg, digest = run[1], hashlib.sha256(run[2]["loss"].to_numpy().tobytes()).hexdigest()
+        if cfg.beta == 0.5 and recipe(cfg) in wanted and recipe(cfg) not in references and digest not in seen:
+            references[recipe(cfg)] = run
+        seen.add(digest)
     rows = []
-    for run, cfg, history, scores in ablation + ([reference] if reference else []):
+    for run, cfg, history, scores in ablation + list(references.values()):
         tail = history.tail(last_epochs)
-        rows.append({"beta": cfg.beta, "run": str(run.relative_to(base)),
-                     f"reconstruction, last {last_epochs} epochs": round(float(tail["recon"].mean()), 2),
-                     f"KL, last {last_epochs} epochs": round(float(tail["kl"].mean()), 2),
-                     "VAE PSNR (dB)": round(float(scores["vae"]["psnr"]), 2),
-                     "VAEM PSNR (dB)": round(float(scores["vaem"]["psnr"]), 2),
-                     "VAEM PSNR halved (dB)": round(float(scores["vaem"]["psnr_halved"]), 2),
-                     "VAEM SSIM": round(float(scores["vaem"]["ssim"]), 3),
-                     "VAEM SSIM halved": round(float(scores["vaem"]["ssim_halved"]), 3)})
-    return pd.DataFrame(rows).sort_values("beta").set_index("beta")
+        rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "run": str(run.relative_to(base)),
+                     f"reconstruction, last {last_epochs} epochs": float(tail["recon"].mean()),
+                     f"KL, last {last_epochs} epochs": float(tail["kl"].mean()),
+                     "VAE PSNR (dB)": float(scores["vae"]["psnr"]),
+                     "VAEM PSNR (dB)": float(scores["vaem"]["psnr"]),
+                     "VAEM PSNR halved (dB)": float(scores["vaem"]["psnr_halved"]),
+                     "VAEM SSIM": float(scores["vaem"]["ssim"]),
+                     "VAEM SSIM halved": float(scores["vaem"]["ssim_halved"])})
+    return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True)
 
 
 def threads_wait(settings: dict) -> str:

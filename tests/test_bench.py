@@ -815,12 +815,17 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
 
     run("ablations/beta-bf16/b1", [70, 60], [10, 12], 18.0, beta=1.0)
     run("ablations/beta-bf16/b025", [60, 50], [30, 32], 20.0, beta=0.25)
-    run("ablations/epochs/e2", [66, 56], [20, 22], 19.0)  # same recipe, beta = 0.5: the reference
+    run("ablations/beta-bf16/b025-s1", [60, 50], [30, 32], 19.8, beta=0.25, seed=1)
+    run("ablations/epochs/e2", [66, 56], [20, 22], 19.0)  # same recipe, beta = 0.5: the reference of seed 0
     run("ablations/epochs/e3", [66, 56, 50], [20, 22, 23], 19.5)  # other epochs
     run("ablations/lr/e2", [66, 55], [20, 22], 19.2, lr=0.003)  # other learning rate
+    run("cpu/runs/mnist-vae-K2-M2-seed1", [66, 57], [20, 21], 19.1, seed=1)  # the reference of seed 1 ...
+    run("ablations/retrained/s1", [66, 57], [20, 21], 19.1, seed=1)  # ... and its copy, counted once
     t = report.beta_table(root=tmp_path, last_epochs=2)
-    assert list(t.index) == [0.25, 0.5, 1.0]
-    assert t.loc[0.5, "run"] == "ablations/epochs/e2"
-    assert t.loc[0.25, "reconstruction, last 2 epochs"] == 55.0 and t.loc[0.25, "KL, last 2 epochs"] == 31.0
-    assert t.loc[1.0, "VAE PSNR (dB)"] == 15.0 and t.loc[1.0, "VAEM PSNR halved (dB)"] == 24.0
+    assert list(zip(t["seed"], t["beta"])) == [(0, 0.25), (0, 0.5), (0, 1.0), (1, 0.25), (1, 0.5)]
+    assert list(t[t["beta"] == 0.5]["run"]) == ["ablations/epochs/e2", "cpu/runs/mnist-vae-K2-M2-seed1"]
+    b025 = t[(t["beta"] == 0.25) & (t["seed"] == 0)].iloc[0]
+    assert b025["reconstruction, last 2 epochs"] == 55.0 and b025["KL, last 2 epochs"] == 31.0
+    b1 = t[t["beta"] == 1.0].iloc[0]
+    assert b1["VAE PSNR (dB)"] == 15.0 and b1["VAEM PSNR halved (dB)"] == 24.0 and b1["epochs"] == 2
     assert report.beta_table("none", root=tmp_path).empty

@@ -623,6 +623,50 @@ def test_lr_peak_numbers_come_from_the_runs():
     assert f"3e-3 beat the profile's 2e-3 by {gain:.2f} dB, one seed each, less than the {spread:.2f} dB" in text
 
 
+def test_beta_numbers_come_from_the_runs():
+    """results/ablations/beta-bf16: the cpu profile's bf16 recipe with other KL weights, beside its runs with the paper's
+    0.5 (epochs-cpu-bf16/e140-seed0 and results/cpu/runs); the ablations README and the README quote them as their
+    files have them, and the profiles keep the paper's weight."""
+    import numpy as np
+    from scipy import stats
+
+    from bssvae.config import PROFILES, make_config
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert all(make_config(p, "mnist", device="cpu").beta == 0.5 for p in PROFILES if "mnist" in PROFILES[p])
+    folder = ROOT / "results" / "ablations" / "beta-bf16"
+
+    def vaem(run):
+        (row,) = [r for r in json.loads((run / "metrics.json").read_text())["rows"] if r["method"] == "vaem"]
+        return row["psnr"], row["psnr_halved"]
+
+    def checked(run, epochs, seed, beta):
+        prov = json.loads((run / "provenance.json").read_text())
+        cfg = prov["config"]
+        assert (cfg["epochs"], cfg["seed"], cfg["beta"], cfg["precision"], cfg["beta_warmup_epochs"]) == (
+            epochs, seed, beta, "bf16", 0)
+        assert f"--beta {beta} " in prov["command"] and f"commit {prov['commit'][:7]}" in text
+        return vaem(run)
+
+    short = {b: checked(folder / f"e140-beta{b}-seed0", 140, 0, b)[0] for b in (0.1, 0.25, 1.0)}
+    short[0.5] = vaem(ROOT / "results" / "ablations" / "epochs-cpu-bf16" / "e140-seed0")[0]
+    assert "VAEM " + ", ".join(f"{short[b]:.2f}" for b in (0.1, 0.25, 0.5)) + f" and {short[1.0]:.2f} dB" in text
+    full = [checked(folder / f"e280-beta0.25-seed{s}", 280, s, 0.25) for s in range(3)]
+    paper = [vaem(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}") for s in range(3)]
+
+    def listed(values):
+        return f"{values[0]:.2f}, {values[1]:.2f} and {values[2]:.2f}"
+
+    ours, halved = [v[0] for v in full], [v[1] for v in full]
+    assert f"{listed(ours)} dB ({listed(halved)} halved)" in text and f"{listed(ours)} dB ({listed(halved)} halved)" in readme
+    assert f"profile's {listed([v[0] for v in paper])} ({listed([v[1] for v in paper])} halved)" in text
+    gains = np.array(ours) - np.array([v[0] for v in paper])
+    half = stats.t.ppf(0.975, 2) * gains.std(ddof=1) / np.sqrt(3)
+    assert (gains > 0).all() and f"({listed(gains)} dB)" in text and half > gains.mean()
+    assert f"of the mean gain over three seeds, {gains.mean():.2f} ± {half:.2f} dB" in text and f"{gains.mean():.2f} ± {half:.2f} dB" in readme
+
+
 def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
     """results/ablations/README.md quotes the cpu profile's runs of both recipes as their files have them."""
     import pandas as pd
