@@ -120,7 +120,8 @@ def cmd_evaluate(args) -> int:
         evaluation = provenance(str(device), eval_seconds=round(seconds, 2), **extra)
         write_npz(args.run / "examples.npz", examples)
         atomic_write_json(args.run / "metrics.json", {**prev, "rows": rows, "evaluation": evaluation})
-        append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
+        if not args.no_results:
+            append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
     return 0
 
 
@@ -236,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true",
                    help="also rewrite metrics.json (rows, and how this evaluation ran), examples.npz and the "
                         "results rows (training time and device are kept from the run)")
+    p.add_argument("--no-results", action="store_true",
+                   help="with --write, rewrite the run directory only, not results/<profile>/<task>.csv (a trial "
+                        "trained with --no-results, whose rows must not replace the profile's)")
     p.add_argument("--refine-steps", type=_steps, default=0, metavar="N",
                    help="VAE runs: also score 'vaem-refined', VAEM after N Adam steps fitting each test "
                         "mixture's latents to it, the decoder fixed (bssvae.refine; not in the paper; "

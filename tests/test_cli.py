@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import subprocess
 import sys
@@ -179,6 +180,13 @@ def test_evaluate_with_refinement_writes_a_row_and_its_provenance(project, capsy
 
     table = pd.read_csv(project / "results" / "smoke" / "mnist.csv")
     assert set(table["method"]) == {"vae", "vaem", "vaem-refined"}
+    # --no-results: a trial's directory is rewritten, the profile's table is not.
+    trial = train(dataclasses.replace(cfg, seed=1), project / "trial", progress=False, write_results=False)["run_dir"]
+    before = (project / "results" / "smoke" / "mnist.csv").read_bytes()
+    assert main(["evaluate", "--run", str(trial), "--device", "cpu", "--refine-steps", "2", "--write",
+                 "--no-results"]) == 0
+    assert (project / "results" / "smoke" / "mnist.csv").read_bytes() == before
+    assert [r["method"] for r in json.loads((trial / "metrics.json").read_text())["rows"]][-1] == "vaem-refined"
     # The AE has no rows for it: refused with a message, not a traceback.
     ae_cfg = make_config("smoke", method="ae", epochs=1, max_train_images=512, n_test=20)
     ae_run = train(ae_cfg, project / "ae", progress=False, write_results=False)["run_dir"]
