@@ -475,7 +475,9 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
     (a profile's run or another ablation's; a retrained copy of it counts once, the profiles' runs first). Per
     run: epochs, seed, beta, the two terms of the objective at the end (means over the last ``last_epochs``
     epochs as training logged them: the Laplace reconstruction term and the unweighted KL divergence) and
-    the test scores of VAE and VAEM (PSNR and SSIM, our column and halved), unrounded. Sorted by epochs, seed and beta;
+    the test scores of VAE and VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined
+    latents (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed
+    and beta;
     empty when the folder has no such run."""
     import hashlib
 
@@ -521,7 +523,11 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
                      "VAEM PSNR (dB)": float(scores["vaem"]["psnr"]),
                      "VAEM PSNR halved (dB)": float(scores["vaem"]["psnr_halved"]),
                      "VAEM SSIM": float(scores["vaem"]["ssim"]),
-                     "VAEM SSIM halved": float(scores["vaem"]["ssim_halved"])})
+                     "VAEM SSIM halved": float(scores["vaem"]["ssim_halved"]),
+                     **{f"refined {key}": float(refined[field]) if refined else float("nan")
+                        for key, field, refined in (("VAEM PSNR (dB)", "psnr", scores.get("vaem-refined")),
+                                                    ("VAEM PSNR halved (dB)", "psnr_halved", scores.get("vaem-refined")),
+                                                    ("VAEM SSIM halved", "ssim_halved", scores.get("vaem-refined")))}})
     return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True)
 
 

@@ -801,20 +801,22 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
     from bssvae import RUN_FORMAT_VERSION
     from bssvae.config import make_config
 
-    def run(rel, recon, kl, psnr, **cfg):
+    def run(rel, recon, kl, psnr, refined=False, **cfg):
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(recon), "batch_size": 512, "lr": 0.002,
                                                      "precision": "bf16", "seed": 0, **cfg})
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
         row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85}
-        (d / "metrics.json").write_text(json.dumps({"rows": [{**row, "method": "vae", "psnr": psnr - 3},
-                                                             {**row, "method": "vaem"}]}))
+        rows = [{**row, "method": "vae", "psnr": psnr - 3}, {**row, "method": "vaem"}]
+        if refined:
+            rows.append({**row, "method": "vaem-refined", "psnr": psnr + 1, "psnr_halved": psnr + 7, "ssim_halved": 0.9})
+        (d / "metrics.json").write_text(json.dumps({"rows": rows}))
         (d / "history.csv").write_text("epoch,loss,recon,kl\n" + "".join(
             f"{i + 1},{r + c.beta * k},{r},{k}\n" for i, (r, k) in enumerate(zip(recon, kl))))
 
     run("ablations/beta-bf16/b1", [70, 60], [10, 12], 18.0, beta=1.0)
-    run("ablations/beta-bf16/b025", [60, 50], [30, 32], 20.0, beta=0.25)
+    run("ablations/beta-bf16/b025", [60, 50], [30, 32], 20.0, refined=True, beta=0.25)
     run("ablations/beta-bf16/b025-s1", [60, 50], [30, 32], 19.8, beta=0.25, seed=1)
     run("ablations/epochs/e2", [66, 56], [20, 22], 19.0)  # same recipe, beta = 0.5: the reference of seed 0
     run("ablations/epochs/e3", [66, 56, 50], [20, 22, 23], 19.5)  # other epochs
@@ -826,6 +828,9 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
     assert list(t[t["beta"] == 0.5]["run"]) == ["ablations/epochs/e2", "cpu/runs/mnist-vae-K2-M2-seed1"]
     b025 = t[(t["beta"] == 0.25) & (t["seed"] == 0)].iloc[0]
     assert b025["reconstruction, last 2 epochs"] == 55.0 and b025["KL, last 2 epochs"] == 31.0
+    assert (b025["refined VAEM PSNR (dB)"], b025["refined VAEM PSNR halved (dB)"], b025["refined VAEM SSIM halved"]) == (
+        21.0, 27.0, 0.9)
+    assert t[t["run"] != "ablations/beta-bf16/b025"]["refined VAEM PSNR (dB)"].isna().all()
     b1 = t[t["beta"] == 1.0].iloc[0]
     assert b1["VAE PSNR (dB)"] == 15.0 and b1["VAEM PSNR halved (dB)"] == 24.0 and b1["epochs"] == 2
     assert report.beta_table("none", root=tmp_path).empty
