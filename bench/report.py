@@ -477,8 +477,7 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
     epochs as training logged them: the Laplace reconstruction term and the unweighted KL divergence) and
     the test scores of VAE and VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined
     latents (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed
-    and beta;
-    empty when the folder has no such run."""
+    and beta; empty when the folder has no such run."""
     import hashlib
 
     from bssvae.errors import BssvaeError
@@ -515,7 +514,7 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
         seen.add(digest)
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
-        tail = history.tail(last_epochs)
+        tail, refined = history.tail(last_epochs), scores.get("vaem-refined") or {}
         rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "run": str(run.relative_to(base)),
                      f"reconstruction, last {last_epochs} epochs": float(tail["recon"].mean()),
                      f"KL, last {last_epochs} epochs": float(tail["kl"].mean()),
@@ -524,10 +523,9 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
                      "VAEM PSNR halved (dB)": float(scores["vaem"]["psnr_halved"]),
                      "VAEM SSIM": float(scores["vaem"]["ssim"]),
                      "VAEM SSIM halved": float(scores["vaem"]["ssim_halved"]),
-                     **{f"refined {key}": float(refined[field]) if refined else float("nan")
-                        for key, field, refined in (("VAEM PSNR (dB)", "psnr", scores.get("vaem-refined")),
-                                                    ("VAEM PSNR halved (dB)", "psnr_halved", scores.get("vaem-refined")),
-                                                    ("VAEM SSIM halved", "ssim_halved", scores.get("vaem-refined")))}})
+                     "refined VAEM PSNR (dB)": float(refined.get("psnr", "nan")),
+                     "refined VAEM PSNR halved (dB)": float(refined.get("psnr_halved", "nan")),
+                     "refined VAEM SSIM halved": float(refined.get("ssim_halved", "nan"))})
     return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True)
 
 
