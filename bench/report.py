@@ -431,6 +431,34 @@ def gap_table(root: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dic
             pd.DataFrame(gaps).set_index("model") if gaps else pd.DataFrame(), meta)
 
 
+def _mnist_vae_k2_runs(base: Path):
+    """The committed MNIST VAE runs with K = M = 2 under ``base`` (``results/``) that have a readable config, a
+    loss history and a VAEM row: ``(run_dir, config, history, rows by method)``, the profiles' runs first. A run
+    whose losses repeat an earlier run's exactly (a retrained run that reproduced a committed one) is left out."""
+    import hashlib
+
+    from bssvae.errors import BssvaeError
+    from bssvae.results import read_run_rows
+    from bssvae.train import read_run_config
+
+    seen = set()
+    for hist in sorted(base.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
+        try:
+            cfg = read_run_config(hist.parent)
+            history = pd.read_csv(hist)
+            losses = history["loss"]
+        except (BssvaeError, OSError, KeyError, ValueError, pd.errors.ParserError):
+            continue
+        scores = {r.get("method"): r for r in read_run_rows(hist.parent) or []}
+        if (cfg.task, cfg.method, cfg.n_sources, cfg.n_digits) != ("mnist", "vae", 2, 2) or "vaem" not in scores \
+                or losses.empty:
+            continue
+        digest = hashlib.sha256(losses.to_numpy().tobytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            yield hist.parent, cfg, history, scores
+
+
 def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None = 0.5) -> pd.DataFrame:
     """Every committed MNIST VAE run with K = M = 2 and a loss history under ``results/`` (the profiles'
     runs and the ablations'): its recipe, its training loss at the end (the mean of the negative ELBO over
@@ -439,33 +467,17 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
     reproduced a committed one; the profiles' runs come first) counts once. Only runs whose KL weight is
     ``beta`` (the paper's 0.5 by default; None: every weight), since a loss with another weight is another
     objective's. Empty when there is none."""
-    import hashlib
-
-    from bssvae.errors import BssvaeError
-    from bssvae.results import read_run_rows
-    from bssvae.train import read_run_config
-
     base = bench_path(root).parent
-    rows, seen = [], set()
-    for hist in sorted(base.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
-        run = hist.parent
-        try:
-            cfg = read_run_config(run)
-            losses = pd.read_csv(hist)["loss"]
-        except (BssvaeError, OSError, KeyError, ValueError, pd.errors.ParserError):
+    rows = []
+    for run, cfg, history, scores in _mnist_vae_k2_runs(base):
+        if beta is not None and cfg.beta != beta:
             continue
-        vaem = [r for r in read_run_rows(run) or [] if r.get("method") == "vaem"]
-        digest = hashlib.sha256(losses.to_numpy().tobytes()).hexdigest()
-        if ((cfg.task, cfg.method, cfg.n_sources, cfg.n_digits) != ("mnist", "vae", 2, 2) or not vaem
-                or losses.empty or digest in seen or (beta is not None and cfg.beta != beta)):
-            continue
-        seen.add(digest)
         rows.append({"run": str(run.relative_to(base)), "profile": cfg.profile, "epochs": cfg.epochs,
                      "batch": cfg.batch_size, "lr": cfg.lr, "schedule": cfg.lr_schedule,
                      "beta": cfg.beta, "beta warm-up (epochs)": cfg.beta_warmup_epochs, "precision": cfg.precision,
                      "seed": cfg.seed,
-                     f"loss, last {last_epochs} epochs": round(float(losses.tail(last_epochs).mean()), 2),
-                     "VAEM PSNR (dB)": round(float(vaem[0]["psnr"]), 2)})
+                     f"loss, last {last_epochs} epochs": round(float(history["loss"].tail(last_epochs).mean()), 2),
+                     "VAEM PSNR (dB)": round(float(scores["vaem"]["psnr"]), 2)})
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
 
@@ -478,40 +490,20 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
     the test scores of VAE and VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined
     latents (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed
     and beta; empty when the folder has no such run."""
-    import hashlib
-
-    from bssvae.errors import BssvaeError
-    from bssvae.results import read_run_rows
-    from bssvae.train import read_run_config
-
     base = bench_path(root).parent
+    folder = base / "ablations" / name
 
     def recipe(cfg) -> tuple:
         return (cfg.profile, cfg.task, cfg.method, cfg.n_sources, cfg.n_digits, cfg.epochs, cfg.batch_size, cfg.lr,
                 cfg.lr_schedule, cfg.beta_warmup_epochs, cfg.precision, cfg.seed, cfg.budget_minutes)
 
-    def runs(folder):
-        for hist in sorted(folder.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
-            try:
-                cfg = read_run_config(hist.parent)
-                history = pd.read_csv(hist)
-            except (BssvaeError, OSError, KeyError, ValueError, pd.errors.ParserError):
-                continue
-            scores = {r.get("method"): r for r in read_run_rows(hist.parent) or []}
-            if ((cfg.task, cfg.method, cfg.n_sources, cfg.n_digits) == ("mnist", "vae", 2, 2)
-                    and {"vae", "vaem"} <= set(scores) and {"recon", "kl"} <= set(history.columns)):
-                yield hist.parent, cfg, history, scores
-
-    ablation = list(runs(base / "ablations" / name))
-    if not ablation:
-        return pd.DataFrame()
-    wanted = {recipe(c) for _, c, _, _ in ablation}
-    references, seen = {}, set()
-    for run in runs(base):
-        cfg, digest = run[1], hashlib.sha256(run[2]["loss"].to_numpy().tobytes()).hexdigest()
-        if cfg.beta == 0.5 and recipe(cfg) in wanted and recipe(cfg) not in references and digest not in seen:
-            references[recipe(cfg)] = run
-        seen.add(digest)
+    runs = [r for r in _mnist_vae_k2_runs(base) if "vae" in r[3] and {"recon", "kl"} <= set(r[2].columns)]
+    ablation = [r for r in runs if r[0].is_relative_to(folder)]
+    wanted = {recipe(r[1]) for r in ablation}
+    references = {}
+    for run in runs:
+        if run[1].beta == 0.5 and recipe(run[1]) in wanted:
+            references.setdefault(recipe(run[1]), run)
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
         tail, refined = history.tail(last_epochs), scores.get("vaem-refined") or {}
@@ -526,7 +518,7 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
                      "refined VAEM PSNR (dB)": float(refined.get("psnr", "nan")),
                      "refined VAEM PSNR halved (dB)": float(refined.get("psnr_halved", "nan")),
                      "refined VAEM SSIM halved": float(refined.get("ssim_halved", "nan"))})
-    return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True) if rows else pd.DataFrame()
 
 
 def threads_wait(settings: dict) -> str:

@@ -816,8 +816,9 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
             f"{i + 1},{r + c.beta * k},{r},{k}\n" for i, (r, k) in enumerate(zip(recon, kl))))
 
     run("ablations/beta-bf16/b1", [70, 60], [10, 12], 18.0, beta=1.0)
+    run("ablations/beta-bf16/b1-again", [70, 60], [10, 12], 18.0, beta=1.0)  # the same losses: counted once
     run("ablations/beta-bf16/b025", [60, 50], [30, 32], 20.0, refined=True, beta=0.25)
-    run("ablations/beta-bf16/b025-s1", [60, 50], [30, 32], 19.8, beta=0.25, seed=1)
+    run("ablations/beta-bf16/b025-s1", [61, 51], [30, 32], 19.8, beta=0.25, seed=1)
     run("ablations/epochs/e2", [66, 56], [20, 22], 19.0)  # same recipe, beta = 0.5: the reference of seed 0
     run("ablations/epochs/e3", [66, 56, 50], [20, 22, 23], 19.5)  # other epochs
     run("ablations/lr/e2", [66, 55], [20, 22], 19.2, lr=0.003)  # other learning rate

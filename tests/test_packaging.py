@@ -142,11 +142,17 @@ def test_readme_tables_mean_ci_and_stale_blocks():
         tables.render(readme.replace("<!-- table: speed -->", "<!-- speed -->"))
 
 
+def run_row(run: Path, method: str) -> dict:
+    """The one row of ``method`` that a run directory's metrics.json records (the test fails on none or two)."""
+    (row,) = [r for r in json.loads((run / "metrics.json").read_text())["rows"] if r["method"] == method]
+    return row
+
+
 def test_readme_cpu_warmup_run_is_quoted_as_it_ran():
     """The first version of the cpu profile (beta warmed up over 10 epochs), as the README quotes it."""
     readme = " ".join((ROOT / "README.md").read_text().split())
     run = ROOT / "results" / "ablations" / "cpu-mnist-vae-K2-seed0-beta-warmup-10"
-    vaem = next(r for r in json.loads((run / "metrics.json").read_text())["rows"] if r["method"] == "vaem")
+    vaem = run_row(run, "vaem")
     assert json.loads((run / "config.json").read_text())["config"]["beta_warmup_epochs"] == 10
     assert (f"reached only {vaem['psnr']:.2f} dB ({vaem['psnr_halved']:.2f} halved) in "
             f"{round(vaem['train_seconds'] / 60)} minutes") in readme
@@ -574,7 +580,7 @@ def test_epochs_series_numbers_come_from_the_runs():
     loss, vaem, halved = [], [], []
     for n in sorted(runs):
         loss.append(pd.read_csv(runs[n] / "history.csv")["loss"].tail(5).mean())
-        (row,) = [r for r in json.loads((runs[n] / "metrics.json").read_text())["rows"] if r["method"] == "vaem"]
+        row = run_row(runs[n], "vaem")
         vaem.append(row["psnr"])
         halved.append(row["psnr_halved"])
 
@@ -610,8 +616,7 @@ def test_lr_peak_numbers_come_from_the_runs():
     loss, vaem = {}, {}
     for lr, run in runs.items():
         loss[lr] = pd.read_csv(run / "history.csv")["loss"].tail(5).mean()
-        (row,) = [r for r in json.loads((run / "metrics.json").read_text())["rows"] if r["method"] == "vaem"]
-        vaem[lr] = row["psnr"]
+        vaem[lr] = run_row(run, "vaem")["psnr"]
     lrs = sorted(runs)
     assert ("training loss at the end " + ", ".join(f"{loss[lr]:.2f}" for lr in lrs[:-1]) + f" and {loss[lrs[-1]]:.2f}"
             + "; VAEM " + ", ".join(f"{vaem[lr]:.2f}" for lr in lrs[:-1]) + f" and {vaem[lrs[-1]]:.2f} dB") in text
@@ -638,7 +643,7 @@ def test_beta_numbers_come_from_the_runs():
     folder = ROOT / "results" / "ablations" / "beta-bf16"
 
     def vaem(run):
-        (row,) = [r for r in json.loads((run / "metrics.json").read_text())["rows"] if r["method"] == "vaem"]
+        row = run_row(run, "vaem")
         return row["psnr"], row["psnr_halved"]
 
     def checked(run, epochs, seed, beta):
@@ -667,22 +672,17 @@ def test_beta_numbers_come_from_the_runs():
     mean_gain = f"{gains.mean():.2f} ± {half:.2f} dB"
     assert f"of the mean gain over three seeds, {mean_gain}" in text and f"a mean gain of {mean_gain}" in readme
 
-    def refined(run):
-        metrics = json.loads((run / "metrics.json").read_text())
-        (row,) = [r for r in metrics["rows"] if r["method"] == "vaem-refined"]
-        return row, metrics.get("evaluation", {})
-
-    scored = [refined(folder / f"e280-beta0.25-seed{s}") for s in range(3)]
-    for s, (_, ev) in enumerate(scored):
+    got = [run_row(folder / f"e280-beta0.25-seed{s}", "vaem-refined") for s in range(3)]
+    for s in range(3):
+        ev = json.loads((folder / f"e280-beta0.25-seed{s}" / "metrics.json").read_text())["evaluation"]
         assert ev["refinement"]["steps"] == 100 and ev["command"].endswith(
             f"e280-beta0.25-seed{s} --device cpu --refine-steps 100 --write --no-results")
         assert f"commit {ev['commit'][:7]}" in text
-    got = [r for r, _ in scored]
     ssim = [f"{r['ssim_halved']:.3f}" for r in got]
     assert (f"refined VAEM {listed([r['psnr'] for r in got])} dB ({listed([r['psnr_halved'] for r in got])} halved; "
             f"SSIM {ssim[0]}, {ssim[1]} and {ssim[2]} halved)") in text
     assert f"and {listed([r['psnr'] for r in got])} dB with refined latents" in readme
-    profile = [refined(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}")[0] for s in range(3)]
+    profile = [run_row(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}", "vaem-refined") for s in range(3)]
     assert (f"against the profile's {listed([r['psnr'] for r in profile])} dB "
             f"({listed([r['psnr_halved'] for r in profile])} halved)") in text
 
@@ -809,9 +809,8 @@ def test_ablations_readme_quotes_the_schedule_trials():
         assert f"{schedule} {v[0]}, {v[1]} and {v[2]}" in ablations, (epochs, schedule, v)
     # The same seeds of the cosine recipe on the AVX2 EPYC (cpu-fp32-avx2/), which is why both schedules ran here.
     here = t[(t["epochs"] == 110) & (t["schedule"] == "cosine")].set_index("seed")["psnr"]
-    there = {seed: next(r["psnr"] for r in json.loads(
-        (ROOT / "results" / "ablations" / "cpu-fp32-avx2" / f"mnist-vae-K2-M2-seed{seed}" / "metrics.json")
-        .read_text())["rows"] if r["method"] == "vaem") for seed in (0, 1, 2)}
+    there = {seed: run_row(ROOT / "results" / "ablations" / "cpu-fp32-avx2" / f"mnist-vae-K2-M2-seed{seed}", "vaem")["psnr"]
+             for seed in (0, 1, 2)}
     assert f"reached {there[0]:.2f}, {there[1]:.2f} and {there[2]:.2f} dB" in ablations
     assert f"seed 0 within {abs(here[0] - there[0]):.3f} dB, seed 2 {here[2] - there[2]:.2f} dB lower" in ablations
 
