@@ -481,33 +481,48 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
 
-def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
-    """The KL weight's ablation: the MNIST VAE runs (K = M = 2) under ``results/ablations/<name>/``, each beside
-    the run that differs from it only in beta, with the paper's 0.5, wherever that run is kept under ``results/``
-    (a profile's run or another ablation's; a retrained copy of it counts once, the profiles' runs first). Per
-    run: epochs, seed, beta, the two terms of the objective at the end (means over the last ``last_epochs``
-    epochs as training logged them: the Laplace reconstruction term and the unweighted KL divergence) and
-    the test scores of VAE and VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined
-    latents (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed
-    and beta; empty when the folder has no such run."""
+_RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "lr_schedule",
+                  "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
+
+
+def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,
+                   reference: float | None = None) -> pd.DataFrame:
+    """An ablation of one setting of the MNIST VAE runs (K = M = 2): the runs under ``results/ablations/<name>/``,
+    and beside them the runs kept elsewhere under ``results/`` whose recipe differs from one of theirs only in
+    ``factor`` (a field of the run config, e.g. ``"beta"`` or ``"epochs"``), and, if ``reference`` is given, have
+    that value of it (a profile's run or another ablation's; a retrained copy counts once, the profiles' runs first;
+    a recipe the folder already holds is not added again). Per run: epochs, seed, beta, its training minutes, the
+    objective and its two terms at the end (means over the last ``last_epochs`` epochs as training logged them: the
+    negative ELBO, the Laplace reconstruction term and the unweighted KL divergence), how its OpenMP threads waited
+    (``spin``, ``passive`` or ``not recorded``, which moves its minutes) and the test scores of VAE and
+    VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined latents
+    (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed and
+    beta; empty when the folder has no such run."""
+    if factor not in _RECIPE_FIELDS:
+        raise ValueError(f"factor must be one of {', '.join(_RECIPE_FIELDS)}, not {factor!r}")
     base = bench_path(root).parent
     folder = base / "ablations" / name
 
-    def recipe(cfg) -> tuple:
-        return (cfg.profile, cfg.task, cfg.method, cfg.n_sources, cfg.n_digits, cfg.epochs, cfg.batch_size, cfg.lr,
-                cfg.lr_schedule, cfg.beta_warmup_epochs, cfg.precision, cfg.seed, cfg.budget_minutes)
+    def recipe(cfg, without: tuple = ()) -> tuple:
+        return tuple(getattr(cfg, f) for f in _RECIPE_FIELDS if f not in without)
 
     runs = [r for r in _mnist_vae_k2_runs(base) if "vae" in r[3] and {"recon", "kl"} <= set(r[2].columns)]
     ablation = [r for r in runs if r[0].is_relative_to(folder)]
-    wanted = {recipe(r[1]) for r in ablation}
+    wanted, kept = {recipe(r[1], (factor,)) for r in ablation}, {recipe(r[1]) for r in ablation}
     references = {}
     for run in runs:
-        if run[1].beta == 0.5 and recipe(run[1]) in wanted:
-            references.setdefault(recipe(run[1]), run)
+        cfg = run[1]
+        if run[0].is_relative_to(folder) or (reference is not None and getattr(cfg, factor) != reference):
+            continue
+        if recipe(cfg, (factor,)) in wanted and recipe(cfg) not in kept:
+            references.setdefault(recipe(cfg), run)
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
         tail, refined = history.tail(last_epochs), scores.get("vaem-refined") or {}
         rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "run": str(run.relative_to(base)),
+                     "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,
+                     "threads wait": _threads_wait_of(run),
+                     f"loss, last {last_epochs} epochs": float(tail["loss"].mean()),
                      f"reconstruction, last {last_epochs} epochs": float(tail["recon"].mean()),
                      f"KL, last {last_epochs} epochs": float(tail["kl"].mean()),
                      "VAE PSNR (dB)": float(scores["vae"]["psnr"]),
@@ -519,6 +534,29 @@ def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: i
                      "refined VAEM PSNR halved (dB)": float(refined.get("psnr_halved", "nan")),
                      "refined VAEM SSIM halved": float(refined.get("ssim_halved", "nan"))})
     return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def _threads_wait_of(run: Path) -> str:
+    """How a run's OpenMP threads waited at barriers while it trained (``spin`` or ``passive``, as bssvae.openmp
+    chose and its provenance records), or ``not recorded`` (a run from before bssvae chose it, or no provenance)."""
+    try:
+        wait = json.loads((run / "provenance.json").read_text())["hardware"]["openmp"]["wait"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return "not recorded"
+    return str(wait) if wait else "not recorded"
+
+
+def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
+    """The KL weight's ablation (:func:`ablation_table` of ``beta``): the runs under ``results/ablations/<name>/``,
+    each beside the run that differs from it only in beta, with the paper's 0.5, wherever that run is kept."""
+    return ablation_table(name, "beta", root, last_epochs, reference=0.5)
+
+
+def epochs_table(name: str = "epochs-cpu-bf16", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
+    """The training length's ablation (:func:`ablation_table` of ``epochs``): the runs under
+    ``results/ablations/<name>/`` and every kept run that differs from one of them only in its epochs (the
+    profile's run of the same recipe and seed)."""
+    return ablation_table(name, "epochs", root, last_epochs)
 
 
 def threads_wait(settings: dict) -> str:

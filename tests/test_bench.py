@@ -789,6 +789,50 @@ def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
     assert t.loc["ablations/trial/run", "VAEM PSNR (dB)"] == 19.12 and t.loc["ablations/trial/run", "beta warm-up (epochs)"] == 10
 
 
+def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_path):
+    """report.epochs_table: the runs of the ablation folder, and every run kept elsewhere whose recipe is one of
+    theirs but for its epochs (not one that differs in anything else, nor a second copy of a length the folder
+    holds), with its loss, training minutes and how its threads waited; an unknown factor is refused by name."""
+    from bench import report
+
+    (tmp_path / "bssvae").mkdir()
+    assert report.epochs_table(root=tmp_path).empty
+
+    from bssvae import RUN_FORMAT_VERSION
+    from bssvae.config import make_config
+
+    def run(rel, losses, psnr, wait=None, refined=False, **cfg):
+        d = tmp_path / "results" / rel
+        d.mkdir(parents=True)
+        c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(losses), "batch_size": 512, "lr": 0.002,
+                                                     "precision": "bf16", "seed": 0, **cfg})
+        (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
+        row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85, "train_seconds": 30.0 * len(losses)}
+        rows = [{**row, "method": "vae", "psnr": psnr - 3}, {**row, "method": "vaem"}]
+        if refined:
+            rows.append({**row, "method": "vaem-refined", "psnr": psnr + 1})
+        (d / "metrics.json").write_text(json.dumps({"rows": rows}))
+        (d / "history.csv").write_text("epoch,loss,recon,kl\n" + "".join(
+            f"{i + 1},{v},{v - 10},{20}\n" for i, v in enumerate(losses)))
+        if wait is not None:
+            (d / "provenance.json").write_text(json.dumps({"hardware": {"openmp": {"wait": wait}}}))
+
+    run("ablations/epochs/e2", [70, 60], 19.0, wait="spin")
+    run("ablations/epochs/e5", [70, 60, 55, 52, 50], 20.0, wait="spin", refined=True)
+    run("cpu/runs/mnist-vae-K2-M2-seed0", [70, 60, 56], 19.5)  # the profile's length: the reference
+    run("ablations/other/e5", [71, 61, 56, 53, 51], 19.9)  # a length the folder holds: not added again
+    run("ablations/lr/e3", [70, 60, 57], 19.4, lr=0.003)  # another learning rate
+    run("ablations/beta/e3", [70, 60, 57], 19.4, beta=0.25)  # another objective
+    run("ablations/seed1/e3", [70, 60, 58], 19.3, seed=1)  # another seed
+    t = report.epochs_table("epochs", root=tmp_path, last_epochs=2)
+    assert list(t["run"]) == ["ablations/epochs/e2", "cpu/runs/mnist-vae-K2-M2-seed0", "ablations/epochs/e5"]
+    assert list(t["epochs"]) == [2, 3, 5] and list(t["threads wait"]) == ["spin", "not recorded", "spin"]
+    assert list(t["training minutes"]) == [1.0, 1.5, 2.5] and list(t["loss, last 2 epochs"]) == [65.0, 58.0, 51.0]
+    assert t["refined VAEM PSNR (dB)"].isna().tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="not 'width'"):
+        report.ablation_table("epochs", "width", root=tmp_path)
+
+
 def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_beta(tmp_path):
     """report.beta_table: the runs of the ablation folder, and the one run elsewhere under results/ whose recipe is
     theirs with beta = 0.5 (not one that differs in anything else), with the objective's two terms at the end and
