@@ -102,17 +102,17 @@ def cmd_evaluate(args) -> int:
     rows, examples = evaluate_model(model, task, config, args.run, float("nan"), str(device),
                                     refine_steps=args.refine_steps, write_audio=args.write)
     seconds = time.perf_counter() - t0
+    prev = json.loads((args.run / "metrics.json").read_text()) if (args.run / "metrics.json").exists() else {}
+    # Training facts stay the run's (train_seconds, device: where it was trained, and epochs: those
+    # a budget let it train), printed and written alike; vaem-refined is the vaem model, so it takes vaem's.
+    trained = {r["method"]: r for r in prev.get("rows", [])}
+    for row in rows:
+        before = trained.get(row["method"], trained.get("vaem", {}))
+        for key in ("train_seconds", "device", "epochs"):
+            row[key] = before.get(key, row[key])
     for row in rows:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
     if args.write:
-        prev = json.loads((args.run / "metrics.json").read_text()) if (args.run / "metrics.json").exists() else {}
-        # Training facts stay the run's (train_seconds, device: where it was trained, and epochs: those
-        # a budget let it train); vaem-refined is the vaem model, so it takes vaem's.
-        trained = {r["method"]: r for r in prev.get("rows", [])}
-        for row in rows:
-            before = trained.get(row["method"], trained.get("vaem", {}))
-            for key in ("train_seconds", "device", "epochs"):
-                row[key] = before.get(key, row[key])
         extra = {}
         if args.refine_steps:
             extra["refinement"] = {"steps": args.refine_steps, "lr": REFINE_LR, "prior_weight": REFINE_PRIOR,

@@ -145,6 +145,8 @@ def test_evaluate_reproduces_training_scores(run_dir, capsys):
     assert [r["method"] for r in printed] == [r["method"] for r in saved]
     for p, s in zip(printed, saved):
         assert abs(p["psnr"] - s["psnr"]) < 1e-3
+        # the training facts printed are the run's, not a NaN for the evaluation's own training time
+        assert (p["train_seconds"], p["device"], p["epochs"]) == (round(s["train_seconds"], 4), s["device"], s["epochs"])
 
 
 def test_separate_with_refined_latents(run_dir, tmp_path, capsys):
