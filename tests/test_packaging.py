@@ -805,7 +805,7 @@ def test_ablations_readme_quotes_the_compile_ablation():
 
 
 def test_epochs_numbers_come_from_the_runs():
-    """results/ablations/epochs-cpu-bf16: the cpu profile's bf16 recipe, seed 0, at 140, 560 and 2240 epochs beside
+    """results/ablations/epochs-cpu-bf16: the cpu profile's bf16 recipe, seed 0, at 140, 560, 1120 and 2240 epochs beside
     the profile's own run at 280; the ablations README and the README quote them as their files have them, and say
     of the longest run what its scores are against the paper's 26.69 dB / 0.93 (halved) and 22 dB (ours)."""
     import pandas as pd
@@ -817,7 +817,7 @@ def test_epochs_numbers_come_from_the_runs():
     recipe = PRECISION_RECIPES["cpu"]["mnist"]["bf16"]
     assert recipe["epochs"] == 280
     folder = ROOT / "results" / "ablations" / "epochs-cpu-bf16"
-    runs = {n: folder / f"e{n}-seed0" for n in (140, 560, 2240)}
+    runs = {n: folder / f"e{n}-seed0" for n in (140, 560, 1120, 2240)}
     for n, run in runs.items():
         prov = json.loads((run / "provenance.json").read_text())
         cfg = prov["config"]
@@ -828,7 +828,7 @@ def test_epochs_numbers_come_from_the_runs():
         assert f"N = {n} ({prov['train_seconds'] / 60:.1f} minutes" in text or f"then {n} ({prov['train_seconds'] / 60:.1f}" in text
         assert f"commit {prov['commit'][:7]}" in text
     runs[280] = ROOT / "results" / "cpu" / "runs" / "mnist-vae-K2-M2-seed0"
-    order = (140, 280, 560, 2240)
+    order = (140, 280, 560, 1120, 2240)
     loss = {n: pd.read_csv(runs[n] / "history.csv")["loss"].tail(5).mean() for n in order}
     vaem = {n: run_row(runs[n], "vaem") for n in order}
 
@@ -844,8 +844,8 @@ def test_epochs_numbers_come_from_the_runs():
     assert f"lowered it by {loss[280] - loss[2240]:.2f} and raised VAEM by {vaem[2240]['psnr'] - vaem[280]['psnr']:.2f} dB" in text
     assert f"Twice the `cpu` profile's epochs (560) raised its seed 0 by {vaem[560]['psnr'] - vaem[280]['psnr']:.2f} dB" in readme
     refined = {n: run_row(runs[n], "vaem-refined") for n in order}
-    short = (140, 560, 2240)
-    assert (f"refined VAEM {listed([refined[n]['psnr'] for n in short])} dB for 140, 560 and 2240 epochs "
+    short = (140, 560, 1120, 2240)
+    assert (f"refined VAEM {listed([refined[n]['psnr'] for n in short])} dB for 140, 560, 1120 and 2240 epochs "
             f"({listed([refined[n]['psnr_halved'] for n in short])} halved; SSIM "
             f"{listed([refined[n]['ssim_halved'] for n in short], '.3f')} halved)") in text
     longest = vaem[2240]
