@@ -13,6 +13,7 @@ import pandas as pd
 from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of_paired_ratios,  # noqa: F401 (the book reads it here)
                        migrate_key, migrate_keys)
 from bench.timing import minutes_to
+from bssvae.results import bf16_instructions
 
 
 def bench_path(root: Path | None = None) -> Path:
@@ -494,7 +495,8 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     a recipe the folder already holds is not added again). Per run: epochs, seed, beta, its training minutes, the
     objective and its two terms at the end (means over the last ``last_epochs`` epochs as training logged them: the
     negative ELBO, the Laplace reconstruction term and the unweighted KL divergence), how its OpenMP threads waited
-    (``spin``, ``passive`` or ``not recorded``, which moves its minutes) and the test scores of VAE and
+    (``spin``, ``passive`` or ``not recorded``, which moves its minutes), the machine it trained on
+    (:func:`_machine_of`; its minutes are that machine's) and the test scores of VAE and
     VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined latents
     (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed and
     beta; empty when the folder has no such run."""
@@ -521,7 +523,7 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
         tail, refined = history.tail(last_epochs), scores.get("vaem-refined") or {}
         rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,
-                     "threads wait": _threads_wait_of(run),
+                     "threads wait": _threads_wait_of(run), "machine": _machine_of(run),
                      f"loss, last {last_epochs} epochs": float(tail["loss"].mean()),
                      f"reconstruction, last {last_epochs} epochs": float(tail["recon"].mean()),
                      f"KL, last {last_epochs} epochs": float(tail["kl"].mean()),
@@ -544,6 +546,24 @@ def _threads_wait_of(run: Path) -> str:
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
         return "not recorded"
     return str(wait) if wait else "not recorded"
+
+
+def _machine_of(run: Path) -> str:
+    """The machine a run trained on, from its provenance: a GPU's name, or a CPU's model with what it recorded of
+    its vector capability and fastest bf16 instructions (e.g. ``AMD EPYC (AVX512, AVX512-BF16)``, ``Intel Xeon
+    Processor (AVX512, AMX)``; the same model name covers several generations), or ``not recorded``."""
+    try:
+        hw = json.loads((run / "provenance.json").read_text())["hardware"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return "not recorded"
+    if not isinstance(hw, dict):
+        return "not recorded"
+    if str(hw.get("device", "cpu")).startswith("cuda") and hw.get("gpu"):
+        return str(hw["gpu"])
+    if not hw.get("cpu"):
+        return "not recorded"
+    details = [d for d in (hw.get("cpu_capability"), bf16_instructions(hw.get("cpu_flags"))) if d]
+    return str(hw["cpu"]).replace("(R)", "") + (f" ({', '.join(details)})" if details else "")
 
 
 def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:

@@ -792,7 +792,8 @@ def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
 def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_path):
     """report.epochs_table: the runs of the ablation folder, and every run kept elsewhere whose recipe is one of
     theirs but for its epochs (not one that differs in anything else, nor a second copy of a length the folder
-    holds), with its loss, training minutes and how its threads waited; an unknown factor is refused by name."""
+    holds), with its loss, training minutes, how its threads waited and the machine it trained on; an unknown factor
+    is refused by name."""
     from bench import report
 
     (tmp_path / "bssvae").mkdir()
@@ -801,7 +802,11 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     from bssvae import RUN_FORMAT_VERSION
     from bssvae.config import make_config
 
-    def run(rel, losses, psnr, wait=None, refined=False, **cfg):
+    epyc = {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "cpu_flags": ["fma", "avx2", "avx512f", "avx512_bf16"]}
+    xeon = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512",
+            "cpu_flags": ["fma", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]}
+
+    def run(rel, losses, psnr, wait=None, refined=False, hw=None, **cfg):
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(losses), "batch_size": 512, "lr": 0.002,
@@ -815,10 +820,11 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
         (d / "history.csv").write_text("epoch,loss,recon,kl\n" + "".join(
             f"{i + 1},{v},{v - 10},{20}\n" for i, v in enumerate(losses)))
         if wait is not None:
-            (d / "provenance.json").write_text(json.dumps({"hardware": {"openmp": {"wait": wait}}}))
+            (d / "provenance.json").write_text(json.dumps({"hardware": {**(hw or {}), "openmp": {"wait": wait}}}))
+        return d
 
-    run("ablations/epochs/e2", [70, 60], 19.0, wait="spin")
-    run("ablations/epochs/e5", [70, 60, 55, 52, 50], 20.0, wait="spin", refined=True)
+    run("ablations/epochs/e2", [70, 60], 19.0, wait="spin", hw=epyc)
+    run("ablations/epochs/e5", [70, 60, 55, 52, 50], 20.0, wait="spin", refined=True, hw=xeon)
     run("cpu/runs/mnist-vae-K2-M2-seed0", [70, 60, 56], 19.5)  # the profile's length: the reference
     run("ablations/other/e5", [71, 61, 56, 53, 51], 19.9)  # a length the folder holds: not added again
     run("ablations/lr/e3", [70, 60, 57], 19.4, lr=0.003)  # another learning rate
@@ -829,6 +835,11 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     assert list(t["epochs"]) == [2, 3, 5] and list(t["threads wait"]) == ["spin", "not recorded", "spin"]
     assert list(t["training minutes"]) == [1.0, 1.5, 2.5] and list(t["loss, last 2 epochs"]) == [65.0, 58.0, 51.0]
     assert t["refined VAEM PSNR (dB)"].isna().tolist() == [True, True, False]
+    assert list(t["machine"]) == ["AMD EPYC (AVX512, AVX512-BF16)", "not recorded", "Intel Xeon Processor (AVX512, AMX)"]
+    # a GPU run is named by its GPU; a CPU that recorded its model alone by that
+    gpu = run("gpu/e4", [1, 1, 1, 1], 20.0, wait="spin", hw={**xeon, "device": "cuda", "gpu": "NVIDIA H100 80GB HBM3"})
+    assert report._machine_of(gpu) == "NVIDIA H100 80GB HBM3"
+    assert report._machine_of(run("old/e4", [1, 1, 1, 1], 20.0, wait="passive", hw={"cpu": "AMD EPYC"})) == "AMD EPYC"
     with pytest.raises(ValueError, match="not 'width'"):
         report.ablation_table("epochs", "width", root=tmp_path)
 
