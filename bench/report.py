@@ -496,7 +496,7 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     objective and its two terms at the end (means over the last ``last_epochs`` epochs as training logged them: the
     negative ELBO, the Laplace reconstruction term and the unweighted KL divergence), how its OpenMP threads waited
     (``spin``, ``passive`` or ``not recorded``, which moves its minutes), the machine it trained on
-    (:func:`_machine_of`; its minutes are that machine's) and the test scores of VAE and
+    (:func:`_machine`; its minutes are that machine's) and the test scores of VAE and
     VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined latents
     (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed and
     beta; empty when the folder has no such run."""
@@ -520,10 +520,10 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
             references.setdefault(recipe(cfg), run)
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
-        tail, refined = history.tail(last_epochs), scores.get("vaem-refined") or {}
+        tail, refined, hw = history.tail(last_epochs), scores.get("vaem-refined") or {}, _hardware_of(run)
         rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,
-                     "threads wait": _threads_wait_of(run), "machine": _machine_of(run),
+                     "threads wait": _threads_wait(hw), "machine": _machine(hw),
                      f"loss, last {last_epochs} epochs": float(tail["loss"].mean()),
                      f"reconstruction, last {last_epochs} epochs": float(tail["recon"].mean()),
                      f"KL, last {last_epochs} epochs": float(tail["kl"].mean()),
@@ -538,26 +538,28 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True) if rows else pd.DataFrame()
 
 
-def _threads_wait_of(run: Path) -> str:
-    """How a run's OpenMP threads waited at barriers while it trained (``spin`` or ``passive``, as bssvae.openmp
-    chose and its provenance records), or ``not recorded`` (a run from before bssvae chose it, or no provenance)."""
-    try:
-        wait = json.loads((run / "provenance.json").read_text())["hardware"]["openmp"]["wait"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        return "not recorded"
-    return str(wait) if wait else "not recorded"
-
-
-def _machine_of(run: Path) -> str:
-    """The machine a run trained on, from its provenance: a GPU's name, or a CPU's model with what it recorded of
-    its vector capability and fastest bf16 instructions (e.g. ``AMD EPYC (AVX512, AVX512-BF16)``, ``Intel Xeon
-    Processor (AVX512, AMX)``; the same model name covers several generations), or ``not recorded``."""
+def _hardware_of(run: Path) -> dict:
+    """The hardware a run's provenance recorded (:func:`bssvae.results.hardware`), or {} where it has none."""
     try:
         hw = json.loads((run / "provenance.json").read_text())["hardware"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        return "not recorded"
-    if not isinstance(hw, dict):
-        return "not recorded"
+        return {}
+    return hw if isinstance(hw, dict) else {}
+
+
+def _threads_wait(hw: dict) -> str:
+    """How a run's OpenMP threads waited at barriers while it trained (``spin`` or ``passive``, as bssvae.openmp
+    chose and its recorded hardware ``hw`` says), or ``not recorded`` (a run from before bssvae chose it)."""
+    openmp = hw.get("openmp")
+    wait = openmp.get("wait") if isinstance(openmp, dict) else None
+    return str(wait) if wait else "not recorded"
+
+
+def _machine(hw: dict) -> str:
+    """The machine a run trained on, from its recorded hardware ``hw``: a GPU's name, or a CPU's model with what it
+    recorded of its vector capability and fastest bf16 instructions (e.g. ``AMD EPYC (AVX512, AVX512-BF16)``,
+    ``Intel Xeon Processor (AVX512, AMX)``; the same model name covers several generations), or ``not recorded``.
+    Unlike :func:`bench.run.cpu_key`, it assumes no capability where a run recorded none."""
     if str(hw.get("device", "cpu")).startswith("cuda") and hw.get("gpu"):
         return str(hw["gpu"])
     if not hw.get("cpu"):

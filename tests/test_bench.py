@@ -838,8 +838,10 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     assert list(t["machine"]) == ["AMD EPYC (AVX512, AVX512-BF16)", "not recorded", "Intel Xeon Processor (AVX512, AMX)"]
     # a GPU run is named by its GPU; a CPU that recorded its model alone by that
     gpu = run("gpu/e4", [1, 1, 1, 1], 20.0, wait="spin", hw={**xeon, "device": "cuda", "gpu": "NVIDIA H100 80GB HBM3"})
-    assert report._machine_of(gpu) == "NVIDIA H100 80GB HBM3"
-    assert report._machine_of(run("old/e4", [1, 1, 1, 1], 20.0, wait="passive", hw={"cpu": "AMD EPYC"})) == "AMD EPYC"
+    assert report._machine(report._hardware_of(gpu)) == "NVIDIA H100 80GB HBM3"
+    old = run("old/e4", [1, 1, 1, 1], 20.0, wait="passive", hw={"cpu": "AMD EPYC"})
+    assert report._machine(report._hardware_of(old)) == "AMD EPYC"
+    assert report._hardware_of(tmp_path / "nowhere") == {} and report._machine({}) == "not recorded"
     with pytest.raises(ValueError, match="not 'width'"):
         report.ablation_table("epochs", "width", root=tmp_path)
 
