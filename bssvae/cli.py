@@ -29,7 +29,7 @@ def _steps(text: str) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from .config import LR_SCHEDULES, PROFILES, TASKS
+    from .config import LR_SCHEDULES, OPTIMIZERS, PROFILES, TASKS
 
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
                    help="named settings: smoke (seconds, for tests), cpu (about 15 min per model on 2 "
@@ -54,6 +54,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                    help="override the profile's learning-rate schedule: cosine (to zero at the last epoch, or at "
                         "the --minutes budget), exponential (x 0.9998 per epoch, the authors'), constant")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help="override the profile's optimizer: adam (the authors', every profile's) or muon (Muon on "
+                        "the hidden layers' weight matrices, Adam on the rest, one learning rate for both; it "
+                        "multiplies bf16 matrices at each step, slow on CPUs without native bf16)")
     p.add_argument("--beta", type=float, default=None,
                    help="override the weight of the KL term in the loss (paper: 0.5; every profile uses it): "
                         "an ablation, since the paper's objective is the one with 0.5")
@@ -71,8 +75,8 @@ def _config_from(args):
     return make_config(args.profile, task=args.task, method=args.method, n_sources=args.n_sources,
                        n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                       beta=args.beta, budget_minutes=args.minutes, precision=args.precision,
-                       device=args.device)
+                       optimizer=args.optimizer, beta=args.beta, budget_minutes=args.minutes,
+                       precision=args.precision, device=args.device)
 
 
 def cmd_train(args) -> int:

@@ -24,6 +24,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Devices a run may name: ``auto`` (the GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
+OPTIMIZERS = ("adam", "muon")  # built by bssvae.optim.make_optimizer
 MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
 
 
@@ -79,7 +80,9 @@ class TrainConfig:
         n_digits: M, the number of true sources mixed in each training and test mixture.
         epochs: passes over the training sources (one epoch = every source used once).
         batch_size: mixtures per step (authors: 32, their batches of 64 images split in half).
-        lr: Adam's learning rate (authors: 2e-4).
+        lr: the optimizer's learning rate (authors: 2e-4).
+        optimizer: ``adam`` (the authors', every profile's) or ``muon`` (Muon on the hidden layers'
+            weight matrices, Adam on the rest; :mod:`bssvae.optim`).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` or ``constant``.
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
@@ -108,6 +111,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 32
     lr: float = 2e-4
+    optimizer: str = "adam"
     lr_schedule: str = "exponential"
     lr_decay: float = 0.9998
     lr_warmup_epochs: float = 0.0
@@ -135,6 +139,7 @@ class TrainConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_device_name(self.device)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or v != v:

@@ -1,0 +1,97 @@
+"""The optimizers of bssvae.optim: Adam (every profile's) and Muon on the hidden matrices with Adam on the rest."""
+import pytest
+import torch
+
+from bssvae.cli import build_parser
+from bssvae.config import ModelConfig, TrainConfig, make_config
+from bssvae.errors import BssvaeError
+from bssvae.model import VAEBSS
+from bssvae.optim import MuonAdam, hidden_matrices, make_optimizer
+from bssvae.train import load_model, train
+from bssvae.train import make_optimizer as run_optimizer
+
+SMALL = dict(max_train_images=2048, n_test=200)
+
+
+def _model(n_sources=2):
+    return VAEBSS(ModelConfig(n_sources=n_sources))
+
+
+def test_muon_takes_the_hidden_matrices_and_adam_everything_else():
+    """Table I's MNIST network: 4 encoder matrices between hidden layers (700-600-500-400-300) and 5 in the
+    decoder (20-300-...-700); the encoder's first layer (784 inputs), the head and the decoder's last
+    layer (784 outputs) go to Adam with every bias and BatchNorm parameter, each parameter exactly once."""
+    model = _model()
+    shapes = [tuple(p.shape) for p in hidden_matrices(model)]
+    assert shapes == [(600, 700), (500, 600), (400, 500), (300, 400),
+                      (300, 20), (400, 300), (500, 400), (600, 500), (700, 600)]
+    opt = MuonAdam(model, lr=1e-3)
+    muon = [p for g in opt.muon.param_groups for p in g["params"]]
+    adam = [p for g in opt.adam.param_groups for p in g["params"]]
+    assert {id(p) for p in muon} == {id(p) for p in hidden_matrices(model)}
+    assert len(muon) + len(adam) == len(list(model.parameters()))
+    assert {id(p) for p in muon} | {id(p) for p in adam} == {id(p) for p in model.parameters()}
+    outer = {id(model.encoder[0].weight), id(model.head.weight), id(model.decoder[-2].weight)}
+    assert outer <= {id(p) for p in adam} and all(p.ndim == 2 for p in muon)
+    assert isinstance(make_optimizer(model, "adam", 1e-3), torch.optim.Adam)
+
+
+def test_one_learning_rate_drives_both_and_a_step_moves_every_parameter():
+    model = _model()
+    opt = MuonAdam(model, lr=1e-3)
+    for group in opt.param_groups:  # what bssvae.train.train_step does at every step
+        group["lr"] = 5e-4
+    assert opt.muon.param_groups[0]["lr"] == opt.adam.param_groups[0]["lr"] == 5e-4
+    before = [p.detach().clone() for p in model.parameters()]
+    x = torch.rand(16, 784) / 2
+    opt.zero_grad(set_to_none=True)
+    out = model(x)
+    (out.x_hat - x).abs().sum().backward()
+    opt.step()
+    moved = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
+    assert all(moved)
+    opt.zero_grad(set_to_none=True)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_model_without_the_parts_muon_needs_is_refused():
+    with pytest.raises(BssvaeError, match="optimizer 'muon'.*encoder, head and decoder"):
+        MuonAdam(torch.nn.Linear(4, 4), lr=1e-3)
+    with pytest.raises(BssvaeError, match="optimizer: expected one of"):
+        make_optimizer(_model(), "sgd", 1e-3)
+
+
+def test_the_config_names_its_optimizer_and_refuses_others():
+    assert TrainConfig().optimizer == "adam"
+    assert make_config("cpu").optimizer == "adam"  # every profile trains with the authors' Adam
+    assert make_config("smoke", optimizer="muon").optimizer == "muon"
+    with pytest.raises(BssvaeError, match="optimizer"):
+        make_config("smoke", optimizer="sgd")
+    # a run directory from before the option has no 'optimizer' key: it is an Adam run
+    d = make_config("smoke").to_dict()
+    del d["optimizer"]
+    assert TrainConfig.from_dict(d).optimizer == "adam"
+    args = build_parser().parse_args(["train", "--profile", "smoke", "--optimizer", "muon"])
+    assert args.optimizer == "muon"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--optimizer", "sgd"])
+
+
+def test_a_muon_run_trains_lowers_its_loss_and_resumes_exactly(project):
+    """A run with optimizer='muon' lowers its loss, and an interrupted one resumed from its checkpoint (both
+    optimizers' states) ends with the uninterrupted run's weights; an Adam run refuses the directory."""
+    config = make_config("smoke", n_sources=2, epochs=3, optimizer="muon", **SMALL)
+    full = train(config, project / "full", progress=False, write_results=False)
+    assert full["history"][-1]["loss"] < full["history"][0]["loss"]
+    part = train(config, project / "part", progress=False, stop_after_epochs=1, write_results=False)
+    assert not part["completed"]
+    train(config, project / "part", progress=False, write_results=False)
+    a, stored = load_model(project / "full")
+    b, _ = load_model(project / "part")
+    assert stored.optimizer == "muon"
+    for (ka, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), ka
+    assert isinstance(run_optimizer(a, stored), MuonAdam)
+    with pytest.raises(BssvaeError, match="optimizer"):
+        train(make_config("smoke", n_sources=2, epochs=3, **SMALL), project / "part", progress=False,
+              write_results=False)
