@@ -460,21 +460,23 @@ def _mnist_vae_k2_runs(base: Path):
             yield hist.parent, cfg, history, scores
 
 
-def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None = 0.5) -> pd.DataFrame:
+def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None = 0.5,
+              optimizer: str | None = "adam") -> pd.DataFrame:
     """Every committed MNIST VAE run with K = M = 2 and a loss history under ``results/`` (the profiles'
     runs and the ablations'): its recipe, its training loss at the end (the mean of the negative ELBO over
     its last ``last_epochs`` epochs, as training logged it: training mode, one sample of z) and its VAEM PSNR
     on the test mixtures (our column). A run whose losses repeat an earlier run's exactly (a retrained run that
     reproduced a committed one; the profiles' runs come first) counts once. Only runs whose KL weight is
     ``beta`` (the paper's 0.5 by default; None: every weight), since a loss with another weight is another
-    objective's. Empty when there is none."""
+    objective's, and that trained with ``optimizer`` (the authors' Adam by default; None: any). Empty when there
+    is none."""
     base = bench_path(root).parent
     rows = []
     for run, cfg, history, scores in _mnist_vae_k2_runs(base):
-        if beta is not None and cfg.beta != beta:
+        if (beta is not None and cfg.beta != beta) or (optimizer is not None and cfg.optimizer != optimizer):
             continue
         rows.append({"run": str(run.relative_to(base)), "profile": cfg.profile, "epochs": cfg.epochs,
-                     "batch": cfg.batch_size, "lr": cfg.lr, "schedule": cfg.lr_schedule,
+                     "batch": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer, "schedule": cfg.lr_schedule,
                      "beta": cfg.beta, "beta warm-up (epochs)": cfg.beta_warmup_epochs, "precision": cfg.precision,
                      "seed": cfg.seed,
                      f"loss, last {last_epochs} epochs": round(float(history["loss"].tail(last_epochs).mean()), 2),
@@ -482,8 +484,8 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
 
-_RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "lr_schedule",
-                  "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
+_RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
+                  "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
 
 
 def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,
@@ -498,8 +500,8 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     (``spin``, ``passive`` or ``not recorded``, which moves its minutes), the machine it trained on
     (:func:`_machine`; its minutes are that machine's) and the test scores of VAE and
     VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined latents
-    (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed and
-    beta; empty when the folder has no such run."""
+    (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed,
+    beta and optimizer; empty when the folder has no such run."""
     if factor not in _RECIPE_FIELDS:
         raise ValueError(f"factor must be one of {', '.join(_RECIPE_FIELDS)}, not {factor!r}")
     base = bench_path(root).parent
@@ -521,7 +523,8 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
         tail, refined, hw = history.tail(last_epochs), scores.get("vaem-refined") or {}, _hardware_of(run)
-        rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "run": str(run.relative_to(base)),
+        rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "optimizer": cfg.optimizer,
+                     "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,
                      "threads wait": _threads_wait(hw), "machine": _machine(hw),
                      f"loss, last {last_epochs} epochs": float(tail["loss"].mean()),
@@ -535,7 +538,8 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
                      "refined VAEM PSNR (dB)": float(refined.get("psnr", "nan")),
                      "refined VAEM PSNR halved (dB)": float(refined.get("psnr_halved", "nan")),
                      "refined VAEM SSIM halved": float(refined.get("ssim_halved", "nan"))})
-    return pd.DataFrame(rows).sort_values(["epochs", "seed", "beta"]).reset_index(drop=True) if rows else pd.DataFrame()
+    return (pd.DataFrame(rows).sort_values(["epochs", "seed", "beta", "optimizer"]).reset_index(drop=True) if rows
+            else pd.DataFrame())
 
 
 def _hardware_of(run: Path) -> dict:
@@ -581,6 +585,12 @@ def epochs_table(name: str = "epochs-cpu-bf16", root: Path | None = None, last_e
     return ablation_table(name, "epochs", root, last_epochs)
 
 
+def optimizer_table(name: str = "muon", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:
+    """The optimizer's ablation (:func:`ablation_table` of ``optimizer``): the runs under
+    ``results/ablations/<name>/``, trained with Adam and with Muon (:mod:`bssvae.optim`) for the same epochs."""
+    return ablation_table(name, "optimizer", root, last_epochs)
+
+
 def threads_wait(settings: dict) -> str:
     """How a suite entry's OpenMP threads waited at barriers, from its settings: ``spin N`` where
     ``GOMP_SPINCOUNT`` was set (it takes precedence), else ``passive``, else OpenMP's default."""
@@ -593,7 +603,8 @@ def threads_wait(settings: dict) -> str:
 def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
                  extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
-    one suite file each): per file, our recipe's batch and learning rate, how its runs met their budget
+    one suite file each): per file, our recipe's batch, learning rate and optimizer (Adam where the file is
+    from before the option), how its runs met their budget
     (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per
     second the run sustained, VAEM PSNR at the budget (our column / halved), minutes to 18.7 dB
     (empty: not reached) and the commit. ``extra`` adds the runs of other suite
@@ -615,7 +626,8 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
             continue
         for run in ours["runs"]:
             b = f"{run['budget_minutes']:g}"
-            rows.append({"file": label, "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
+            rows.append({"file": label, "batch": cfg["batch_size"], "lr": cfg["lr"],
+                         "optimizer": cfg.get("optimizer", "adam"), "precision": cfg["precision"],
                          "runs": (entry.get("settings") or {}).get("ours_runs", "?"),
                          "threads wait": threads_wait(entry.get("settings") or {}),
                          "budget (min)": run["budget_minutes"],

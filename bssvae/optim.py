@@ -49,6 +49,18 @@ def hidden_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [m.weight for m in linears if id(m) not in outer]
 
 
+def newton_schulz_flops(model: torch.nn.Module, ns_steps: int = 5) -> int:
+    """Floating-point operations of Muon's Newton-Schulz iterations at one step over ``model``'s
+    :func:`hidden_matrices`: per iteration on an m x n matrix (m <= n), the Gram matrix (2 m^2 n), its
+    quintic update (2 m^3) and the product with the matrix (2 m^2 n), as ``torch.optim.Muon`` computes them
+    (``ns_steps`` = 5, its default)."""
+    total = 0
+    for p in hidden_matrices(model):
+        m, n = sorted(p.shape)
+        total += ns_steps * (4 * m * m * n + 2 * m ** 3)
+    return total
+
+
 class MuonAdam:
     """Muon on :func:`hidden_matrices`, Adam on every other parameter, stepped together.
 

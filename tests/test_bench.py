@@ -780,10 +780,13 @@ def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
     run("ablations/old/run", [70, 60], 18.0)
     (tmp_path / "results" / "ablations" / "old" / "run" / "config.json").write_text('{"config": {}}')  # no format version
     run("ablations/beta/run", [60, 50], 21.0, beta=0.25)  # another objective: only when asked for
+    run("ablations/muon/run", [60, 52], 20.5, optimizer="muon")  # another optimizer: only when asked for
     t = report.fit_table(root=tmp_path, last_epochs=2)
     assert list(t.index) == ["cpu/runs/mnist-vae-K2-M2-seed0", "ablations/trial/run"]
     assert list(report.fit_table(root=tmp_path, last_epochs=2, beta=0.25).index) == ["ablations/beta/run"]
     assert len(report.fit_table(root=tmp_path, beta=None)) == 3
+    assert list(report.fit_table(root=tmp_path, optimizer="muon").index) == ["ablations/muon/run"]
+    assert len(report.fit_table(root=tmp_path, beta=None, optimizer=None)) == 4
     assert t.loc["cpu/runs/mnist-vae-K2-M2-seed0", "loss, last 2 epochs"] == 45.0
     assert t.loc["ablations/trial/run", "loss, last 2 epochs"] == 64.0
     assert t.loc["ablations/trial/run", "VAEM PSNR (dB)"] == 19.12 and t.loc["ablations/trial/run", "beta warm-up (epochs)"] == 10
@@ -892,3 +895,47 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
     b1 = t[t["beta"] == 1.0].iloc[0]
     assert b1["VAE PSNR (dB)"] == 15.0 and b1["VAEM PSNR halved (dB)"] == 24.0 and b1["epochs"] == 2
     assert report.beta_table("none", root=tmp_path).empty
+
+
+def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
+    """report.optimizer_table: the Muon ablation's runs with the optimizer each trained with (a run from before the
+    option is an Adam run), each beside the kept run of the same recipe with the other optimizer; trials_table names
+    the optimizer of each suite file's recipe, Adam where its settings are from before the option."""
+    from bench import report
+
+    (tmp_path / "bssvae").mkdir()
+    assert report.optimizer_table(root=tmp_path).empty
+
+    from bssvae import RUN_FORMAT_VERSION
+    from bssvae.config import make_config
+
+    def run(rel, losses, psnr, **cfg):
+        d = tmp_path / "results" / rel
+        d.mkdir(parents=True)
+        c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(losses), "batch_size": 512, "lr": 0.002,
+                                                     "precision": "bf16", "seed": 0, **cfg}).to_dict()
+        if cfg.get("optimizer") is None:
+            del c["optimizer"]  # written before the option
+        (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c}))
+        row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85, "train_seconds": 60.0}
+        (d / "metrics.json").write_text(json.dumps({"rows": [{**row, "method": "vae"}, {**row, "method": "vaem"}]}))
+        (d / "history.csv").write_text("epoch,loss,recon,kl\n" + "".join(
+            f"{i + 1},{v},{v - 10},20\n" for i, v in enumerate(losses)))
+
+    run("ablations/muon/e2-muon", [68, 62], 19.7, optimizer="muon")
+    run("ablations/epochs/e2", [70, 65], 18.8)  # the same recipe with Adam, kept elsewhere: its reference
+    run("ablations/lr/e2", [70, 64], 18.9, lr=0.003)  # another learning rate
+    t = report.optimizer_table(root=tmp_path, last_epochs=1)
+    assert list(zip(t["run"], t["optimizer"])) == [("ablations/epochs/e2", "adam"), ("ablations/muon/e2-muon", "muon")]
+    assert list(t["loss, last 1 epochs"]) == [65.0, 62.0] and list(t["VAEM PSNR (dB)"]) == [18.8, 19.7]
+
+    folder = tmp_path / "results" / "ablations" / "trials"
+    folder.mkdir()
+    for name, extra in (("adam.json", {}), ("muon.json", {"optimizer": "muon"})):
+        entry = {"commit": "abc", "settings": {"our_config": {"batch_size": 512, "lr": 2e-3, "precision": "bf16", **extra}},
+                 "quality": {"ours": {"runs": [{"budget_minutes": 15.0, "epochs_done": 100.0, "epochs_planned": 106,
+                                                "mixtures": 3_000_000, "train_seconds": 900.0}],
+                                      "psnr_after_minutes": {"15": 20.0}, "psnr_halved_after_minutes": {"15": 26.0},
+                                      "minutes_to_db": {"18_7": 3.0, "26_69": None}}}}
+        (folder / name).write_text(json.dumps({"devices": {"cpu:X": entry}}))
+    assert report.trials_table("trials", root=tmp_path)["optimizer"].to_dict() == {"adam.json": "adam", "muon.json": "muon"}

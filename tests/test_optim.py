@@ -6,7 +6,7 @@ from bssvae.cli import build_parser
 from bssvae.config import ModelConfig, TrainConfig, make_config
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
-from bssvae.optim import MuonAdam, hidden_matrices, make_optimizer
+from bssvae.optim import MuonAdam, hidden_matrices, make_optimizer, newton_schulz_flops
 from bssvae.train import load_model, train
 from bssvae.train import make_optimizer as run_optimizer
 
@@ -34,6 +34,23 @@ def test_muon_takes_the_hidden_matrices_and_adam_everything_else():
     outer = {id(model.encoder[0].weight), id(model.head.weight), id(model.decoder[-2].weight)}
     assert outer <= {id(p) for p in adam} and all(p.ndim == 2 for p in muon)
     assert isinstance(make_optimizer(model, "adam", 1e-3), torch.optim.Adam)
+
+
+def test_newton_schulz_flops_count_each_iterations_three_products():
+    """One 600 x 700 matrix: 5 iterations of X X^T (2 * 600^2 * 700), a 600 x 600 product (2 * 600^3) and one
+    back onto X (2 * 600^2 * 700); Table I's nine hidden matrices cost about twice the training step's own products
+    at batch 512 (27.7 MFLOP per mixture, bench/flops.py)."""
+    class One(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Sequential(torch.nn.Linear(4, 700), torch.nn.Linear(700, 600))
+            self.head = torch.nn.Linear(600, 8)
+            self.decoder = torch.nn.Sequential(torch.nn.Linear(2, 4))
+
+    assert [tuple(p.shape) for p in hidden_matrices(One())] == [(600, 700)]
+    assert newton_schulz_flops(One()) == 5 * (2 * 600**2 * 700 + 2 * 600**3 + 2 * 600**2 * 700)
+    assert newton_schulz_flops(One(), ns_steps=1) == newton_schulz_flops(One()) // 5
+    assert 2.0 < newton_schulz_flops(_model()) / (27_716_800 * 512) < 2.2
 
 
 def test_one_learning_rate_drives_both_and_a_step_moves_every_parameter():
