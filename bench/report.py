@@ -603,8 +603,8 @@ def threads_wait(settings: dict) -> str:
 def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
                  extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
-    one suite file each): per file, our recipe's batch, learning rate and optimizer (Adam where the file is
-    from before the option), how its runs met their budget
+    one suite file each): per file, our recipe's batch, learning rate, optimizer (Adam where the file is
+    from before the option) and seed, how its runs met their budget
     (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per
     second the run sustained, VAEM PSNR at the budget (our column / halved), minutes to 18.7 dB
     (empty: not reached) and the commit. ``extra`` adds the runs of other suite
@@ -627,7 +627,8 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
         for run in ours["runs"]:
             b = f"{run['budget_minutes']:g}"
             rows.append({"file": label, "batch": cfg["batch_size"], "lr": cfg["lr"],
-                         "optimizer": cfg.get("optimizer", "adam"), "precision": cfg["precision"],
+                         "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
+                         "precision": cfg["precision"],
                          "runs": (entry.get("settings") or {}).get("ours_runs", "?"),
                          "threads wait": threads_wait(entry.get("settings") or {}),
                          "budget (min)": run["budget_minutes"],
@@ -640,6 +641,26 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame(rows).sort_values(["budget (min)", "batch"]).set_index("file")
+
+
+def trial_scores(name: str, root: Path | None = None) -> pd.DataFrame:
+    """The unrounded scores of the suite files under ``results/ablations/<name>/`` (what :func:`trials_table` shows
+    rounded), to compute with: per file and budget, the optimizer (Adam where the file is from before the option),
+    seed, budget, epochs done and VAEM PSNR at the budget (our column and halved). Unreadable files are left out;
+    empty when there are none."""
+    rows = []
+    for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
+        try:
+            entry = next(iter(json.loads(path.read_text())["devices"].values()))
+            cfg, ours = entry["settings"]["our_config"], entry["quality"]["ours"]
+            for run in ours["runs"]:
+                b = f"{run['budget_minutes']:g}"
+                rows.append({"file": path.name, "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
+                             "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],
+                             "psnr": ours["psnr_after_minutes"][b], "psnr_halved": ours["psnr_halved_after_minutes"][b]})
+        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError, AttributeError):
+            continue
+    return pd.DataFrame(rows)
 
 
 def schedule_trials(name: str = "lr-schedule", root: Path | None = None) -> pd.DataFrame:

@@ -931,11 +931,18 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
 
     folder = tmp_path / "results" / "ablations" / "trials"
     folder.mkdir()
-    for name, extra in (("adam.json", {}), ("muon.json", {"optimizer": "muon"})):
+    for name, extra in (("adam.json", {}), ("muon.json", {"optimizer": "muon", "seed": 1})):
         entry = {"commit": "abc", "settings": {"our_config": {"batch_size": 512, "lr": 2e-3, "precision": "bf16", **extra}},
                  "quality": {"ours": {"runs": [{"budget_minutes": 15.0, "epochs_done": 100.0, "epochs_planned": 106,
                                                 "mixtures": 3_000_000, "train_seconds": 900.0}],
                                       "psnr_after_minutes": {"15": 20.0}, "psnr_halved_after_minutes": {"15": 26.0},
                                       "minutes_to_db": {"18_7": 3.0, "26_69": None}}}}
         (folder / name).write_text(json.dumps({"devices": {"cpu:X": entry}}))
-    assert report.trials_table("trials", root=tmp_path)["optimizer"].to_dict() == {"adam.json": "adam", "muon.json": "muon"}
+    t = report.trials_table("trials", root=tmp_path)
+    assert t["optimizer"].to_dict() == {"adam.json": "adam", "muon.json": "muon"}
+    assert t["seed"].to_dict() == {"adam.json": 0, "muon.json": 1}  # seed 0 where the settings have none
+    (folder / "broken.json").write_text("{")
+    raw = report.trial_scores("trials", root=tmp_path)  # unrounded, for the book to compute with
+    assert raw[["file", "optimizer", "seed", "budget (min)", "epochs", "psnr", "psnr_halved"]].values.tolist() == [
+        ["adam.json", "adam", 0, 15.0, 100.0, 20.0, 26.0], ["muon.json", "muon", 1, 15.0, 100.0, 20.0, 26.0]]
+    assert report.trial_scores("absent", root=tmp_path).empty

@@ -921,3 +921,65 @@ def test_epochs_other_seeds_at_the_longest_length_come_from_the_runs():
             f"({both([r['psnr_halved'] for r in longs])} halved, SSIM {both([r['ssim_halved'] for r in longs], '.3f')})") in readme
     assert (f"its seeds 1 and 2 {longs[0]['psnr_halved']:.2f} dB / {longs[0]['ssim_halved']:.3f} and "
             f"{longs[1]['psnr_halved']:.2f} dB / {longs[1]['ssim_halved']:.3f}: the paper's PSNR, not its SSIM") in readme
+
+
+def test_muon_numbers_come_from_the_runs():
+    """results/ablations/muon: Adam against Muon (bssvae.optim), the suite's 15-minute runs of each optimizer for
+    seeds 0 and 1 and 70-epoch runs of seed 0. The ablations README quotes each run's commit, epochs and scores as its
+    file has them, and the README the 15-minute scores; each suite file ran the command it is quoted with, on a
+    2-core Intel Xeon with AMX, with the recipe of the cpu profile's bf16 runs but for the optimizer."""
+    import pandas as pd
+
+    from bssvae.config import PRECISION_RECIPES
+
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    recipe = PRECISION_RECIPES["cpu"]["mnist"]["bf16"]
+    folder = ROOT / "results" / "ablations" / "muon"
+    quality = {}
+    for path in sorted(folder.glob("15min-*.json")):
+        entry = next(iter(json.loads(path.read_text())["devices"].values()))
+        cfg = entry["settings"]["our_config"]
+        optimizer, seed = cfg["optimizer"], cfg["seed"]
+        assert (cfg["batch_size"], cfg["lr"], cfg["precision"], cfg["beta"], cfg["lr_schedule"]) == (
+            recipe["batch_size"], recipe["lr"], "bf16", 0.5, "cosine")
+        assert path.name == f"15min-{optimizer}{'' if seed == 0 else f'-seed{seed}'}.json"
+        assert ("--set optimizer=muon" in entry["command"]) == (optimizer == "muon")
+        assert ("--set seed=1" in entry["command"]) == (seed == 1) and "--minutes 15 " in entry["command"]
+        assert "AMX" in next(iter(json.loads(path.read_text())["devices"]))
+        assert entry["commit"][:7] in text
+        (run,) = entry["quality"]["ours"]["runs"]
+        quality[seed, optimizer] = (run["epochs_done"], entry["quality"]["ours"]["psnr_after_minutes"]["15"],
+                                    entry["quality"]["ours"]["psnr_halved_after_minutes"]["15"])
+    assert sorted(quality) == [(0, "adam"), (0, "muon"), (1, "adam"), (1, "muon")]
+    for seed in (0, 1):
+        (em, pm, hm), (ea, pa, ha) = quality[seed, "muon"], quality[seed, "adam"]
+        assert (f"seed {seed}: Muon {em:.1f} epochs, {pm:.2f} dB ({hm:.2f} halved); Adam {ea:.1f} epochs, {pa:.2f} dB "
+                f"({ha:.2f} halved)") in text
+    gains = [quality[s, "muon"][1] - quality[s, "adam"][1] for s in (0, 1)]
+    assert (f"{quality[0, 'muon'][1]:.2f} and {quality[1, 'muon'][1]:.2f} dB with Muon against "
+            f"{quality[0, 'adam'][1]:.2f} and {quality[1, 'adam'][1]:.2f} with Adam") in readme
+    assert f"gains of {gains[0]:.2f} and {gains[1]:.2f} dB" in readme and f"gains of {gains[0]:.2f} and {gains[1]:.2f} dB" in text
+    assert max(quality[s, "muon"][1] for s in (0, 1)) < 22.0  # "still short of 22 dB"
+    assert min(gains) > 0  # "Muon won on both seeds"
+    profile = [run_row(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}", "vaem")["psnr"] for s in (0, 1, 2)]
+    assert f"against the {max(profile) - min(profile):.2f} dB by which the profile's three seeds differ" in text
+    reached = [json.loads(p.read_text()) for p in sorted(folder.glob("15min-*.json"))]
+    assert all(round(next(iter(r["devices"].values()))["quality"]["ours"]["minutes_to_db"]["18_7"]) == 3
+               for r in reached)  # "both optimizers passed 18.7 dB after 3 minutes"
+    runs = {}
+    for optimizer in ("adam", "muon"):
+        run = folder / f"e70-{optimizer}-seed0"
+        prov = json.loads((run / "provenance.json").read_text())
+        assert prov["config"]["optimizer"] == optimizer and prov["config"]["epochs"] == 70
+        assert prov["command"].startswith(f".venv/bin/bssvae train --profile cpu -K 2 --seed 0 --epochs 70 "
+                                          f"--optimizer {optimizer} ")
+        assert not prov["commit"].endswith("-dirty") and prov["commit"][:7] in text
+        loss = pd.read_csv(run / "history.csv")["loss"].tail(5).mean()
+        runs[optimizer] = (loss, run_row(run, "vaem"), prov["train_seconds"])
+    (la, va, ta), (lm, vm, tm) = runs["adam"], runs["muon"]
+    e140 = pd.read_csv(ROOT / "results" / "ablations" / "epochs-cpu-bf16" / "e140-seed0" / "history.csv")["loss"]
+    assert f"Adam's after 140, {e140.tail(5).mean():.2f} in" in text and abs(e140.tail(5).mean() - lm) < 0.5
+    assert (f"training loss at the end {la:.2f} (Adam) and {lm:.2f} (Muon), VAEM {va['psnr']:.2f} and {vm['psnr']:.2f} dB "
+            f"({va['psnr_halved']:.2f} and {vm['psnr_halved']:.2f} halved), in {ta / 60:.1f} and {tm / 60:.1f} minutes of "
+            f"training: each Muon epoch took {tm / ta:.2f} times as long") in text
