@@ -610,12 +610,7 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     (empty: not reached) and the commit. ``extra`` adds the runs of other suite
     entries under their labels (e.g. the device's entry in results/bench.json, run beside the trials).
     Empty when there are no trials."""
-    entries = []
-    for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
-        try:
-            entries.append((path.name, next(iter(json.loads(path.read_text())["devices"].values()))))
-        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError, AttributeError):
-            continue
+    entries = _suite_files(name, root)
     if not entries:
         return pd.DataFrame()
     rows = []
@@ -643,24 +638,44 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     return pd.DataFrame(rows).sort_values(["budget (min)", "batch"]).set_index("file")
 
 
+def _suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
+    """``(file name, device entry)`` of each readable suite file under ``results/ablations/<name>/``, by name."""
+    entries = []
+    for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
+        try:
+            entries.append((path.name, next(iter(json.loads(path.read_text())["devices"].values()))))
+        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError, AttributeError):
+            continue
+    return entries
+
+
 def trial_scores(name: str, root: Path | None = None) -> pd.DataFrame:
     """The unrounded scores of the suite files under ``results/ablations/<name>/`` (what :func:`trials_table` shows
     rounded), to compute with: per file and budget, the optimizer (Adam where the file is from before the option),
-    seed, budget, epochs done and VAEM PSNR at the budget (our column and halved). Unreadable files are left out;
-    empty when there are none."""
+    seed, budget, epochs done and VAEM PSNR at the budget (our column and halved). Files without a quality section
+    are left out; empty when there are none."""
     rows = []
-    for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
+    for label, entry in _suite_files(name, root):
         try:
-            entry = next(iter(json.loads(path.read_text())["devices"].values()))
             cfg, ours = entry["settings"]["our_config"], entry["quality"]["ours"]
-            for run in ours["runs"]:
-                b = f"{run['budget_minutes']:g}"
-                rows.append({"file": path.name, "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
-                             "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],
-                             "psnr": ours["psnr_after_minutes"][b], "psnr_halved": ours["psnr_halved_after_minutes"][b]})
-        except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError, AttributeError):
+            rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
+                      "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],
+                      "psnr": ours["psnr_after_minutes"][f"{run['budget_minutes']:g}"],
+                      "psnr_halved": ours["psnr_halved_after_minutes"][f"{run['budget_minutes']:g}"]}
+                     for run in ours["runs"]]
+        except (KeyError, TypeError, AttributeError):
             continue
     return pd.DataFrame(rows)
+
+
+def profile_vaem_scores(profile: str = "cpu", n_sources: int = 2, root: Path | None = None) -> pd.Series:
+    """VAEM PSNR (our column) of each seed of a profile's committed runs with ``n_sources`` sources, from
+    ``results/<profile>/mnist.csv`` (empty where there is none): the spread against which a one-seed gain is read."""
+    path = bench_path(root).parent / profile / "mnist.csv"
+    if not path.exists():
+        return pd.Series(dtype=float, name="psnr")
+    rows = pd.read_csv(path)
+    return rows[(rows["method"] == "vaem") & (rows["n_sources"] == n_sources)]["psnr"].reset_index(drop=True)
 
 
 def schedule_trials(name: str = "lr-schedule", root: Path | None = None) -> pd.DataFrame:

@@ -663,8 +663,7 @@ def run_suite(argv: list[str] | None = None, log=sys.stderr) -> dict:
                 "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "spin_env": args.spin_env,
                 "inductor_cache": inductor_cache, "our_config": config.to_dict()}
     settings["summary"] = (f"profile {args.profile}, batch {config.batch_size}, {config.precision}, "
-                           f"{config.optimizer if config.optimizer != 'adam' else 'Adam'} lr {config.lr:g} "
-                           f"{config.lr_schedule}, {torch.get_num_threads()} threads"
+                           f"{config.optimizer} lr {config.lr:g} {config.lr_schedule}, {torch.get_num_threads()} threads"
                            + (", QUICK" if args.quick else ""))
     entry = {"measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "commit": git_commit(),
              "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),

@@ -946,3 +946,9 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
     assert raw[["file", "optimizer", "seed", "budget (min)", "epochs", "psnr", "psnr_halved"]].values.tolist() == [
         ["adam.json", "adam", 0, 15.0, 100.0, 20.0, 26.0], ["muon.json", "muon", 1, 15.0, 100.0, 20.0, 26.0]]
     assert report.trial_scores("absent", root=tmp_path).empty
+    assert report.profile_vaem_scores("cpu", root=tmp_path).empty  # no results/cpu/mnist.csv
+    (tmp_path / "results" / "cpu").mkdir()
+    pd.DataFrame({"method": ["vaem", "vae", "vaem", "vaem"], "n_sources": [2, 2, 3, 2],
+                  "psnr": [20.3, 17.0, 19.0, 19.9]}).to_csv(tmp_path / "results" / "cpu" / "mnist.csv", index=False)
+    assert report.profile_vaem_scores("cpu", root=tmp_path).tolist() == [20.3, 19.9]  # VAEM, K = 2 only
+    assert report.profile_vaem_scores("cpu", n_sources=3, root=tmp_path).tolist() == [19.0]
