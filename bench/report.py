@@ -494,7 +494,9 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     and beside them the runs kept elsewhere under ``results/`` whose recipe differs from one of theirs only in
     ``factor`` (a field of the run config, e.g. ``"beta"`` or ``"epochs"``), and, if ``reference`` is given, have
     that value of it (a profile's run or another ablation's; a retrained copy counts once, the profiles' runs first;
-    a recipe the folder already holds is not added again). Per run: epochs, seed, beta, its training minutes, the
+    a recipe the folder already holds is not added again). Per run: the epochs it trained (fewer than its config's where
+    a time budget, ``bssvae train --minutes``, ended it), seed, beta, optimizer, batch, peak learning rate, budget
+    (NaN where none), its training minutes, the
     objective and its two terms at the end (means over the last ``last_epochs`` epochs as training logged them: the
     negative ELBO, the Laplace reconstruction term and the unweighted KL divergence), how its OpenMP threads waited
     (``spin``, ``passive`` or ``not recorded``, which moves its minutes), the machine it trained on
@@ -523,7 +525,10 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
         tail, refined, hw = history.tail(last_epochs), scores.get("vaem-refined") or {}, _hardware_of(run)
-        rows.append({"epochs": cfg.epochs, "seed": cfg.seed, "beta": cfg.beta, "optimizer": cfg.optimizer,
+        rows.append({"epochs": float(scores["vaem"].get("epochs", cfg.epochs)),  # trained: fewer where a budget ended it
+                     "seed": cfg.seed, "beta": cfg.beta, "optimizer": cfg.optimizer,
+                     "batch": cfg.batch_size, "lr": cfg.lr,
+                     "budget (min)": float(cfg.budget_minutes) if cfg.budget_minutes else float("nan"),
                      "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,
                      "threads wait": _threads_wait(hw), "machine": _machine(hw),
@@ -610,7 +615,7 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     (empty: not reached) and the commit. ``extra`` adds the runs of other suite
     entries under their labels (e.g. the device's entry in results/bench.json, run beside the trials).
     Empty when there are no trials."""
-    entries = _suite_files(name, root)
+    entries = suite_files(name, root)
     if not entries:
         return pd.DataFrame()
     rows = []
@@ -638,8 +643,9 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     return pd.DataFrame(rows).sort_values(["budget (min)", "batch"]).set_index("file")
 
 
-def _suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
-    """``(file name, device entry)`` of each readable suite file under ``results/ablations/<name>/``, by name."""
+def suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
+    """``(file name, device entry)`` of each readable suite file under ``results/ablations/<name>/``, by name (what
+    :func:`trials_table` and :func:`trial_scores` read; the book passes one folder's to another's table as ``extra``)."""
     entries = []
     for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
         try:
@@ -652,13 +658,15 @@ def _suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
 def trial_scores(name: str, root: Path | None = None) -> pd.DataFrame:
     """The unrounded scores of the suite files under ``results/ablations/<name>/`` (what :func:`trials_table` shows
     rounded), to compute with: per file and budget, the optimizer (Adam where the file is from before the option),
-    seed, budget, epochs done and VAEM PSNR at the budget (our column and halved). Files without a quality section
-    are left out; empty when there are none."""
+    seed, batch, peak learning rate, how its threads waited (:func:`threads_wait`), budget, epochs done and VAEM PSNR
+    at the budget (our column and halved). Files without a quality section are left out; empty when there are none."""
     rows = []
-    for label, entry in _suite_files(name, root):
+    for label, entry in suite_files(name, root):
         try:
             cfg, ours = entry["settings"]["our_config"], entry["quality"]["ours"]
             rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
+                      "batch": cfg["batch_size"], "lr": cfg["lr"],
+                      "threads wait": threads_wait(entry.get("settings") or {}),
                       "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],
                       "psnr": ours["psnr_after_minutes"][f"{run['budget_minutes']:g}"],
                       "psnr_halved": ours["psnr_halved_after_minutes"][f"{run['budget_minutes']:g}"]}

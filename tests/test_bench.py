@@ -909,7 +909,7 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
     from bssvae import RUN_FORMAT_VERSION
     from bssvae.config import make_config
 
-    def run(rel, losses, psnr, **cfg):
+    def run(rel, losses, psnr, trained=None, **cfg):
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(losses), "batch_size": 512, "lr": 0.002,
@@ -917,7 +917,8 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
         if cfg.get("optimizer") is None:
             del c["optimizer"]  # written before the option
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c}))
-        row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85, "train_seconds": 60.0}
+        row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85, "train_seconds": 60.0,
+               **({"epochs": trained} if trained else {})}
         (d / "metrics.json").write_text(json.dumps({"rows": [{**row, "method": "vae"}, {**row, "method": "vaem"}]}))
         (d / "history.csv").write_text("epoch,loss,recon,kl\n" + "".join(
             f"{i + 1},{v},{v - 10},20\n" for i, v in enumerate(losses)))
@@ -928,11 +929,20 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
     t = report.optimizer_table(root=tmp_path, last_epochs=1)
     assert list(zip(t["run"], t["optimizer"])) == [("ablations/epochs/e2", "adam"), ("ablations/muon/e2-muon", "muon")]
     assert list(t["loss, last 1 epochs"]) == [65.0, 62.0] and list(t["VAEM PSNR (dB)"]) == [18.8, 19.7]
+    assert list(t["batch"]) == [512, 512] and list(t["lr"]) == [0.002, 0.002] and t["budget (min)"].isna().all()
+    # a run that a time budget ended (bssvae train --minutes) shows the epochs it trained, not its config's
+    run("ablations/muon-hour/m60", [66, 61], 20.5, trained=2, optimizer="muon", batch_size=1024, lr=0.0056,
+        budget_minutes=60.0, epochs=5000)
+    h = report.optimizer_table("muon-hour", root=tmp_path, last_epochs=1)
+    assert h[["run", "epochs", "batch", "lr", "budget (min)"]].values.tolist() == [
+        ["ablations/muon-hour/m60", 2, 1024, 0.0056, 60.0]]
 
     folder = tmp_path / "results" / "ablations" / "trials"
     folder.mkdir()
-    for name, extra in (("adam.json", {}), ("muon.json", {"optimizer": "muon", "seed": 1})):
-        entry = {"commit": "abc", "settings": {"our_config": {"batch_size": 512, "lr": 2e-3, "precision": "bf16", **extra}},
+    for name, extra, wait in (("adam.json", {}, {"omp_wait_policy": "PASSIVE"}),
+                              ("muon.json", {"optimizer": "muon", "seed": 1}, {"gomp_spincount": "300000"})):
+        entry = {"commit": "abc", "settings": {**wait, "our_config": {"batch_size": 512, "lr": 2e-3, "precision": "bf16",
+                                                                      **extra}},
                  "quality": {"ours": {"runs": [{"budget_minutes": 15.0, "epochs_done": 100.0, "epochs_planned": 106,
                                                 "mixtures": 3_000_000, "train_seconds": 900.0}],
                                       "psnr_after_minutes": {"15": 20.0}, "psnr_halved_after_minutes": {"15": 26.0},
@@ -943,8 +953,10 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
     assert t["seed"].to_dict() == {"adam.json": 0, "muon.json": 1}  # seed 0 where the settings have none
     (folder / "broken.json").write_text("{")
     raw = report.trial_scores("trials", root=tmp_path)  # unrounded, for the book to compute with
-    assert raw[["file", "optimizer", "seed", "budget (min)", "epochs", "psnr", "psnr_halved"]].values.tolist() == [
-        ["adam.json", "adam", 0, 15.0, 100.0, 20.0, 26.0], ["muon.json", "muon", 1, 15.0, 100.0, 20.0, 26.0]]
+    assert raw[["file", "optimizer", "seed", "batch", "lr", "budget (min)", "epochs", "psnr",
+                "psnr_halved"]].values.tolist() == [["adam.json", "adam", 0, 512, 2e-3, 15.0, 100.0, 20.0, 26.0],
+                                                    ["muon.json", "muon", 1, 512, 2e-3, 15.0, 100.0, 20.0, 26.0]]
+    assert raw["threads wait"].tolist() == ["passive", "spin 300000"]
     assert report.trial_scores("absent", root=tmp_path).empty
     assert report.profile_vaem_scores("cpu", root=tmp_path).empty  # no results/cpu/mnist.csv
     (tmp_path / "results" / "cpu").mkdir()
