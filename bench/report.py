@@ -608,44 +608,31 @@ def threads_wait(settings: dict) -> str:
 def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
                  extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
-    one suite file each): per file, our recipe's batch, learning rate, optimizer (Adam where the file is
-    from before the option) and seed, how its runs met their budget
+    one suite file each), :func:`trial_scores` rounded for display: per file, our recipe's batch, learning rate,
+    optimizer (Adam where the file is from before the option) and seed, how its runs met their budget
     (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per
     second the run sustained, VAEM PSNR at the budget (our column / halved), minutes to 18.7 dB
     (empty: not reached) and the commit. ``extra`` adds the runs of other suite
     entries under their labels (e.g. the device's entry in results/bench.json, run beside the trials).
-    Empty when there are no trials."""
-    entries = suite_files(name, root)
-    if not entries:
+    Empty when the folder has no trials."""
+    s = trial_scores(name, root, extra)
+    if s.empty or s["file"].isin(list(extra or {})).all():
         return pd.DataFrame()
-    rows = []
-    for label, entry in [*entries, *(extra or {}).items()]:
-        try:
-            cfg, ours = entry["settings"]["our_config"], entry["quality"]["ours"]
-        except (KeyError, TypeError):
-            continue
-        for run in ours["runs"]:
-            b = f"{run['budget_minutes']:g}"
-            rows.append({"file": label, "batch": cfg["batch_size"], "lr": cfg["lr"],
-                         "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
-                         "precision": cfg["precision"],
-                         "runs": (entry.get("settings") or {}).get("ours_runs", "?"),
-                         "threads wait": threads_wait(entry.get("settings") or {}),
-                         "budget (min)": run["budget_minutes"],
-                         "epochs done / planned": f"{run['epochs_done']:.1f} / {run['epochs_planned']}",
-                         "mixtures/s": _num(run["mixtures"] / run["train_seconds"], digits=0),
-                         "VAEM PSNR at the budget (dB)": f"{ours['psnr_after_minutes'][b]:.2f} / "
-                                                         f"{ours['psnr_halved_after_minutes'][b]:.2f}",
-                         "minutes to 18.7 dB": _num(ours["minutes_to_db"].get("18_7")),
-                         "commit": (entry.get("commit") or "")[:7]})
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(rows).sort_values(["budget (min)", "batch"]).set_index("file")
+    return pd.DataFrame({
+        "file": s["file"], "batch": s["batch"], "lr": s["lr"], "optimizer": s["optimizer"], "seed": s["seed"],
+        "precision": s["precision"], "runs": s["runs"], "threads wait": s["threads wait"],
+        "budget (min)": s["budget (min)"],
+        "epochs done / planned": [f"{d:.1f} / {p}" for d, p in zip(s["epochs"], s["epochs planned"])],
+        "mixtures/s": [_num(v, digits=0) for v in s["mixtures/s"]],
+        "VAEM PSNR at the budget (dB)": [f"{a:.2f} / {b:.2f}" for a, b in zip(s["psnr"], s["psnr_halved"])],
+        "minutes to 18.7 dB": [_num(v) for v in s["minutes to 18.7 dB"]],
+        "commit": s["commit"].str[:7],
+    }).sort_values(["budget (min)", "batch"]).set_index("file")
 
 
 def suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
     """``(file name, device entry)`` of each readable suite file under ``results/ablations/<name>/``, by name (what
-    :func:`trials_table` and :func:`trial_scores` read; the book passes one folder's to another's table as ``extra``)."""
+    :func:`trial_scores` reads; the book passes one folder's to another's table as ``extra``)."""
     entries = []
     for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
         try:
@@ -655,21 +642,26 @@ def suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
     return entries
 
 
-def trial_scores(name: str, root: Path | None = None) -> pd.DataFrame:
-    """The unrounded scores of the suite files under ``results/ablations/<name>/`` (what :func:`trials_table` shows
-    rounded), to compute with: per file and budget, the optimizer (Adam where the file is from before the option),
-    seed, batch, peak learning rate, how its threads waited (:func:`threads_wait`), budget, epochs done and VAEM PSNR
-    at the budget (our column and halved). Files without a quality section are left out; empty when there are none."""
+def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | None = None) -> pd.DataFrame:
+    """The suite files under ``results/ablations/<name>/`` (and the suite entries of ``extra``, under their labels),
+    unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from before the option),
+    seed, batch, peak learning rate, precision, how its runs met their budget, how its threads waited
+    (:func:`threads_wait`), budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget
+    (our column and halved), minutes to 18.7 dB (None: not reached) and the commit. Files without a quality section
+    are left out; empty when there are none."""
     rows = []
-    for label, entry in suite_files(name, root):
+    for label, entry in [*suite_files(name, root), *(extra or {}).items()]:
         try:
-            cfg, ours = entry["settings"]["our_config"], entry["quality"]["ours"]
+            settings = entry.get("settings") or {}
+            cfg, ours = settings["our_config"], entry["quality"]["ours"]
             rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
-                      "batch": cfg["batch_size"], "lr": cfg["lr"],
-                      "threads wait": threads_wait(entry.get("settings") or {}),
+                      "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
+                      "runs": settings.get("ours_runs", "?"), "threads wait": threads_wait(settings),
                       "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],
+                      "epochs planned": run["epochs_planned"], "mixtures/s": run["mixtures"] / run["train_seconds"],
                       "psnr": ours["psnr_after_minutes"][f"{run['budget_minutes']:g}"],
-                      "psnr_halved": ours["psnr_halved_after_minutes"][f"{run['budget_minutes']:g}"]}
+                      "psnr_halved": ours["psnr_halved_after_minutes"][f"{run['budget_minutes']:g}"],
+                      "minutes to 18.7 dB": ours["minutes_to_db"].get("18_7"), "commit": entry.get("commit") or ""}
                      for run in ours["runs"]]
         except (KeyError, TypeError, AttributeError):
             continue

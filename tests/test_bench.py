@@ -958,6 +958,12 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
                                                     ["muon.json", "muon", 1, 512, 2e-3, 15.0, 100.0, 20.0, 26.0]]
     assert raw["threads wait"].tolist() == ["passive", "spin 300000"]
     assert report.trial_scores("absent", root=tmp_path).empty
+    other = {"other/muon.json": json.loads((folder / "muon.json").read_text())["devices"]["cpu:X"]}
+    both = report.trial_scores("trials", root=tmp_path, extra=other)  # another folder's files, under their labels
+    assert both["file"].tolist() == ["adam.json", "muon.json", "other/muon.json"]
+    assert report.trials_table("trials", root=tmp_path, extra=other).index.tolist() == [
+        "adam.json", "muon.json", "other/muon.json"]
+    assert report.trials_table("absent", root=tmp_path, extra=other).empty  # no trials of its own: nothing to show
     assert report.profile_vaem_scores("cpu", root=tmp_path).empty  # no results/cpu/mnist.csv
     (tmp_path / "results" / "cpu").mkdir()
     pd.DataFrame({"method": ["vaem", "vae", "vaem", "vaem"], "n_sources": [2, 2, 3, 2],
