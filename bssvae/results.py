@@ -21,7 +21,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -223,37 +223,58 @@ def has_native_bf16(flags) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup(repeats: int = 7) -> float:
-    """How many times faster a training step runs under bf16 autocast than in float32 on this CPU, measured.
+    """How many times faster a training step runs under bf16 autocast than in float32 on this CPU, measured
+    once per process (:func:`bf16_step_ratio` on one thread, timed in its CPU time).
 
     The flags cannot say it: a 2-core Intel Xeon that reports AVX512-BF16 but whose virtual machine
     does not expose AMX multiplies bf16 at about half its float32 speed (168 against 311 GFLOP/s) and
     trains at 0.72x, where an AMD EPYC with the same flag trains 2.38x faster in bf16 and the Xeon
     with AMX 1.56x (the step at batch 512, results/bench.json).
+    One thread timed in its own CPU time is what lets other processes on the cores leave the ratio
+    alone: on several threads, timed on the wall clock, the threads' waits at their barriers while
+    another process holds a core take time that does not scale with the work, and a probe on the
+    Xeon with AMX once measured under 1.1x where fresh ones measured 1.8x to 2.0x
+    (results/ablations/bf16-probe/ measures both ways, idle and beside a busy process).
+    """
+    return bf16_step_ratio(repeats)
+
+
+def bf16_step_ratio(repeats: int = 7, *, one_thread: bool = True, clock: Callable[[], float] | None = None) -> float:
+    """The float32 time of a training step over its time under bf16 autocast.
+
     The step is that of the MNIST model's first two layers (Linear + BatchNorm + ReLU, 784-700-600)
     at batch 256: forward (under autocast for bf16), backward. The two precisions alternate so that
-    they see the same load, and each keeps its fastest repeat after one warm-up (other processes can
-    only slow a step down). It runs on torch's current threads and leaves the global random state
-    as it was; once per process.
+    they see the same conditions, and each keeps its fastest repeat after one warm-up. With
+    ``one_thread`` torch runs on one thread for the while, and ``clock`` defaults to that thread's CPU
+    time (:func:`time.thread_time`); else it runs on torch's threads and ``clock`` defaults to the wall
+    clock. Torch's thread count and the global random state are left as they were.
     """
     import time
 
     import torch
     from torch import nn
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = nn.Sequential(nn.Linear(784, 700), nn.BatchNorm1d(700), nn.ReLU(),
-                            nn.Linear(700, 600), nn.BatchNorm1d(600), nn.ReLU())
-        x = torch.rand(256, 784)
-        best = {False: float("inf"), True: float("inf")}
-        for i in range(repeats + 1):
-            for amp in (False, True):
-                t0 = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                    y = net(x)
-                y.float().square().mean().backward()
-                if i:
-                    best[amp] = min(best[amp], time.perf_counter() - t0)
+    clock = clock or (time.thread_time if one_thread else time.perf_counter)
+    threads = torch.get_num_threads()
+    if one_thread:
+        torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = nn.Sequential(nn.Linear(784, 700), nn.BatchNorm1d(700), nn.ReLU(),
+                                nn.Linear(700, 600), nn.BatchNorm1d(600), nn.ReLU())
+            x = torch.rand(256, 784)
+            best = {False: float("inf"), True: float("inf")}
+            for i in range(repeats + 1):
+                for amp in (False, True):
+                    t0 = clock()
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                        y = net(x)
+                    y.float().square().mean().backward()
+                    if i:
+                        best[amp] = min(best[amp], clock() - t0)
+    finally:
+        torch.set_num_threads(threads)
     return best[False] / best[True]
 
 

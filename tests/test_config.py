@@ -114,6 +114,31 @@ def test_the_bf16_probe_measures_without_disturbing_the_run():
     assert ("bf16_step_speedup" in hw) == has_native_bf16(hw["cpu_flags"])
 
 
+def test_the_bf16_probe_times_one_thread_in_its_cpu_time(monkeypatch):
+    """Other processes on the cores cannot move the ratio: every step is timed on the thread's own CPU clock
+    while torch runs on that one thread, and the run's thread count comes back, even when a step fails."""
+    import time
+
+    from bssvae.results import cpu_bf16_speedup
+
+    seen = []
+    clock = time.thread_time
+    monkeypatch.setattr(time, "thread_time", lambda: seen.append(torch.get_num_threads()) or clock())
+    monkeypatch.setattr(time, "perf_counter", lambda: pytest.fail("the probe read the wall clock"))
+    threads = torch.get_num_threads()
+    cpu_bf16_speedup.cache_clear()
+    try:
+        assert cpu_bf16_speedup(repeats=2) > 0
+        assert seen and set(seen) == {1} and torch.get_num_threads() == threads
+        cpu_bf16_speedup.cache_clear()
+        monkeypatch.setattr(torch, "autocast", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("broken")))
+        with pytest.raises(RuntimeError, match="broken"):
+            cpu_bf16_speedup(repeats=2)
+        assert torch.get_num_threads() == threads
+    finally:
+        cpu_bf16_speedup.cache_clear()
+
+
 def test_cpu_recipe_follows_the_precision_it_trains_in(native_bf16):
     """precision auto is resolved when the config is built, and the recipe that goes with it is taken."""
     native_bf16(True)
