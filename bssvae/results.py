@@ -232,9 +232,9 @@ def cpu_bf16_speedup(repeats: int = 7) -> float:
     with AMX 1.56x (the step at batch 512, results/bench.json).
     One thread timed in its own CPU time is what lets other processes on the cores leave the ratio
     alone: on several threads, timed on the wall clock, the threads' waits at their barriers while
-    another process holds a core take time that does not scale with the work, and a probe on the
-    Xeon with AMX once measured under 1.1x where fresh ones measured 1.8x to 2.0x
-    (results/ablations/bf16-probe/ measures both ways, idle and beside a busy process).
+    another process holds a core take time that does not scale with the work. On the Xeon with AMX, in
+    fresh processes whose threads spun beside a busy process, that way measured 0.93x to 2.92x (6 of 8
+    under :data:`bssvae.train.BF16_MIN_SPEEDUP`), one thread 1.93x to 2.29x (results/ablations/bf16-probe/).
     """
     return bf16_step_ratio(repeats)
 

@@ -84,8 +84,9 @@ def configure_threads() -> None:
 #: ``precision="auto"`` trains in bf16 on a CPU only where a bf16 step measured at least this many times
 #: faster than a float32 one (:func:`bssvae.results.cpu_bf16_speedup`). The whole step at batch 512,
 #: bf16 against fp32 (results/bench.json): 2.38x on the 2-core AMD EPYC with AVX512-BF16, 1.56x on the
-#: Intel Xeon with AMX, 0.72x on the same Xeon whose virtual machine hides AMX (its probe: 0.65x). The
-#: threshold sits near the geometric middle of the last two, so that noise does not flip the choice.
+#: Intel Xeon with AMX, 0.72x on the same Xeon whose virtual machine hides AMX (its probe, on two
+#: threads then: 0.65x). The threshold sits near the geometric middle of the last two, so that noise
+#: does not flip the choice.
 BF16_MIN_SPEEDUP = 1.1
 
 
