@@ -502,7 +502,7 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     (``spin``, ``passive`` or ``not recorded``, which moves its minutes), the machine it trained on
     (:func:`_machine`; its minutes are that machine's) and the test scores of VAE and
     VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined latents
-    (``bssvae evaluate --refine-steps``), of refined VAEM (NaN where not), unrounded. Sorted by epochs, seed,
+    (``bssvae evaluate --refine-steps``), of refined VAEM and the seconds that scoring took (NaN where not), unrounded. Sorted by epochs, seed,
     beta and optimizer; empty when the folder has no such run."""
     if factor not in _RECIPE_FIELDS:
         raise ValueError(f"factor must be one of {', '.join(_RECIPE_FIELDS)}, not {factor!r}")
@@ -542,9 +542,19 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
                      "VAEM SSIM halved": float(scores["vaem"]["ssim_halved"]),
                      "refined VAEM PSNR (dB)": float(refined.get("psnr", "nan")),
                      "refined VAEM PSNR halved (dB)": float(refined.get("psnr_halved", "nan")),
-                     "refined VAEM SSIM halved": float(refined.get("ssim_halved", "nan"))})
+                     "refined VAEM SSIM halved": float(refined.get("ssim_halved", "nan")),
+                     "refinement (s)": _refinement_seconds(run) if refined else float("nan")})
     return (pd.DataFrame(rows).sort_values(["epochs", "seed", "beta", "optimizer"]).reset_index(drop=True) if rows
             else pd.DataFrame())
+
+
+def _refinement_seconds(run: Path) -> float:
+    """How long ``bssvae evaluate --refine-steps`` took to score a run (its metrics.json's evaluation record), or
+    NaN where it was not recorded."""
+    try:
+        return float(json.loads((run / "metrics.json").read_text())["evaluation"]["eval_seconds"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return float("nan")
 
 
 def _hardware_of(run: Path) -> dict:

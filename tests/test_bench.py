@@ -817,9 +817,10 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
         row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85, "train_seconds": 30.0 * len(losses)}
         rows = [{**row, "method": "vae", "psnr": psnr - 3}, {**row, "method": "vaem"}]
-        if refined:
+        if refined:  # scored again by bssvae evaluate --refine-steps, which records how long it took
             rows.append({**row, "method": "vaem-refined", "psnr": psnr + 1})
-        (d / "metrics.json").write_text(json.dumps({"rows": rows}))
+        (d / "metrics.json").write_text(json.dumps({"rows": rows, **({"evaluation": {"eval_seconds": 35.5}} if refined
+                                                                      else {})}))
         (d / "history.csv").write_text("epoch,loss,recon,kl\n" + "".join(
             f"{i + 1},{v},{v - 10},{20}\n" for i, v in enumerate(losses)))
         if wait is not None:
@@ -838,6 +839,7 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     assert list(t["epochs"]) == [2, 3, 5] and list(t["threads wait"]) == ["spin", "not recorded", "spin"]
     assert list(t["training minutes"]) == [1.0, 1.5, 2.5] and list(t["loss, last 2 epochs"]) == [65.0, 58.0, 51.0]
     assert t["refined VAEM PSNR (dB)"].isna().tolist() == [True, True, False]
+    assert t["refinement (s)"].isna().tolist() == [True, True, False] and t["refinement (s)"].iloc[2] == 35.5
     assert list(t["machine"]) == ["AMD EPYC (AVX512, AVX512-BF16)", "not recorded", "Intel Xeon Processor (AVX512, AMX)"]
     # a GPU run is named by its GPU; a CPU that recorded its model alone by that
     gpu = run("gpu/e4", [1, 1, 1, 1], 20.0, wait="spin", hw={**xeon, "device": "cuda", "gpu": "NVIDIA H100 80GB HBM3"})
@@ -892,6 +894,7 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
     assert (b025["refined VAEM PSNR (dB)"], b025["refined VAEM PSNR halved (dB)"], b025["refined VAEM SSIM halved"]) == (
         21.0, 27.0, 0.9)
     assert t[t["run"] != "ablations/beta-bf16/b025"]["refined VAEM PSNR (dB)"].isna().all()
+    assert t["refinement (s)"].isna().all()  # b025's metrics recorded no evaluation: its time is not known
     b1 = t[t["beta"] == 1.0].iloc[0]
     assert b1["VAE PSNR (dB)"] == 15.0 and b1["VAEM PSNR halved (dB)"] == 24.0 and b1["epochs"] == 2
     assert report.beta_table("none", root=tmp_path).empty

@@ -1,7 +1,7 @@
 """The bf16 probe of precision="auto" on an idle CPU and beside a busy process: the two-thread wall-clock probe
 of commit 4d1088b and before, against bssvae.results.cpu_bf16_speedup (one thread, timed in its CPU time).
 
-Usage: python results/ablations/bf16-probe/probe.py OUT.json [--processes 8] [--load-seconds 6]
+Usage: python results/ablations/bf16-probe/probe.py OUT.json [--processes 8]
 
 Each probe runs once per fresh process, as in training, in a child that imports bssvae first with
 BSSVAE_OMP_WAIT=passive or spin (bssvae.openmp: how torch's threads wait at their barriers; a run started on
@@ -24,11 +24,10 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 LOAD = """
-import time, torch
+import torch
 torch.set_num_threads(2)
 a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-end = time.time() + {seconds}
-while time.time() < end:
+while True:  # until the parent kills it
     with torch.autocast("cpu", dtype=torch.bfloat16):
         (a @ b).sum()
 """
@@ -47,10 +46,8 @@ def child(new_first: bool) -> None:
     from bssvae.train import configure_threads
 
     configure_threads()
-    out = {}
-    for name in (("one_thread_cpu_time", "two_thread_wall_clock") if new_first
-                 else ("two_thread_wall_clock", "one_thread_cpu_time")):
-        out[name] = cpu_bf16_speedup() if name == "one_thread_cpu_time" else two_thread_wall_clock()
+    probes = {"two_thread_wall_clock": two_thread_wall_clock, "one_thread_cpu_time": cpu_bf16_speedup}
+    out = {name: probes[name]() for name in (reversed(probes) if new_first else probes)}
     import torch
     out["torch_threads"] = torch.get_num_threads()
     out["openmp"] = openmp.summary()
@@ -61,7 +58,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
     p.add_argument("--processes", type=int, default=8)
-    p.add_argument("--load-seconds", type=float, default=6.0)
     p.add_argument("--child", choices=["old-first", "new-first"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -77,7 +73,7 @@ def main() -> None:
         for i in range(args.processes):
             load = None
             if condition == "busy":
-                load = subprocess.Popen([sys.executable, "-c", LOAD.format(seconds=args.load_seconds + 30)])
+                load = subprocess.Popen([sys.executable, "-c", LOAD])
                 time.sleep(2.0)
             try:
                 order = "new-first" if i % 2 else "old-first"
