@@ -217,3 +217,30 @@ def test_train_with_a_time_budget_and_its_epochs_survive_a_re_evaluation(project
     capsys.readouterr()
     assert main(["train", "--profile", "smoke", "--minutes", "0", "--run-dir", str(project / "none")]) == 2
     assert "budget_minutes" in capsys.readouterr().err
+
+
+def test_readme_bssvae_commands_parse():
+    """Every ``bssvae`` command in the README's code blocks parses with the command line's own parser, and each
+    ``train`` command makes a valid config: the README cannot name an option or a value that the command refuses."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from bssvae.cli import _config_from, build_parser
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0].endswith("bin/bssvae"):
+                commands.append(words[1:])
+    assert sum(c[0] == "train" for c in commands) >= 3 and {"evaluate", "separate", "sweep"} <= {c[0] for c in commands}
+    parser = build_parser()
+    for argv in commands:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"README: `bssvae {shlex.join(argv)}` does not parse")
+        if argv[0] == "train":
+            _config_from(args)
