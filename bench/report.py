@@ -48,6 +48,13 @@ def load(path: Path | None = None) -> dict | None:
     return migrate_keys(data) if isinstance(data, dict) else data
 
 
+def db_text(value: float, target: float = 22.0) -> str:
+    """A score in dB as text: two decimals, or three where two would round it across ``target`` (21.997 dB
+    would read 22.00, past a target it does not reach)."""
+    two = f"{value:.2f}"
+    return two if (float(two) >= target) == (value >= target) else f"{value:.3f}"
+
+
 def _num(v, scale=1.0, digits=2):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None

@@ -973,3 +973,11 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
                   "psnr": [20.3, 17.0, 19.0, 19.9]}).to_csv(tmp_path / "results" / "cpu" / "mnist.csv", index=False)
     assert report.profile_vaem_scores("cpu", root=tmp_path).tolist() == [20.3, 19.9]  # VAEM, K = 2 only
     assert report.profile_vaem_scores("cpu", n_sources=3, root=tmp_path).tolist() == [19.0]
+
+
+def test_db_text_keeps_a_score_on_its_side_of_the_target():
+    """report.db_text: two decimals, three where two would carry a score across the target (either way)."""
+    assert report.db_text(21.6821) == "21.68" and report.db_text(22.0912) == "22.09"
+    assert report.db_text(21.99689) == "21.997"  # 22.00 would read as reaching 22 dB
+    assert report.db_text(22.0) == "22.00" and report.db_text(26.6851, target=26.69) == "26.685"
+    assert report.db_text(26.694, target=26.69) == "26.69"  # rounds down onto the target and is past it
