@@ -29,7 +29,7 @@ def _steps(text: str) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from .config import LR_SCHEDULES, OPTIMIZERS, PROFILES, TASKS
+    from .config import LR_SCHEDULES, MUON_LAYERS, OPTIMIZERS, PROFILES, TASKS
 
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
                    help="named settings: smoke (seconds, for tests), cpu (about 15 min per model on 2 "
@@ -58,6 +58,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="override the profile's optimizer: adam (the authors', every profile's) or muon (Muon on "
                         "the hidden layers' weight matrices, Adam on the rest, one learning rate for both; it "
                         "multiplies bf16 matrices at each step, slow on CPUs without native bf16)")
+    p.add_argument("--muon-layers", choices=MUON_LAYERS, default=None,
+                   help="with --optimizer muon, the weight matrices Muon updates: hidden (those between hidden "
+                        "layers) or all (every Linear layer's); Adam updates the rest (default: hidden)")
+    p.add_argument("--muon-ns-steps", type=int, default=None,
+                   help="with --optimizer muon, its Newton-Schulz iterations per step (default: 5)")
     p.add_argument("--beta", type=float, default=None,
                    help="override the weight of the KL term in the loss (paper: 0.5; every profile uses it): "
                         "an ablation, since the paper's objective is the one with 0.5")
@@ -75,7 +80,8 @@ def _config_from(args):
     return make_config(args.profile, task=args.task, method=args.method, n_sources=args.n_sources,
                        n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                       optimizer=args.optimizer, beta=args.beta, budget_minutes=args.minutes,
+                       optimizer=args.optimizer, muon_layers=args.muon_layers, muon_ns_steps=args.muon_ns_steps,
+                       beta=args.beta, budget_minutes=args.minutes,
                        precision=args.precision, device=args.device)
 
 

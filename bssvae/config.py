@@ -25,6 +25,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 OPTIMIZERS = ("adam", "muon")  # built by bssvae.optim.make_optimizer
+MUON_LAYERS = ("hidden", "all")  # which weight matrices Muon updates: bssvae.optim.muon_matrices
 MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
 
 
@@ -83,6 +84,11 @@ class TrainConfig:
         lr: the optimizer's learning rate (authors: 2e-4).
         optimizer: ``adam`` (the authors', every profile's) or ``muon`` (Muon on the hidden layers'
             weight matrices, Adam on the rest; :mod:`bssvae.optim`).
+        muon_layers: with ``optimizer="muon"``, the weight matrices Muon updates: ``hidden`` (those
+            between hidden layers, as Muon is meant for) or ``all`` (every Linear layer's, the encoder's
+            first, the head and the decoder's last too); Adam updates the rest.
+        muon_ns_steps: with ``optimizer="muon"``, Muon's Newton-Schulz iterations per step (default 5,
+            PyTorch's; :func:`bssvae.optim.newton_schulz_flops` counts their cost).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` or ``constant``.
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
@@ -112,6 +118,8 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-4
     optimizer: str = "adam"
+    muon_layers: str = "hidden"
+    muon_ns_steps: int = 5
     lr_schedule: str = "exponential"
     lr_decay: float = 0.9998
     lr_warmup_epochs: float = 0.0
@@ -140,6 +148,13 @@ class TrainConfig:
         check_device_name(self.device)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("muon_layers", self.muon_layers, MUON_LAYERS)
+        object.__setattr__(self, "muon_ns_steps", check_int("muon_ns_steps", self.muon_ns_steps, minimum=1))
+        if self.muon_ns_steps > 99:  # torch.optim.Muon refuses 100 and more
+            raise BssvaeError(f"muon_ns_steps: expected at most 99 Newton-Schulz iterations, got {self.muon_ns_steps}")
+        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps) != ("hidden", 5):
+            raise BssvaeError(f"muon_layers, muon_ns_steps: settings of optimizer 'muon', but the run's optimizer "
+                              f"is {self.optimizer!r}")
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or v != v:

@@ -8,7 +8,10 @@
   are scaled to Adam's size (``adjust_lr_fn="match_rms_adamw"``), so one learning rate and schedule
   drive both. Its Newton-Schulz iterations multiply matrices in bfloat16 at every step, which pays on
   devices that compute bfloat16 natively (a GPU, a CPU with AMX or AVX512-BF16) and costs much more on
-  others. Measured against Adam in ``results/ablations/muon/``.
+  others. Measured against Adam in ``results/ablations/muon/``. Two settings of the run
+  (:class:`bssvae.config.TrainConfig`) change it: ``muon_layers="all"`` gives Muon every Linear layer's
+  weight matrix, the outer ones too, and ``muon_ns_steps`` the number of Newton-Schulz iterations
+  (measured in ``results/ablations/muon-layers/``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from typing import Any
 
 import torch
 
-from .config import OPTIMIZERS
-from .errors import BssvaeError
+from .config import MUON_LAYERS, OPTIMIZERS
+from .errors import BssvaeError, check_choice
 
 #: Muon's settings besides the learning rate (torch.optim.Muon's defaults but the weight decay, which
 #: Adam has none of here either).
@@ -49,20 +52,31 @@ def hidden_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [m.weight for m in linears if id(m) not in outer]
 
 
-def newton_schulz_flops(model: torch.nn.Module, ns_steps: int = 5) -> int:
+def muon_matrices(model: torch.nn.Module, layers: str = "hidden") -> list[torch.nn.Parameter]:
+    """The weight matrices Muon updates: :func:`hidden_matrices` (``layers="hidden"``) or every Linear
+    layer's weight (``"all"``), in the order of ``model.modules()``."""
+    check_choice("muon_layers", layers, MUON_LAYERS)
+    hidden = hidden_matrices(model)  # also checks that the model has the parts Muon needs
+    if layers == "hidden":
+        return hidden
+    return [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def newton_schulz_flops(model: torch.nn.Module, ns_steps: int = 5, layers: str = "hidden") -> int:
     """Floating-point operations of Muon's Newton-Schulz iterations at one step over ``model``'s
-    :func:`hidden_matrices`: per iteration on an m x n matrix (m <= n), the Gram matrix (2 m^2 n), its
+    :func:`muon_matrices`: per iteration on an m x n matrix (m <= n), the Gram matrix (2 m^2 n), its
     quintic update (2 m^3) and the product with the matrix (2 m^2 n), as ``torch.optim.Muon`` computes them
     (``ns_steps`` = 5, its default)."""
     total = 0
-    for p in hidden_matrices(model):
+    for p in muon_matrices(model, layers):
         m, n = sorted(p.shape)
         total += ns_steps * (4 * m * m * n + 2 * m ** 3)
     return total
 
 
 class MuonAdam:
-    """Muon on :func:`hidden_matrices`, Adam on every other parameter, stepped together.
+    """Muon on :func:`muon_matrices` (``layers``; ``ns_steps`` Newton-Schulz iterations per step), Adam on
+    every other parameter, stepped together.
 
     It has what training and checkpoints use of an optimizer: ``param_groups`` (both optimizers'
     groups; setting a group's ``lr`` sets that optimizer's), ``zero_grad``, ``step``, ``state_dict``
@@ -70,12 +84,12 @@ class MuonAdam:
     its kernel is fused).
     """
 
-    def __init__(self, model: torch.nn.Module, lr: float):
-        matrices = hidden_matrices(model)
+    def __init__(self, model: torch.nn.Module, lr: float, layers: str = "hidden", ns_steps: int = 5):
+        matrices = muon_matrices(model, layers)
         if not matrices:
             raise BssvaeError("optimizer 'muon': the model has no hidden weight matrices for Muon")
         ids = {id(p) for p in matrices}
-        self.muon = torch.optim.Muon(matrices, lr=lr, **MUON_SETTINGS)
+        self.muon = torch.optim.Muon(matrices, lr=lr, ns_steps=ns_steps, **MUON_SETTINGS)
         self.adam = adam((p for p in model.parameters() if id(p) not in ids), lr)
 
     @property
@@ -105,10 +119,12 @@ class MuonAdam:
         self.adam.load_state_dict(state["adam"])
 
 
-def make_optimizer(model: torch.nn.Module, name: str, lr: float):
-    """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters."""
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, muon_layers: str = "hidden",
+                   muon_ns_steps: int = 5):
+    """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters; ``muon_layers`` and
+    ``muon_ns_steps`` are Muon's (:class:`MuonAdam`)."""
     if name == "adam":
         return adam(model.parameters(), lr)
     if name == "muon":
-        return MuonAdam(model, lr)
+        return MuonAdam(model, lr, muon_layers, muon_ns_steps)
     raise BssvaeError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")

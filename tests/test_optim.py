@@ -6,7 +6,7 @@ from bssvae.cli import build_parser
 from bssvae.config import ModelConfig, TrainConfig, make_config
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
-from bssvae.optim import MuonAdam, hidden_matrices, make_optimizer, newton_schulz_flops
+from bssvae.optim import MuonAdam, hidden_matrices, make_optimizer, muon_matrices, newton_schulz_flops
 from bssvae.train import load_model, train
 from bssvae.train import make_optimizer as run_optimizer
 
@@ -53,6 +53,30 @@ def test_newton_schulz_flops_count_each_iterations_three_products():
     assert 2.0 < newton_schulz_flops(_model()) / (27_716_800 * 512) < 2.2
 
 
+def test_muon_layers_all_gives_muon_every_linear_weight_and_ns_steps_its_iterations():
+    """``muon_layers="all"``: the nine hidden matrices plus the encoder's first layer, the head and the decoder's
+    last layer, Adam keeping only biases and BatchNorm; ``ns_steps`` reaches torch.optim.Muon, and the count of
+    Newton-Schulz FLOPs follows both."""
+    model = _model()
+    every = [tuple(p.shape) for p in muon_matrices(model, "all")]
+    assert every == [(700, 784), (600, 700), (500, 600), (400, 500), (300, 400), (80, 300),
+                     (300, 20), (400, 300), (500, 400), (600, 500), (700, 600), (784, 700)]
+    assert muon_matrices(model, "hidden") == hidden_matrices(model)
+    opt = MuonAdam(model, lr=1e-3, layers="all", ns_steps=3)
+    assert opt.muon.defaults["ns_steps"] == 3
+    adam = [p for g in opt.adam.param_groups for p in g["params"]]
+    assert adam and all(p.ndim == 1 for p in adam)
+    assert len(adam) + len(every) == len(list(model.parameters()))
+    outer = 2 * 5 * (4 * 700**2 * 784 + 2 * 700**3) + 5 * (4 * 80**2 * 300 + 2 * 80**3)
+    assert newton_schulz_flops(model, layers="all") == newton_schulz_flops(model) + outer
+    assert newton_schulz_flops(model, ns_steps=3, layers="all") * 5 == newton_schulz_flops(model, layers="all") * 3
+    with pytest.raises(BssvaeError, match="muon_layers: expected one of"):
+        muon_matrices(model, "outer")
+    config = make_config("smoke", optimizer="muon", muon_layers="all", muon_ns_steps=3)
+    built = run_optimizer(model, config)
+    assert built.muon.defaults["ns_steps"] == 3 and len(built.muon.param_groups[0]["params"]) == 12
+
+
 def test_one_learning_rate_drives_both_and_a_step_moves_every_parameter():
     model = _model()
     opt = MuonAdam(model, lr=1e-3)
@@ -92,6 +116,32 @@ def test_the_config_names_its_optimizer_and_refuses_others():
     assert args.optimizer == "muon"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--optimizer", "sgd"])
+
+
+def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
+    """Runs from before the options read as Muon on the hidden matrices with 5 iterations; a Muon setting on an
+    Adam run, an unknown layer set or an iteration count torch.optim.Muon refuses is an error naming it."""
+    d = make_config("smoke", optimizer="muon").to_dict()
+    del d["muon_layers"], d["muon_ns_steps"]
+    old = TrainConfig.from_dict(d)
+    assert (old.muon_layers, old.muon_ns_steps) == ("hidden", 5)
+    for bad, match in ((dict(optimizer="muon", muon_layers="outer"), "muon_layers: expected one of"),
+                       (dict(optimizer="muon", muon_ns_steps=0), "muon_ns_steps"),
+                       (dict(optimizer="muon", muon_ns_steps=100), "muon_ns_steps: expected at most 99"),
+                       (dict(optimizer="muon", muon_ns_steps=2.5), "muon_ns_steps: expected an integer"),
+                       (dict(muon_layers="all"), "settings of optimizer 'muon'.*'adam'"),
+                       (dict(muon_ns_steps=3), "settings of optimizer 'muon'.*'adam'")):
+        with pytest.raises(BssvaeError, match=match):
+            make_config("smoke", **bad)
+    from bssvae.cli import _config_from
+
+    args = build_parser().parse_args(["train", "--profile", "smoke", "--optimizer", "muon", "--muon-layers", "all",
+                                      "--muon-ns-steps", "3"])
+    config = _config_from(args)
+    assert (config.optimizer, config.muon_layers, config.muon_ns_steps) == ("muon", "all", 3)
+    assert _config_from(build_parser().parse_args(["train", "--profile", "smoke"])).muon_layers == "hidden"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--muon-layers", "outer"])
 
 
 def test_a_muon_run_trains_lowers_its_loss_and_resumes_exactly(project):
