@@ -13,6 +13,7 @@ import pandas as pd
 from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of_paired_ratios,  # noqa: F401 (the book reads it here)
                        migrate_key, migrate_keys)
 from bench.timing import minutes_to
+from bssvae.config import optimizer_label
 from bssvae.results import bf16_instructions
 
 
@@ -492,7 +493,7 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
-                  "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
+                  "muon_layers", "muon_ns_steps", "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
 
 
 def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,
@@ -533,7 +534,7 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     for run, cfg, history, scores in ablation + list(references.values()):
         tail, refined, hw = history.tail(last_epochs), scores.get("vaem-refined") or {}, _hardware_of(run)
         rows.append({"epochs": float(scores["vaem"].get("epochs", cfg.epochs)),  # trained: fewer where a budget ended it
-                     "seed": cfg.seed, "beta": cfg.beta, "optimizer": cfg.optimizer,
+                     "seed": cfg.seed, "beta": cfg.beta, "optimizer": optimizer_label(cfg.to_dict()),
                      "batch": cfg.batch_size, "lr": cfg.lr,
                      "budget (min)": float(cfg.budget_minutes) if cfg.budget_minutes else float("nan"),
                      "run": str(run.relative_to(base)),
@@ -626,7 +627,8 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
                  extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
     one suite file each), :func:`trial_scores` rounded for display: per file, our recipe's batch, learning rate,
-    optimizer (Adam where the file is from before the option) and seed, how its runs met their budget
+    optimizer (Adam where the file is from before the option; Muon's settings where not its defaults,
+    :func:`optimizer_label`) and seed, how its runs met their budget
     (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per
     second the run sustained, VAEM PSNR at the budget (our column / halved), minutes to 18.7 dB
     (empty: not reached) and the commit. ``extra`` adds the runs of other suite
@@ -636,7 +638,7 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     if s.empty or s["file"].isin(list(extra or {})).all():
         return pd.DataFrame()
     return pd.DataFrame({
-        "file": s["file"], "batch": s["batch"], "lr": s["lr"], "optimizer": s["optimizer"], "seed": s["seed"],
+        "file": s["file"], "batch": s["batch"], "lr": s["lr"], "optimizer": s["optimizer label"], "seed": s["seed"],
         "precision": s["precision"], "runs": s["runs"], "threads wait": s["threads wait"],
         "budget (min)": s["budget (min)"],
         "epochs done / planned": [f"{d:.1f} / {p}" for d, p in zip(s["epochs"], s["epochs planned"])],
@@ -661,9 +663,9 @@ def suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
 
 def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """The suite files under ``results/ablations/<name>/`` (and the suite entries of ``extra``, under their labels),
-    unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from before the option),
-    seed, batch, peak learning rate, precision, how its runs met their budget, how its threads waited
-    (:func:`threads_wait`), budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget
+    unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from before the option), its
+    label in tables (:func:`optimizer_label`), Muon's layers and Newton-Schulz iterations (None for Adam), seed, batch,
+    peak learning rate, precision, how its runs met their budget, how its threads waited (:func:`threads_wait`), budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget
     (our column and halved), minutes to 18.7 dB (None: not reached) and the commit. Files without a quality section
     are left out; empty when there are none."""
     rows = []
@@ -671,7 +673,10 @@ def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | N
         try:
             settings = entry.get("settings") or {}
             cfg, ours = settings["our_config"], entry["quality"]["ours"]
-            rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "seed": cfg.get("seed", 0),
+            muon = cfg.get("optimizer", "adam") == "muon"
+            rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "optimizer label": optimizer_label(cfg),
+                      "muon layers": cfg.get("muon_layers", "hidden") if muon else None,
+                      "ns steps": cfg.get("muon_ns_steps", 5) if muon else None, "seed": cfg.get("seed", 0),
                       "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
                       "runs": settings.get("ours_runs", "?"), "threads wait": threads_wait(settings),
                       "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],

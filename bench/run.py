@@ -32,7 +32,7 @@ from bench.flops import PRECISION_DTYPE, MatmulProbe, flops_fraction, step_flops
 from bench.ours import OursTrainer
 from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throughput_window, timed_run
 from bench.worker import TRAINERS, StepWorker, timed_trainers
-from bssvae.config import make_config
+from bssvae.config import make_config, optimizer_label
 from bssvae.errors import BssvaeError
 from bssvae.results import atomic_write_json, bf16_instructions, git_commit, hardware, package_versions, project_root
 from bssvae.train import build_task, configure_threads, resolve_device
@@ -663,7 +663,8 @@ def run_suite(argv: list[str] | None = None, log=sys.stderr) -> dict:
                 "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "spin_env": args.spin_env,
                 "inductor_cache": inductor_cache, "our_config": config.to_dict()}
     settings["summary"] = (f"profile {args.profile}, batch {config.batch_size}, {config.precision}, "
-                           f"{config.optimizer} lr {config.lr:g} {config.lr_schedule}, {torch.get_num_threads()} threads"
+                           f"{optimizer_label(config.to_dict())} lr {config.lr:g} {config.lr_schedule}, "
+                           f"{torch.get_num_threads()} threads"
                            + (", QUICK" if args.quick else ""))
     entry = {"measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "commit": git_commit(),
              "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),

@@ -267,6 +267,19 @@ PRECISION_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
+def optimizer_label(config: dict) -> str:
+    """A run's optimizer as the tables name it, from its config (a dict, as a suite file or ``TrainConfig.to_dict``
+    holds it): ``adam`` (also where the config is from before the option), ``muon``, and for Muon with other settings
+    than its defaults (:attr:`TrainConfig.muon_layers`, ``muon_ns_steps``) e.g.
+    ``muon (all layers, 3 iterations)``."""
+    name = config.get("optimizer", "adam")
+    if name != "muon":
+        return name
+    layers, steps = config.get("muon_layers", "hidden"), config.get("muon_ns_steps", 5)
+    other = ([f"{layers} layers"] if layers != "hidden" else []) + ([f"{steps} iterations"] if steps != 5 else [])
+    return f"muon ({', '.join(other)})" if other else name
+
+
 def check_device_name(name: Any) -> str:
     """``name`` if it is a device a run may name (:data:`DEVICE_PATTERN`), else a BssvaeError naming it.
 

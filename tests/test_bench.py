@@ -900,6 +900,56 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
     assert report.beta_table("none", root=tmp_path).empty
 
 
+def test_tables_name_muons_layers_and_iterations_where_not_its_defaults(tmp_path):
+    """A run or suite file of Muon with other layers or Newton-Schulz iterations than its defaults is named so in the
+    tables, and is another recipe than Muon's default: an ablation's reference must match those settings too."""
+    from bench import report
+    from bssvae import RUN_FORMAT_VERSION
+    from bssvae.config import make_config
+
+    assert report.optimizer_label({}) == "adam" and report.optimizer_label({"optimizer": "muon"}) == "muon"
+    assert report.optimizer_label({"optimizer": "muon", "muon_layers": "hidden", "muon_ns_steps": 5}) == "muon"
+    assert report.optimizer_label({"optimizer": "muon", "muon_layers": "all", "muon_ns_steps": 3}) == \
+        "muon (all layers, 3 iterations)"
+    assert report.optimizer_label({"optimizer": "muon", "muon_ns_steps": 3}) == "muon (3 iterations)"
+    (tmp_path / "bssvae").mkdir()
+
+    def run(rel, psnr, **cfg):
+        d = tmp_path / "results" / rel
+        d.mkdir(parents=True)
+        c = make_config("cpu", "mnist", "vae", 2, epochs=2, batch_size=1024, lr=0.0056, precision="bf16",
+                        optimizer="muon", **cfg).to_dict()
+        (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c}))
+        row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85, "train_seconds": 60.0}
+        (d / "metrics.json").write_text(json.dumps({"rows": [{**row, "method": "vae"}, {**row, "method": "vaem"}]}))
+        (d / "history.csv").write_text(f"epoch,loss,recon,kl\n1,70,60,20\n2,{psnr + 45},55,20\n")  # each its own
+
+    run("ablations/layers/all-seed1", 20.6, muon_layers="all", seed=1)
+    run("ablations/tuning/hidden-seed1", 20.4, seed=1)  # Muon's defaults: another recipe, not the reference
+    run("ablations/tuning/all-seed0", 20.5, muon_layers="all")  # the same recipe but the seed
+    t = report.ablation_table("layers", "seed", root=tmp_path, last_epochs=1)
+    assert t[["run", "optimizer"]].values.tolist() == [["ablations/tuning/all-seed0", "muon (all layers)"],
+                                                       ["ablations/layers/all-seed1", "muon (all layers)"]]
+    folder = tmp_path / "results" / "ablations" / "suite"
+    folder.mkdir()
+    for name, extra in (("adam.json", {}), ("muon.json", {"optimizer": "muon"}),
+                        ("all.json", {"optimizer": "muon", "muon_layers": "all", "muon_ns_steps": 3})):
+        entry = {"commit": "abc", "settings": {"our_config": {"batch_size": 1024, "lr": 5.6e-3, "precision": "bf16",
+                                                              **extra}},
+                 "quality": {"ours": {"runs": [{"budget_minutes": 15.0, "epochs_done": 300.0, "epochs_planned": 310,
+                                                "mixtures": 9_000_000, "train_seconds": 900.0}],
+                                      "psnr_after_minutes": {"15": 21.0}, "psnr_halved_after_minutes": {"15": 27.0},
+                                      "minutes_to_db": {"18_7": 1.0, "26_69": None}}}}
+        (folder / name).write_text(json.dumps({"devices": {"cpu:X": entry}}))
+    raw = report.trial_scores("suite", root=tmp_path).set_index("file")
+    assert raw["optimizer"].to_dict() == {"adam.json": "adam", "all.json": "muon", "muon.json": "muon"}
+    assert raw["muon layers"].dropna().to_dict() == {"all.json": "all", "muon.json": "hidden"}
+    assert raw["ns steps"].dropna().to_dict() == {"all.json": 3, "muon.json": 5}
+    assert raw.loc["adam.json", ["muon layers", "ns steps"]].isna().all()  # Adam has neither
+    assert report.trials_table("suite", root=tmp_path)["optimizer"].to_dict() == {
+        "adam.json": "adam", "all.json": "muon (all layers, 3 iterations)", "muon.json": "muon"}
+
+
 def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
     """report.optimizer_table: the Muon ablation's runs with the optimizer each trained with (a run from before the
     option is an Adam run), each beside the kept run of the same recipe with the other optimizer; trials_table names
