@@ -1068,8 +1068,8 @@ def test_muon_tuning_numbers_come_from_the_runs():
             f"{lost['b1024-lr0.008']:.2f} dB, and at 4e-3 {lost['b1024-lr0.004']:.2f} dB") in readme
     assert max(p for _, p, _ in scores.values()) < 22.0  # "none came near 22 dB"
     best = max(scores.values(), key=lambda s: s[1])
-    assert (f"best 15 minutes of Muon measured, {best[1]:.2f} dB ({best[2]:.2f} halved), is {22 - best[1]:.2f} dB short "
-            "of 22 dB in ours") in readme
+    assert (f"its best seed, {best[1]:.2f} dB ({best[2]:.2f} halved), is {22 - best[1]:.2f} dB short "
+            "of 22 dB in ours") in readme and best in seeds
     assert f"trained {spin[0]:.0f} epochs instead of {batch[0]:.0f} and reached {spin[1]:.2f} dB ({spin[2]:.2f} halved)" in readme
     trained = sorted(p for p in folder.iterdir() if p.is_dir())
     assert [h.name for h in trained] == [f"15min-muon-b1024-lr0.0056-seed{s}" for s in (0, 1, 2)] + [
@@ -1141,6 +1141,90 @@ def test_muon_tuning_numbers_come_from_the_runs():
     assert f"reached {min(one):.2f} to {max(one):.2f} dB" in text and f"{min(ref):.2f} to {max(ref):.2f} dB refined" in text
     losses = [pd.read_csv(r / "history.csv")["loss"].tail(5).mean() for r in adam]
     assert f"ended at losses of {min(losses):.2f} to {max(losses):.2f}" in text and max(h[2] for h in hours) < min(losses)
+
+
+def test_muon_layers_numbers_come_from_the_runs():
+    """results/ablations/muon-layers: the suite's 15 minutes of Muon's batch-1,024 recipe (threads spinning) with Muon on
+    every Linear layer's weight and 3 Newton-Schulz iterations, and on the hidden matrices with 3 (seeds 0, 1, 2) or 2
+    iterations. The ablations README quotes each file's command, commit, epochs and scores, and each run's difference
+    from the recipe's run of the same seed in muon-tuning/; the README quotes the seeds' mean and the best run."""
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+
+    def suite(path):
+        ((key, entry),) = json.loads(path.read_text())["devices"].items()
+        q = entry["quality"]["ours"]
+        (run,) = q["runs"]
+        return key, entry, (run["epochs_done"], q["psnr_after_minutes"]["15"], q["psnr_halved_after_minutes"]["15"])
+
+    def first_minute(entry):
+        return next(c["vaem_psnr"] for c in entry["quality"]["ours"]["runs"][0]["curve"] if c["target_s"] == 60.0)
+
+    recipe, recipe_first = {}, None  # the recipe's runs by seed (muon-tuning/, threads spinning)
+    for seed, suffix in ((0, ""), (1, "-seed1"), (2, "-seed2")):
+        _, entry, recipe[seed] = suite(ROOT / "results" / "ablations" / "muon-tuning" /
+                                       f"15min-muon-b1024-lr0.0056-spin{suffix}.json")
+        recipe_first = recipe_first if seed else first_minute(entry)
+    assert f"{recipe[0][1]:.2f}, {recipe[1][1]:.2f} and {recipe[2][1]:.2f} dB for seeds 0, 1 and 2" in text
+    scores = {}
+    for path in sorted((ROOT / "results" / "ablations" / "muon-layers").glob("*.json")):
+        key, entry, score = suite(path)
+        cfg, settings, command = entry["settings"]["our_config"], entry["settings"], entry["command"]
+        layers, steps, seed = cfg["muon_layers"], cfg["muon_ns_steps"], cfg["seed"]
+        assert (cfg["precision"], cfg["beta"], cfg["lr_schedule"], cfg["optimizer"], cfg["batch_size"], cfg["lr"]) == (
+            "bf16", 0.5, "cosine", "muon", 1024, 0.0056)
+        assert command.startswith("python -m bench --recipes ours --minutes 15 --eval-every 60 --skip "
+                                  "throughput,inference,audio --set precision=bf16 --set optimizer=muon --set "
+                                  "batch_size=1024 --set lr=0.0056")
+        assert ("--set muon_layers=all" in command) == (layers == "all") and f"--set muon_ns_steps={steps}" in command
+        assert (f"--set seed={seed}" in command) == (seed != 0)
+        assert settings["gomp_spincount"] == "300000" and settings["omp_wait_policy"] == "PASSIVE"
+        assert "AMX" in key and entry["commit"][:7] in text and not entry["commit"].endswith("-dirty")
+        assert path.name == (f"15min-muon{'-all' if layers == 'all' else ''}-ns{steps}-b1024-lr0.0056-spin"
+                             f"{f'-seed{seed}' if seed else ''}.json")
+        assert (f"`{path.name}`: {score[0]:.1f} epochs, {score[1]:.2f} dB ({score[2]:.2f} halved), "
+                f"{score[1] - recipe[seed][1]:+.2f} dB against the recipe's seed {seed}") in text
+        scores[(layers, steps, seed)] = score
+        if layers == "all":
+            assert (f"led after the first minute ({first_minute(entry):.2f} dB against the recipe's {recipe_first:.2f})"
+                    f" and fell behind from the fifth on: it trained {score[0] / recipe[0][0]:.2f} times the recipe's "
+                    f"epochs and ended {recipe[0][1] - score[1]:.2f} dB lower") in text
+    assert sorted(scores) == [("all", 3, 0), ("hidden", 2, 0), ("hidden", 3, 0), ("hidden", 3, 1), ("hidden", 3, 2)]
+    three = [scores[("hidden", 3, s)] for s in (0, 1, 2)]
+    mean, mean_halved = (sum(s[i] for s in three) / 3 for i in (1, 2))
+    gains = [three[s][1] - recipe[s][1] for s in (0, 1, 2)]
+    ratios = [three[s][0] / recipe[s][0] for s in (0, 1, 2)]
+    two = scores[("hidden", 2, 0)]
+    ratio2, lost2 = two[0] / recipe[0][0], recipe[0][1] - two[1]
+    assert f"Two iterations ran {ratio2:.2f} times the recipe's epochs and ended {lost2:.2f} dB lower (seed 0)" in text
+    assert f"with 2 (seed 0) it trained {ratio2:.2f} times the epochs and lost {lost2:.2f} dB" in readme
+    lost_all = recipe[0][1] - scores[("all", 3, 0)][1]
+    assert f"Muon on every layer (`--muon-layers all`, 3 iterations) lost {lost_all:.2f} dB on seed 0" in readme
+    assert f"Three iterations ran {min(ratios):.2f} to {max(ratios):.2f} times the recipe's epochs" in text
+    best = max(scores.values(), key=lambda s: s[1])
+    assert best[1] < 22
+    assert (f"a mean of {mean:.2f} dB ({mean_halved:.2f} halved) over seeds 0, 1 and 2, against "
+            f"{sum(r[1] for r in recipe.values()) / 3:.2f} for the recipe's (gains of " + ", ".join(
+                f"{g:+.2f}" for g in gains) + " dB)") in text
+    assert max(gains) - min(gains) > abs(sum(gains) / 3)  # "the same within the seeds' spread"
+    assert (f"The best of these, {best[1]:.2f} dB (seed 0 with 3 iterations), is the best 15 minutes measured and "
+            f"{22 - best[1]:.2f} dB short of 22 dB") in text and best == three[0]
+    # "the best 15 minutes measured": no suite file kept scored more after 15 minutes (one pass, our column)
+    for path in (ROOT / "results").rglob("*.json"):
+        try:
+            devices = json.loads(path.read_text()).get("devices")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            continue
+        for entry in (devices or {}).values() if isinstance(devices, dict) else []:
+            after = (((entry.get("quality") or {}).get("ours") or {}).get("psnr_after_minutes") or {}).get("15")
+            assert after is None or after <= best[1], path
+    for run in (ROOT / "results" / "ablations" / "muon-tuning").glob("15min-*/"):
+        assert run_row(run, "vaem")["psnr"] < best[1]  # bssvae train --minutes 15, one pass
+    assert (f"With 3 iterations instead of 5 (`--muon-ns-steps 3`), seeds 0, 1 and 2 reached "
+            + ", ".join(f"{s[1]:.2f}" for s in three[:2]) + f" and {three[2][1]:.2f} dB, a mean of {mean:.2f} dB "
+            f"({mean_halved:.2f} halved)") in readme
+    assert (f"the best 15 minutes measured, {best[1]:.2f} dB ({best[2]:.2f} halved), {22 - best[1]:.2f} dB short of "
+            "22 dB in ours") in readme
 
 
 def test_bf16_probe_numbers_come_from_the_runs():
