@@ -13,7 +13,7 @@ import pandas as pd
 from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of_paired_ratios,  # noqa: F401 (the book reads it here)
                        migrate_key, migrate_keys)
 from bench.timing import minutes_to
-from bssvae.config import optimizer_label
+from bssvae.config import TrainConfig, optimizer_label
 from bssvae.results import bf16_instructions
 
 
@@ -493,7 +493,8 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
-                  "muon_layers", "muon_ns_steps", "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
+                  "muon_layers", "muon_ns_steps", "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed",
+                  "budget_minutes")
 
 
 def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,
@@ -665,9 +666,10 @@ def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | N
     """The suite files under ``results/ablations/<name>/`` (and the suite entries of ``extra``, under their labels),
     unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from before the option), its
     label in tables (:func:`optimizer_label`), Muon's layers and Newton-Schulz iterations (None for Adam), seed, batch,
-    peak learning rate, precision, how its runs met their budget, how its threads waited (:func:`threads_wait`), budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget
-    (our column and halved), minutes to 18.7 dB (None: not reached) and the commit. Files without a quality section
-    are left out; empty when there are none."""
+    peak learning rate, precision, how its runs met their budget, how its threads waited (:func:`threads_wait`),
+    budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget (our column and halved),
+    minutes to 18.7 dB (None: not reached) and the commit. Files without a quality section are left out; empty when
+    there are none."""
     rows = []
     for label, entry in [*suite_files(name, root), *(extra or {}).items()]:
         try:
@@ -675,8 +677,9 @@ def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | N
             cfg, ours = settings["our_config"], entry["quality"]["ours"]
             muon = cfg.get("optimizer", "adam") == "muon"
             rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "optimizer label": optimizer_label(cfg),
-                      "muon layers": cfg.get("muon_layers", "hidden") if muon else None,
-                      "ns steps": cfg.get("muon_ns_steps", 5) if muon else None, "seed": cfg.get("seed", 0),
+                      "muon layers": cfg.get("muon_layers", TrainConfig.muon_layers) if muon else None,
+                      "ns steps": cfg.get("muon_ns_steps", TrainConfig.muon_ns_steps) if muon else None,
+                      "seed": cfg.get("seed", 0),
                       "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
                       "runs": settings.get("ours_runs", "?"), "threads wait": threads_wait(settings),
                       "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],

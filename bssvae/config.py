@@ -152,7 +152,8 @@ class TrainConfig:
         object.__setattr__(self, "muon_ns_steps", check_int("muon_ns_steps", self.muon_ns_steps, minimum=1))
         if self.muon_ns_steps > 99:  # torch.optim.Muon refuses 100 and more
             raise BssvaeError(f"muon_ns_steps: expected at most 99 Newton-Schulz iterations, got {self.muon_ns_steps}")
-        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps) != ("hidden", 5):
+        muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps)
+        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps) != muon_defaults:
             raise BssvaeError(f"muon_layers, muon_ns_steps: settings of optimizer 'muon', but the run's optimizer "
                               f"is {self.optimizer!r}")
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
@@ -275,8 +276,10 @@ def optimizer_label(config: dict) -> str:
     name = config.get("optimizer", "adam")
     if name != "muon":
         return name
-    layers, steps = config.get("muon_layers", "hidden"), config.get("muon_ns_steps", 5)
-    other = ([f"{layers} layers"] if layers != "hidden" else []) + ([f"{steps} iterations"] if steps != 5 else [])
+    layers = config.get("muon_layers", TrainConfig.muon_layers)
+    steps = config.get("muon_ns_steps", TrainConfig.muon_ns_steps)
+    other = (([f"{layers} layers"] if layers != TrainConfig.muon_layers else [])
+             + ([f"{steps} iterations"] if steps != TrainConfig.muon_ns_steps else []))
     return f"muon ({', '.join(other)})" if other else name
 
 
