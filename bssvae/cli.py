@@ -47,13 +47,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
     p.add_argument("--minutes", type=float, default=None,
                    help="a training-time budget: stop at the first step that reaches it (or after the epochs, "
-                        "if sooner), the cosine learning rate reaching zero there; the run is then not "
+                        "if sooner), a cosine or linear learning rate reaching zero there; the run is then not "
                         "bit-reproducible, and its rows record the epochs it trained (default: none)")
     p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
     p.add_argument("--lr", type=float, default=None, help="override the profile's learning rate")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
-                   help="override the profile's learning-rate schedule: cosine (to zero at the last epoch, or at "
-                        "the --minutes budget), exponential (x 0.9998 per epoch, the authors'), constant")
+                   help="override the profile's learning-rate schedule: cosine or linear (down to zero at the last "
+                        "epoch, or at the --minutes budget), exponential (x 0.9998 per epoch, the authors'), "
+                        "constant")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help="override the profile's optimizer: adam (the authors', every profile's) or muon (Muon on "
                         "the hidden layers' weight matrices, Adam on the rest, one learning rate for both; it "

@@ -23,7 +23,7 @@ METHODS = ("vae", "ae")  # trained by bssvae.train; baselines register more in b
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Devices a run may name: ``auto`` (the GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-LR_SCHEDULES = ("cosine", "exponential", "constant")
+LR_SCHEDULES = ("cosine", "linear", "exponential", "constant")
 OPTIMIZERS = ("adam", "muon")  # built by bssvae.optim.make_optimizer
 MUON_LAYERS = ("hidden", "all")  # which weight matrices Muon updates: bssvae.optim.muon_matrices
 MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
@@ -89,13 +89,14 @@ class TrainConfig:
             first, the head and the decoder's last too); Adam updates the rest.
         muon_ns_steps: with ``optimizer="muon"``, Muon's Newton-Schulz iterations per step (default 5,
             PyTorch's; :func:`bssvae.optim.newton_schulz_flops` counts their cost).
-        lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` or ``constant``.
+        lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` (half a cosine down to
+            zero at the run's end), ``linear`` (a straight line down to zero at the run's end) or ``constant``.
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
         lr_warmup_epochs: linear learning-rate warm-up (0: none).
         budget_minutes: a training-time budget, or None (the run ends after ``epochs``). With a
             budget the run stops at the first step that reaches it, or after ``epochs`` if that comes
-            first, and a cosine schedule follows whichever of the two is further spent, so that its
+            first, and a cosine or linear schedule follows whichever of the two is further spent, so that its
             learning rate reaches zero when the run ends however fast the machine runs. Where a
             budgeted run stops depends on the machine's speed, so it is not bit-reproducible; it
             records the epochs it trained (``epochs`` of its results rows).

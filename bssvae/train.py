@@ -149,9 +149,10 @@ def budget_spent(config: TrainConfig, elapsed_s: float) -> bool:
 def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, elapsed_s: float = 0.0) -> float:
     """Learning rate at a step: linear warm-up, then the configured schedule.
 
-    With ``budget_minutes``, a cosine schedule's progress is the larger of the fraction of steps done
-    and the fraction of the budget spent (``elapsed_s`` training seconds), so that it ends at zero
-    when the run ends, at the budget or at its last epoch, whichever comes first.
+    A cosine or linear schedule decays from the peak ``lr`` to zero over the steps after the warm-up.
+    With ``budget_minutes``, its progress is the larger of the fraction of steps done and the fraction
+    of the budget spent (``elapsed_s`` training seconds), so that it ends at zero when the run ends,
+    at the budget or at its last epoch, whichever comes first.
     """
     epoch = step / steps_per_epoch
     total = config.epochs * steps_per_epoch
@@ -160,9 +161,11 @@ def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, elapsed_s: float
         return config.lr * (step + 1) / warm
     if config.lr_schedule == "exponential":  # authors: lr x 0.9998 after each epoch
         return config.lr * config.lr_decay ** math.floor(epoch)
-    if config.lr_schedule == "cosine":
-        progress = max((step - warm) / max(1.0, total - warm), budget_fraction(config, elapsed_s))
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if config.lr_schedule in ("cosine", "linear"):
+        progress = min(1.0, max((step - warm) / max(1.0, total - warm), budget_fraction(config, elapsed_s)))
+        if config.lr_schedule == "linear":
+            return config.lr * (1.0 - progress)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     return config.lr
 
 

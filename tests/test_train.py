@@ -194,6 +194,18 @@ def test_a_budgeted_cosine_follows_whichever_is_further_spent():
     assert not budget_spent(make_config("smoke"), 1e9)
 
 
+def test_a_linear_schedule_falls_in_a_straight_line_to_zero_at_the_end_of_the_run():
+    c = make_config("smoke", lr=1.0, epochs=10, lr_schedule="linear")
+    assert [lr_at(c, s, 10) for s in (0, 25, 50, 75, 100, 150)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+    warm = make_config("smoke", lr=1.0, epochs=10, lr_schedule="linear", lr_warmup_epochs=2)
+    assert lr_at(warm, 9, 10) == pytest.approx(0.5)  # step 10 of 20 of the warm-up
+    assert lr_at(warm, 20, 10) == pytest.approx(1.0) and lr_at(warm, 60, 10) == pytest.approx(0.5)
+    b = make_config("smoke", lr=1.0, epochs=10, lr_schedule="linear", budget_minutes=1.0)
+    assert lr_at(b, 25, 10, elapsed_s=45.0) == pytest.approx(0.25)  # the clock leads
+    assert lr_at(b, 75, 10, elapsed_s=15.0) == pytest.approx(0.25)  # the steps lead
+    assert lr_at(b, 0, 10, elapsed_s=600.0) == 0.0
+
+
 @pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), True, "15"])
 def test_a_budget_that_is_not_a_positive_number_of_minutes_is_refused(value):
     with pytest.raises(BssvaeError, match="budget_minutes"):
