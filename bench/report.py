@@ -629,7 +629,8 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     """Kept runs of the suite's quality section with other recipes (``results/ablations/<name>/*.json``,
     one suite file each), :func:`trial_scores` rounded for display: per file, our recipe's batch, learning rate,
     optimizer (Adam where the file is from before the option; Muon's settings where not its defaults,
-    :func:`optimizer_label`) and seed, how its runs met their budget
+    :func:`optimizer_label`), the learning-rate schedule (only where the files differ in it) and seed, how its runs
+    met their budget
     (``--ours-runs``: ``budgeted`` or ``fitted``), the budget, epochs done of planned, the mixtures per
     second the run sustained, VAEM PSNR at the budget (our column / halved), minutes to 18.7 dB
     (empty: not reached) and the commit. ``extra`` adds the runs of other suite
@@ -638,9 +639,10 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     s = trial_scores(name, root, extra)
     if s.empty or s["file"].isin(list(extra or {})).all():
         return pd.DataFrame()
+    schedule = {"schedule": s["schedule"]} if s["schedule"].nunique() > 1 else {}
     return pd.DataFrame({
-        "file": s["file"], "batch": s["batch"], "lr": s["lr"], "optimizer": s["optimizer label"], "seed": s["seed"],
-        "precision": s["precision"], "runs": s["runs"], "threads wait": s["threads wait"],
+        "file": s["file"], "batch": s["batch"], "lr": s["lr"], "optimizer": s["optimizer label"], **schedule,
+        "seed": s["seed"], "precision": s["precision"], "runs": s["runs"], "threads wait": s["threads wait"],
         "budget (min)": s["budget (min)"],
         "epochs done / planned": [f"{d:.1f} / {p}" for d, p in zip(s["epochs"], s["epochs planned"])],
         "mixtures/s": [_num(v, digits=0) for v in s["mixtures/s"]],
@@ -665,8 +667,8 @@ def suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
 def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | None = None) -> pd.DataFrame:
     """The suite files under ``results/ablations/<name>/`` (and the suite entries of ``extra``, under their labels),
     unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from before the option), its
-    label in tables (:func:`optimizer_label`), Muon's layers and Newton-Schulz iterations (None for Adam), seed, batch,
-    peak learning rate, precision, how its runs met their budget, how its threads waited (:func:`threads_wait`),
+    label in tables (:func:`optimizer_label`), Muon's layers and Newton-Schulz iterations (None for Adam), seed, the
+    learning-rate schedule, batch, peak learning rate, precision, how its runs met their budget, how its threads waited (:func:`threads_wait`),
     budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget (our column and halved),
     minutes to 18.7 dB (None: not reached) and the commit. Files without a quality section are left out; empty when
     there are none."""
@@ -679,7 +681,7 @@ def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | N
             rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "optimizer label": optimizer_label(cfg),
                       "muon layers": cfg.get("muon_layers", TrainConfig.muon_layers) if muon else None,
                       "ns steps": cfg.get("muon_ns_steps", TrainConfig.muon_ns_steps) if muon else None,
-                      "seed": cfg.get("seed", 0),
+                      "seed": cfg.get("seed", 0), "schedule": cfg.get("lr_schedule", "not recorded"),
                       "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
                       "runs": settings.get("ours_runs", "?"), "threads wait": threads_wait(settings),
                       "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],

@@ -528,6 +528,15 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert list(t.index) == ["b256.json", "b512.json", "results/bench.json"]  # an entry without runs adds none
     assert t.loc["results/bench.json", "commit"] == "0123456" and t.loc["results/bench.json", "precision"] == "fp32"
     assert report.trials_table("absent", root=tmp_path, extra={"results/bench.json": suite}).empty  # no trials
+    assert "schedule" not in t.columns  # every file without one: nothing to tell apart
+    assert set(report.trial_scores("trials", root=tmp_path)["schedule"]) == {"not recorded"}
+    linear = dict(entry, settings={"our_config": {"batch_size": 512, "lr": 2e-3, "precision": "bf16",
+                                                  "lr_schedule": "linear"}})
+    cosine = dict(linear, settings={"our_config": {**linear["settings"]["our_config"], "lr_schedule": "cosine"}})
+    (tmp_path / "results" / "ablations" / "trials" / "linear.json").write_text(json.dumps({"devices": {"cpu:X": linear}}))
+    t = report.trials_table("trials", root=tmp_path, extra={"cosine": cosine})
+    assert t["schedule"].to_dict() == {"b256.json": "not recorded", "b512.json": "not recorded",
+                                       "linear.json": "linear", "cosine": "cosine"}
 
 
 def test_threads_wait_names_how_a_suite_entrys_threads_waited():
