@@ -668,8 +668,8 @@ def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | N
     """The suite files under ``results/ablations/<name>/`` (and the suite entries of ``extra``, under their labels),
     unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from before the option), its
     label in tables (:func:`optimizer_label`), Muon's layers and Newton-Schulz iterations (None for Adam), seed, the
-    learning-rate schedule, batch, peak learning rate, precision, how its runs met their budget, how its threads waited (:func:`threads_wait`),
-    budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget (our column and halved),
+    learning-rate schedule, batch, peak learning rate, precision, how its runs met their budget, how its threads
+    waited (:func:`threads_wait`), budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget (our column and halved),
     minutes to 18.7 dB (None: not reached) and the commit. Files without a quality section are left out; empty when
     there are none."""
     rows = []

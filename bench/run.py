@@ -297,8 +297,8 @@ def measure_quality(config, task, device, args, ours_throughput, log) -> dict:
             runs.append(run)
         out["ours"] = summarise_runs(runs, budgets, fitted=args.ours_runs in PER_BUDGET)
         if args.ours_runs == "budgeted":
-            out["ours"]["runs_are"] = (f"one run per budget, its {config.lr_schedule} schedule following its "
-                                       "training clock")
+            follows = " following its training clock" if config.lr_schedule in ("cosine", "linear") else ""
+            out["ours"]["runs_are"] = f"one run per budget, its {config.lr_schedule} schedule{follows}"
     if "authors" in args.recipes:
         print(f"  authors: {longest / 60:g}-minute run", file=log, flush=True)
         trainer = AuthorsTrainer(task.train_images.cpu(), config.model, device, seed=config.seed)
@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also evaluate every this many training seconds, for the time-to-threshold resolution "
                         "(default: 30; 0: only at the budgets)")
     p.add_argument("--ours-runs", choices=("budgeted", "fitted", "single"), default="budgeted",
-                   help="budgeted: one run of our recipe per budget, its schedule (cosine) following the run's "
+                   help="budgeted: one run of our recipe per budget, its cosine or linear schedule following the run's "
                         "training clock (TrainConfig.budget_minutes), so that it ends at the budget; fitted: "
                         "one run per budget, its epochs (and so its schedule) planned from a throughput "
                         "measured before it; single: one run of the longest budget evaluated at every mark "
