@@ -652,10 +652,12 @@ def trials_table(name: str = "short-trials-bf16", root: Path | None = None,
     }).sort_values(["budget (min)", "batch"]).set_index("file")
 
 
-def suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
+def suite_files(name: str | None, root: Path | None = None) -> list[tuple[str, dict]]:
     """``(file name, device entry)`` of each readable suite file under ``results/ablations/<name>/``, by name (what
-    :func:`trial_scores` reads; the book passes one folder's to another's table as ``extra``)."""
+    :func:`trial_scores` reads; the book passes one folder's to another's table as ``extra``); none for ``None``."""
     entries = []
+    if name is None:
+        return entries
     for path in sorted((bench_path(root).parent / "ablations" / name).glob("*.json")):
         try:
             entries.append((path.name, next(iter(json.loads(path.read_text())["devices"].values()))))
@@ -664,14 +666,14 @@ def suite_files(name: str, root: Path | None = None) -> list[tuple[str, dict]]:
     return entries
 
 
-def trial_scores(name: str, root: Path | None = None, extra: dict[str, dict] | None = None) -> pd.DataFrame:
-    """The suite files under ``results/ablations/<name>/`` (and the suite entries of ``extra``, under their labels),
-    unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from before the option), its
-    label in tables (:func:`optimizer_label`), Muon's layers and Newton-Schulz iterations (None for Adam), seed, the
-    learning-rate schedule, batch, peak learning rate, precision, how its runs met their budget, how its threads
-    waited (:func:`threads_wait`), budget, epochs done and planned, mixtures per second sustained, VAEM PSNR at the budget (our column and halved),
-    minutes to 18.7 dB (None: not reached) and the commit. Files without a quality section are left out; empty when
-    there are none."""
+def trial_scores(name: str | None, root: Path | None = None, extra: dict[str, dict] | None = None) -> pd.DataFrame:
+    """The suite files under ``results/ablations/<name>/`` (none for ``None``) and the suite entries of ``extra``,
+    under their labels, unrounded, to compute with: per file and budget, the optimizer (Adam where the file is from
+    before the option), its label in tables (:func:`optimizer_label`), Muon's layers and Newton-Schulz iterations
+    (None for Adam), seed, the learning-rate schedule, batch, peak learning rate, precision, how its runs met their
+    budget, how its threads waited (:func:`threads_wait`), budget, epochs done and planned, mixtures per second
+    sustained, VAEM PSNR at the budget (our column and halved), minutes to 18.7 dB (None: not reached) and the commit.
+    Files without a quality section are left out; empty when there are none."""
     rows = []
     for label, entry in [*suite_files(name, root), *(extra or {}).items()]:
         try:

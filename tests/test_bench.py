@@ -528,6 +528,9 @@ def test_recipe_curves_compare_at_marks(tmp_path):
     assert list(t.index) == ["b256.json", "b512.json", "results/bench.json"]  # an entry without runs adds none
     assert t.loc["results/bench.json", "commit"] == "0123456" and t.loc["results/bench.json", "precision"] == "fp32"
     assert report.trials_table("absent", root=tmp_path, extra={"results/bench.json": suite}).empty  # no trials
+    assert report.suite_files(None, root=tmp_path) == []
+    assert report.trial_scores(None, root=tmp_path, extra={"results/bench.json": suite})["file"].tolist() == [
+        "results/bench.json"]  # only the entries given
     assert "schedule" not in t.columns  # every file without one: nothing to tell apart
     assert set(report.trial_scores("trials", root=tmp_path)["schedule"]) == {"not recorded"}
     linear = dict(entry, settings={"our_config": {"batch_size": 512, "lr": 2e-3, "precision": "bf16",

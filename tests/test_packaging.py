@@ -148,6 +148,15 @@ def run_row(run: Path, method: str) -> dict:
     return row
 
 
+def fifteen_minutes(path: Path) -> tuple[str, dict, tuple[float, float, float]]:
+    """A suite file of one device and one 15-minute run of our recipe (the test fails on more): its device key, its
+    entry, and the run's (epochs trained, VAEM PSNR after 15 minutes, the same halved)."""
+    ((key, entry),) = json.loads(path.read_text())["devices"].items()
+    q = entry["quality"]["ours"]
+    (run,) = q["runs"]
+    return key, entry, (run["epochs_done"], q["psnr_after_minutes"]["15"], q["psnr_halved_after_minutes"]["15"])
+
+
 def test_readme_cpu_warmup_run_is_quoted_as_it_ran():
     """The first version of the cpu profile (beta warmed up over 10 epochs), as the README quotes it."""
     readme = " ".join((ROOT / "README.md").read_text().split())
@@ -1004,7 +1013,7 @@ def test_muon_tuning_numbers_come_from_the_runs():
     folder = ROOT / "results" / "ablations" / "muon-tuning"
     scores, adam = {}, None
     for path in sorted(folder.glob("15min-*.json")):
-        ((key, entry),) = json.loads(path.read_text())["devices"].items()
+        key, entry, score = fifteen_minutes(path)
         cfg, settings = entry["settings"]["our_config"], entry["settings"]
         batch, lr, seed, spin = cfg["batch_size"], cfg["lr"], cfg["seed"], bool(settings.get("gomp_spincount"))
         assert (cfg["precision"], cfg["beta"], cfg["lr_schedule"]) == ("bf16", 0.5, "cosine")
@@ -1014,11 +1023,7 @@ def test_muon_tuning_numbers_come_from_the_runs():
         assert (settings.get("gomp_spincount") == "300000") == spin and settings["omp_wait_policy"] == "PASSIVE"
         assert "AMX" in key and entry["commit"][:7] in text and not entry["commit"].endswith("-dirty")
         assert f"`{path.name}`" in text
-        (run,) = entry["quality"]["ours"]["runs"]
-        q = entry["quality"]["ours"]
-        score = (run["epochs_done"], q["psnr_after_minutes"]["15"], q["psnr_halved_after_minutes"]["15"])
-        assert (f"`{path.name}`: {run['epochs_done']:.1f} epochs, {q['psnr_after_minutes']['15']:.2f} dB "
-                f"({q['psnr_halved_after_minutes']['15']:.2f} halved)") in text
+        assert f"`{path.name}`: {score[0]:.1f} epochs, {score[1]:.2f} dB ({score[2]:.2f} halved)" in text
         if cfg["optimizer"] == "adam":  # the profile's recipe, threads spinning
             assert path.name == "15min-adam-spin.json" and spin and (batch, lr, seed) == (512, 0.002, 0)
             assert "--set optimizer" not in command and "--set batch_size" not in command
@@ -1153,24 +1158,18 @@ def test_muon_layers_numbers_come_from_the_runs():
     text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
     readme = " ".join((ROOT / "README.md").read_text().split())
 
-    def suite(path):
-        ((key, entry),) = json.loads(path.read_text())["devices"].items()
-        q = entry["quality"]["ours"]
-        (run,) = q["runs"]
-        return key, entry, (run["epochs_done"], q["psnr_after_minutes"]["15"], q["psnr_halved_after_minutes"]["15"])
-
     def first_minute(entry):  # VAEM PSNR at the run's one-minute evaluation
         return score_at(entry["quality"]["ours"]["runs"][0]["curve"], 60.0)
 
     recipe, recipe_first = {}, None  # the recipe's runs by seed (muon-tuning/, threads spinning)
     for seed, suffix in ((0, ""), (1, "-seed1"), (2, "-seed2")):
-        _, entry, recipe[seed] = suite(ROOT / "results" / "ablations" / "muon-tuning" /
-                                       f"15min-muon-b1024-lr0.0056-spin{suffix}.json")
+        _, entry, recipe[seed] = fifteen_minutes(ROOT / "results" / "ablations" / "muon-tuning" /
+                                                 f"15min-muon-b1024-lr0.0056-spin{suffix}.json")
         recipe_first = recipe_first if seed else first_minute(entry)
     assert f"{recipe[0][1]:.2f}, {recipe[1][1]:.2f} and {recipe[2][1]:.2f} dB for seeds 0, 1 and 2" in text
     scores = {}
     for path in sorted((ROOT / "results" / "ablations" / "muon-layers").glob("*.json")):
-        key, entry, score = suite(path)
+        key, entry, score = fifteen_minutes(path)
         cfg, settings, command = entry["settings"]["our_config"], entry["settings"], entry["command"]
         layers, steps, seed = cfg["muon_layers"], cfg["muon_ns_steps"], cfg["seed"]
         assert (cfg["precision"], cfg["beta"], cfg["lr_schedule"], cfg["optimizer"], cfg["batch_size"], cfg["lr"]) == (
@@ -1212,8 +1211,9 @@ def test_muon_layers_numbers_come_from_the_runs():
     assert (f"The best of these, {best[1]:.2f} dB (seed 0 with 3 iterations), was the best 15 minutes measured until "
             f"`linear-decay/` and is {22 - best[1]:.2f} dB short of 22 dB") in text and best == three[0]
     # it was: no run of muon-tuning/ (the suite's or bssvae train --minutes 15, one pass) scored more
-    assert all(suite(p)[2][1] <= best[1] for p in (ROOT / "results" / "ablations" / "muon-tuning").glob("*.json"))
-    for run in (ROOT / "results" / "ablations" / "muon-tuning").glob("15min-*/"):
+    tuning = ROOT / "results" / "ablations" / "muon-tuning"
+    assert all(fifteen_minutes(p)[2][1] <= best[1] for p in tuning.glob("*.json"))
+    for run in tuning.glob("15min-*/"):
         assert run_row(run, "vaem")["psnr"] < best[1]
     assert (f"With 3 iterations instead of 5 (`--muon-ns-steps 3`), seeds 0, 1 and 2 reached "
             + ", ".join(f"{s[1]:.2f}" for s in three[:2]) + f" and {three[2][1]:.2f} dB, a mean of {mean:.2f} dB "
@@ -1229,34 +1229,29 @@ def test_linear_decay_numbers_come_from_the_runs():
     text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
     readme = " ".join((ROOT / "README.md").read_text().split())
 
-    def suite(path):
-        ((key, entry),) = json.loads(path.read_text())["devices"].items()
-        q = entry["quality"]["ours"]
-        (run,) = q["runs"]
-        return key, entry, (run["epochs_done"], q["psnr_after_minutes"]["15"], q["psnr_halved_after_minutes"]["15"])
-
     def cosine_file(steps, seed):
         folder, ns = ("muon-tuning", "") if steps == 5 else ("muon-layers", f"-ns{steps}")
         return ROOT / "results" / "ablations" / folder / f"15min-muon{ns}-b1024-lr0.0056-spin{f'-seed{seed}' if seed else ''}.json"
 
     linear, cosine = {}, {}
     for path in sorted((ROOT / "results" / "ablations" / "linear-decay").glob("*.json")):
-        key, entry, score = suite(path)
+        key, entry, score = fifteen_minutes(path)
         cfg, settings, command = entry["settings"]["our_config"], entry["settings"], entry["command"]
         seed, steps = cfg["seed"], cfg["muon_ns_steps"]
         assert (cfg["precision"], cfg["beta"], cfg["lr_schedule"], cfg["optimizer"], cfg["batch_size"], cfg["lr"],
-                cfg["muon_layers"], cfg["lr_warmup_epochs"]) == ("bf16", 0.5, "linear", "muon", 1024, 0.0056, "hidden", 0)
+                cfg["muon_layers"], cfg["lr_warmup_epochs"]) == (
+            "bf16", 0.5, "linear", "muon", 1024, 0.0056, "hidden", 0)
         ns, seed_set = ("" if steps == 5 else f"-ns{steps}"), (f" --set seed={seed}" if seed else "")
         assert path.name == f"15min-muon{ns}-b1024-lr0.0056-linear-spin{f'-seed{seed}' if seed else ''}.json"
-        assert command == ("python -m bench --recipes ours --minutes 15 --eval-every 60 --skip throughput,inference,audio "
-                           "--set precision=bf16 --set optimizer=muon --set batch_size=1024 --set lr=0.0056 --set "
+        assert command == ("python -m bench --recipes ours --minutes 15 --eval-every 60 --skip "
+                           "throughput,inference,audio --set precision=bf16 --set optimizer=muon --set batch_size=1024 --set lr=0.0056 --set "
                            "lr_schedule=linear" + (f" --set muon_ns_steps={steps}" if steps != 5 else "") + seed_set
                            + f" --output results/ablations/linear-decay/{path.name}")
         assert settings["gomp_spincount"] == "300000" and settings["omp_wait_policy"] == "PASSIVE"
         assert entry["quality"]["ours"]["runs_are"] == ("one run per budget, its linear schedule following its "
                                                         "training clock")
         assert "AMX" in key and entry["commit"][:7] in text and not entry["commit"].endswith("-dirty")
-        _, reference, cosine[steps, seed] = suite(cosine_file(steps, seed))
+        _, reference, cosine[steps, seed] = fifteen_minutes(cosine_file(steps, seed))
         assert reference["settings"]["our_config"]["lr_schedule"] == "cosine"
         assert reference["settings"]["our_config"].get("muon_ns_steps", 5) == steps
         assert (f"`{path.name}`: {score[0]:.1f} epochs, {score[1]:.2f} dB ({score[2]:.2f} halved), "
