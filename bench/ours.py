@@ -19,6 +19,7 @@ import torch
 from bssvae.config import TrainConfig
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
+from bssvae.optim import make_optimizer as build_optimizer
 from bssvae.train import TrainingError, budget_spent, make_optimizer, train_step
 
 
@@ -31,8 +32,9 @@ class OursTrainer:
             cosine or linear schedule then follows that clock, as in ``train()``).
         task: a prepared task (for example :class:`bssvae.data.MnistTask`) on ``device``.
         device: where the model and the data live.
-        adam_kwargs: if given, Adam is built with these extra arguments (e.g. ``{"fused": True}``)
-            instead of as ``train()`` builds it; for variants of the step only.
+        adam_kwargs: if given, Adam (with Muon, the Adam of the other parameters) is built with these
+            arguments (e.g. ``{"fused": False}``) instead of as ``train()`` builds it; for variants of
+            the step only.
     """
 
     def __init__(self, config: TrainConfig, task, device: torch.device, adam_kwargs: dict | None = None):
@@ -46,7 +48,8 @@ class OursTrainer:
         self.gen = torch.Generator().manual_seed(config.seed)
         self.model = VAEBSS(config.model).to(self.device)
         self.opt = (make_optimizer(self.model, config) if adam_kwargs is None
-                    else torch.optim.Adam(self.model.parameters(), lr=config.lr, **adam_kwargs))
+                    else build_optimizer(self.model, config.optimizer, config.lr, config.muon_layers,
+                                         config.muon_ns_steps, adam_kwargs))
         self.steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.epoch = 0

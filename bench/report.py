@@ -697,14 +697,53 @@ def trial_scores(name: str | None, root: Path | None = None, extra: dict[str, di
     return pd.DataFrame(rows)
 
 
-def profile_vaem_scores(profile: str = "cpu", n_sources: int = 2, root: Path | None = None) -> pd.Series:
+def profile_vaem_scores(profile: str = "cpu", n_sources: int = 2, root: Path | None = None,
+                        folder: str | None = None) -> pd.Series:
     """VAEM PSNR (our column) of each seed of a profile's committed runs with ``n_sources`` sources, from
-    ``results/<profile>/mnist.csv`` (empty where there is none): the spread against which a one-seed gain is read."""
-    path = bench_path(root).parent / profile / "mnist.csv"
+    ``results/<profile>/mnist.csv``, or ``results/<folder>/mnist.csv`` where ``folder`` is given (runs of a recipe
+    kept elsewhere, e.g. ``ablations/cpu-adam-bf16``); empty where there is none: the spread against which a
+    one-seed gain is read."""
+    path = bench_path(root).parent / (folder if folder is not None else profile) / "mnist.csv"
     if not path.exists():
         return pd.Series(dtype=float, name="psnr")
     rows = pd.read_csv(path)
     return rows[(rows["method"] == "vaem") & (rows["n_sources"] == n_sources)]["psnr"].reset_index(drop=True)
+
+
+def recipe_runs(folders: list[str], n_sources: int = 2, root: Path | None = None) -> pd.DataFrame:
+    """The MNIST VAE runs with ``n_sources`` sources of each folder's ``mnist.csv`` (``folders`` relative to ``results/``,
+    e.g. ``cpu`` for the profile's committed runs and ``ablations/cpu-adam-bf16`` for a recipe kept beside them), one row
+    per run in the order given, then by seed: the folder, its recipe from the run's config (precision, optimizer as
+    :func:`bssvae.config.optimizer_label` names it, batch, peak learning rate, epochs), the seed, its training minutes,
+    the machine it trained on (:func:`_machine`), VAEM in one pass (PSNR our column and halved, SSIM halved) and with
+    refined latents where the run was scored with them (NaN where not). Empty when no folder has such a run."""
+    from bssvae.train import read_run_config
+
+    base = bench_path(root).parent
+    rows = []
+    for folder in folders:
+        path = base / folder / "mnist.csv"
+        if not path.exists():
+            continue
+        table = pd.read_csv(path)
+        table = table[table["n_sources"] == n_sources]
+        for seed, part in table.sort_values("seed").groupby("seed", sort=True):
+            by = part.set_index("method")
+            if "vaem" not in by.index:
+                continue
+            vaem = by.loc["vaem"]
+            cfg = read_run_config(base.parent / vaem["run_dir"])
+            refined = by.loc["vaem-refined"] if "vaem-refined" in by.index else {}
+            rows.append({"folder": folder, "precision": cfg.precision, "optimizer": optimizer_label(cfg.to_dict()),
+                         "batch": cfg.batch_size, "lr": cfg.lr, "epochs": int(vaem["epochs"]), "seed": int(seed),
+                         "training minutes": float(vaem["train_seconds"]) / 60,
+                         "machine": _machine(_hardware_of(base.parent / vaem["run_dir"])),
+                         "VAEM PSNR (dB)": float(vaem["psnr"]), "VAEM PSNR halved (dB)": float(vaem["psnr_halved"]),
+                         "VAEM SSIM halved": float(vaem["ssim_halved"]),
+                         "refined VAEM PSNR (dB)": float(refined.get("psnr", float("nan"))),
+                         "refined VAEM PSNR halved (dB)": float(refined.get("psnr_halved", float("nan"))),
+                         "refined VAEM SSIM halved": float(refined.get("ssim_halved", float("nan")))})
+    return pd.DataFrame(rows)
 
 
 def schedule_trials(name: str = "lr-schedule", root: Path | None = None) -> pd.DataFrame:

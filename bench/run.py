@@ -34,6 +34,7 @@ from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throu
 from bench.worker import TRAINERS, StepWorker, timed_trainers
 from bssvae.config import make_config, optimizer_label
 from bssvae.errors import BssvaeError
+from bssvae.optim import newton_schulz_flops
 from bssvae.results import atomic_write_json, bf16_instructions, git_commit, hardware, package_versions, project_root
 from bssvae.train import build_task, configure_threads, resolve_device
 
@@ -204,12 +205,28 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
     peaks = {dt: p.result() for dt, p in probes.items()}
     flops = step_flops(config.model)
 
+    def trainer(name):  # the child's spinning loops run this process's configurations
+        return trainers[name] if name in trainers else trainers[name.removeprefix("spinning ")]
+
+    def optimizer_flops(name):
+        """Muon's Newton-Schulz products per step of the loop ``name`` (0 for Adam, whose work is not counted)."""
+        cfg = getattr(trainer(name), "config", None)  # the authors' loop has none: Adam
+        if cfg is None or cfg.optimizer != "muon":
+            return 0
+        return newton_schulz_flops(trainer(name).model, cfg.muon_ns_steps, cfg.muon_layers)
+
+    def optimizer_of(name):
+        cfg = getattr(trainer(name), "config", None)
+        return "adam" if cfg is None else optimizer_label(cfg.to_dict())
+
     def describe(name, precision, batch_size, extra=None):
         thr = _median(samples[name])
         peak = peaks[PRECISION_DTYPE[precision]].peak  # best repeat (see MatmulPeak.peak)
-        achieved = thr * flops.train_flops
+        per_mixture = flops.train_flops + optimizer_flops(name) / batch_size
+        achieved = thr * per_mixture
         return {"mixtures_per_s": thr, "samples_mixtures_per_s": samples[name], "precision": precision,
-                "batch_size": batch_size, "achieved_flops_per_s": achieved,
+                "batch_size": batch_size, "optimizer": optimizer_of(name),
+                "optimizer_flops_per_step": optimizer_flops(name), "achieved_flops_per_s": achieved,
                 "peak_fraction": flops_fraction(achieved, peak), "peak_dtype": PRECISION_DTYPE[precision],
                 "warmup_seconds": round(warmup[name], 3), **(extra or {})}
 
@@ -227,7 +244,8 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
         variant_rows.append(row)
     ratio = ours["mixtures_per_s"] / authors["mixtures_per_s"]
     if profiled:
-        step = breakdown.summarise(profiled, flops.train_flops, peaks[PRECISION_DTYPE[config.precision]].peak,
+        step = breakdown.summarise(profiled, flops.train_flops + optimizer_flops("ours") / config.batch_size,
+                                   peaks[PRECISION_DTYPE[config.precision]].peak,
                                    ours["mixtures_per_s"], authors["mixtures_per_s"])
     else:
         step = {"skipped": f"measured on CPUs only: on {device.type} the operators run asynchronously, so "
@@ -256,7 +274,9 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
         "flops": {"train_flops_per_mixture": flops.train_flops, "forward_macs_per_mixture": flops.forward_macs,
                   "encoder_macs": flops.encoder_macs, "decoder_macs": flops.decoder_macs,
                   "convention": "6 x multiply-adds of the Linear layers per mixture (decoder x K); "
-                                "BatchNorm, activations, loss and Adam not counted"},
+                                "BatchNorm, activations, loss and Adam not counted; where a loop steps with Muon, "
+                                "its Newton-Schulz products (its row's optimizer_flops_per_step, "
+                                "bssvae.optim.newton_schulz_flops) count too, divided among the step's mixtures"},
         "matmul_peak": {dt: p.to_dict() for dt, p in peaks.items()},
         "matmul_peak_fraction": ours["peak_fraction"],
         "step_breakdown": step,

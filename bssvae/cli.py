@@ -56,7 +56,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "epoch, or at the --minutes budget), exponential (x 0.9998 per epoch, the authors'), "
                         "constant")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                   help="override the profile's optimizer: adam (the authors', every profile's) or muon (Muon on "
+                   help="override the profile's optimizer: adam (the authors', every profile's but the cpu profile's "
+                        "VAE and AE in bf16, which train with muon and take the Adam recipe of its baselines "
+                        "with --optimizer adam) or muon (Muon on "
                         "the hidden layers' weight matrices, Adam on the rest, one learning rate for both; it "
                         "multiplies bf16 matrices at each step, slow on CPUs without native bf16)")
     p.add_argument("--muon-layers", choices=MUON_LAYERS, default=None,

@@ -82,8 +82,9 @@ class TrainConfig:
         epochs: passes over the training sources (one epoch = every source used once).
         batch_size: mixtures per step (authors: 32, their batches of 64 images split in half).
         lr: the optimizer's learning rate (authors: 2e-4).
-        optimizer: ``adam`` (the authors', every profile's) or ``muon`` (Muon on the hidden layers'
-            weight matrices, Adam on the rest; :mod:`bssvae.optim`).
+        optimizer: ``adam`` (the authors', every profile's but the ``cpu`` profile's VAE and AE in bf16:
+            :data:`VAE_RECIPES`) or ``muon`` (Muon on the hidden layers' weight matrices, Adam on the rest;
+            :mod:`bssvae.optim`).
         muon_layers: with ``optimizer="muon"``, the weight matrices Muon updates: ``hidden`` (those
             between hidden layers, as Muon is meant for) or ``all`` (every Linear layer's, the encoder's
             first, the head and the decoder's last too); Adam updates the rest.

@@ -1,6 +1,7 @@
 """Optimizers of a training run (:attr:`bssvae.config.TrainConfig.optimizer`).
 
-- ``adam``: Adam on every parameter, the authors' optimizer and every profile's.
+- ``adam``: Adam on every parameter, the authors' optimizer and every profile's, but for the ``cpu``
+  profile's VAE and AE where they train in bf16 (:data:`bssvae.config.VAE_RECIPES`).
 - ``muon``: Muon (momentum orthogonalized by Newton-Schulz iterations; Jordan et al. 2024, as
   ``torch.optim.Muon``) on the weight matrices between hidden layers, Adam on the rest: the layers that
   read or write data or latent parameters (the encoder's first layer, the head, the decoder's last
@@ -28,9 +29,12 @@ from .errors import BssvaeError, check_choice
 MUON_SETTINGS = dict(momentum=0.95, nesterov=True, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
 
 
-def adam(params, lr: float) -> torch.optim.Adam:
-    """Adam, fused into one kernel where PyTorch has one (+9-12% on CPU)."""
+def adam(params, lr: float, adam_kwargs: dict[str, Any] | None = None) -> torch.optim.Adam:
+    """Adam, fused into one kernel where PyTorch has one (+9-12% on CPU); with ``adam_kwargs``, built with
+    those arguments instead (e.g. ``{"fused": False}``, for the benchmark's variants of the step)."""
     params = list(params)
+    if adam_kwargs is not None:
+        return torch.optim.Adam(params, lr=lr, **adam_kwargs)
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError):  # older PyTorch, or no fused kernel for this device
@@ -76,7 +80,7 @@ def newton_schulz_flops(model: torch.nn.Module, ns_steps: int = 5, layers: str =
 
 class MuonAdam:
     """Muon on :func:`muon_matrices` (``layers``; ``ns_steps`` Newton-Schulz iterations per step), Adam on
-    every other parameter, stepped together.
+    every other parameter, stepped together (Adam built by :func:`adam`, with ``adam_kwargs`` if given).
 
     It has what training and checkpoints use of an optimizer: ``param_groups`` (both optimizers'
     groups; setting a group's ``lr`` sets that optimizer's), ``zero_grad``, ``step``, ``state_dict``
@@ -84,13 +88,14 @@ class MuonAdam:
     its kernel is fused).
     """
 
-    def __init__(self, model: torch.nn.Module, lr: float, layers: str = "hidden", ns_steps: int = 5):
+    def __init__(self, model: torch.nn.Module, lr: float, layers: str = "hidden", ns_steps: int = 5,
+                 adam_kwargs: dict[str, Any] | None = None):
         matrices = muon_matrices(model, layers)
         if not matrices:
             raise BssvaeError("optimizer 'muon': the model has no hidden weight matrices for Muon")
         ids = {id(p) for p in matrices}
         self.muon = torch.optim.Muon(matrices, lr=lr, ns_steps=ns_steps, **MUON_SETTINGS)
-        self.adam = adam((p for p in model.parameters() if id(p) not in ids), lr)
+        self.adam = adam((p for p in model.parameters() if id(p) not in ids), lr, adam_kwargs)
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
@@ -120,11 +125,11 @@ class MuonAdam:
 
 
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, muon_layers: str = "hidden",
-                   muon_ns_steps: int = 5):
+                   muon_ns_steps: int = 5, adam_kwargs: dict[str, Any] | None = None):
     """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters; ``muon_layers`` and
-    ``muon_ns_steps`` are Muon's (:class:`MuonAdam`)."""
+    ``muon_ns_steps`` are Muon's (:class:`MuonAdam`); ``adam_kwargs``, if given, build Adam (:func:`adam`)."""
     if name == "adam":
-        return adam(model.parameters(), lr)
+        return adam(model.parameters(), lr, adam_kwargs)
     if name == "muon":
-        return MuonAdam(model, lr, muon_layers, muon_ns_steps)
+        return MuonAdam(model, lr, muon_layers, muon_ns_steps, adam_kwargs)
     raise BssvaeError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")

@@ -5,7 +5,7 @@ Each table sits in README.md between ``<!-- table: NAME -->`` and ``<!-- /table:
 stale (exit status 1), as ``tests/test_packaging.py`` does. ``make readme`` runs the first.
 
 Tables: ``paper-mnist`` and ``paper-audio`` (the committed ``paper`` sweep, mean ± 95 % confidence
-interval over seeds), ``cpu`` (the ``cpu`` profile's runs, K = 2, of both its recipes) and ``speed``
+interval over seeds), ``cpu`` (the ``cpu`` profile's runs, K = 2, of each of its recipes) and ``speed``
 (one row per device of ``results/bench.json``).
 """
 from __future__ import annotations
@@ -29,8 +29,9 @@ from bench.run import cpu_key  # noqa: E402
 
 #: The paper's VAEM PSNR (dB) on MNIST pairs per K (its Table II; not ours), quoted beside our runs.
 PAPER_VAEM_PSNR = {2: "26.69", 3: "27.68", 4: "n/a"}
-#: Where the rows of the cpu profile's two recipes are: its committed runs, and the other recipe's, kept.
-CPU_RECIPES = {"bf16": "results/cpu/mnist.csv", "fp32": "results/ablations/cpu-fp32-avx2/mnist.csv"}
+#: Where the rows of the cpu profile's recipes are: its committed runs (bf16, Muon), then its earlier recipes' runs, kept.
+CPU_RECIPES = {"bf16": "results/cpu/mnist.csv", "adam-bf16": "results/ablations/cpu-adam-bf16/mnist.csv",
+               "fp32": "results/ablations/cpu-fp32-avx2/mnist.csv"}
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table: (?P=name) -->)", re.S)
 
 
@@ -90,13 +91,13 @@ def cpu(root: Path = ROOT) -> str:
         t = pd.read_csv(root / path)
         t = t[t["n_sources"] == 2]
         vaem, refined = (t[t["method"] == m].sort_values("seed") for m in ("vaem", "vaem-refined"))
-        recipe = {(c.batch_size, c.lr) for c in map(read_run_config, (root / d for d in vaem["run_dir"]))}
+        recipe = {(c.batch_size, c.lr, c.optimizer) for c in map(read_run_config, (root / d for d in vaem["run_dir"]))}
         precision = {json.loads((root / d / "provenance.json").read_text())["precision"] for d in vaem["run_dir"]}
         if len(recipe) != 1 or len(precision) != 1:
             raise ValueError(f"{path}: its runs are not one recipe ({sorted(recipe)}, {sorted(precision)})")
-        (batch, lr), = recipe
-        label = (f"{precision.pop()}, batch {batch}, Adam {lr:.0e}".replace("e-0", "e-")
-                 + f" (`{Path(path).parent.as_posix()}/`)")
+        (batch, lr, optimizer), = recipe
+        peak = f"{lr:.1e}".replace(".0e", "e").replace("e-0", "e-")  # 2e-3, 5.6e-3
+        label = f"{precision.pop()}, batch {batch:,}, {optimizer.capitalize()} {peak} (`{Path(path).parent.as_posix()}/`)"
         minutes = vaem["train_seconds"] / 60
         epochs = sorted(set(vaem["epochs"].astype(int)))
         rows.append([label, _trained_on(root, vaem["run_dir"]), ", ".join(map(str, vaem["seed"])),

@@ -5,6 +5,7 @@ They check behaviour, never timings: the machine running them may be busy.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -344,6 +345,31 @@ def test_variants_record_the_adam_they_ran(quick_run):
     thr = entry["throughput"]
     assert thr["ours"]["fused_adam"] is True
     assert {v["name"]: v["fused_adam"] for v in thr["variants"]} == {"fp32:64": True, "fp32:64:unfused": False}
+    assert {r["optimizer"] for r in (thr["ours"], thr["authors"], *thr["variants"])} == {"adam"}
+    assert {r["optimizer_flops_per_step"] for r in (thr["ours"], thr["authors"], *thr["variants"])} == {0}
+
+
+def test_a_muon_step_counts_its_newton_schulz_products_and_its_unfused_variant_keeps_muon(tmp_path):
+    """Where our step uses Muon (the cpu profile's VAE in bf16), its FLOP rate counts Muon's Newton-Schulz products
+    per step beside the layers' own, and an ':unfused' variant keeps Muon with an unfused Adam beside it."""
+    from bssvae.config import make_config
+    from bssvae.model import VAEBSS
+    from bssvae.optim import newton_schulz_flops
+
+    entry = bench_run.run_suite(["--quick", "--device", "cpu", "--skip", "quality,inference,audio", "--set",
+                                 "precision=fp32", "--set", "optimizer=muon", "--set", "muon_ns_steps=3",
+                                 "--variants", "fp32:64:unfused", "--output", str(tmp_path / "bench.json")], log=None)
+    thr = entry["throughput"]
+    ours, authors, (variant,) = thr["ours"], thr["authors"], thr["variants"]
+    steps = newton_schulz_flops(VAEBSS(make_config("cpu", precision="fp32").model), ns_steps=3)
+    assert ours["optimizer"] == variant["optimizer"] == "muon (3 iterations)" and authors["optimizer"] == "adam"
+    assert ours["optimizer_flops_per_step"] == variant["optimizer_flops_per_step"] == steps > 0
+    assert authors["optimizer_flops_per_step"] == 0
+    assert ours["fused_adam"] is True and variant["fused_adam"] is False
+    layers = thr["flops"]["train_flops_per_mixture"]
+    for row in (ours, variant):
+        assert row["achieved_flops_per_s"] == pytest.approx(row["mixtures_per_s"] * (layers + steps / row["batch_size"]))
+    assert authors["achieved_flops_per_s"] == pytest.approx(authors["mixtures_per_s"] * layers)
 
 
 def test_spinning_threads_are_timed_in_a_child_that_has_the_variables(quick_run):
@@ -774,7 +800,8 @@ def test_fit_table_reads_mnist_vae_k2_runs_once(tmp_path):
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", task, method, n_sources, epochs=len(losses), batch_size=512, lr=0.002,
-                        lr_schedule="cosine", precision="bf16", seed=0, **{"beta_warmup_epochs": 0, **cfg})
+                        lr_schedule="cosine", precision="bf16", seed=0,
+                        **{"beta_warmup_epochs": 0, "optimizer": "adam", **cfg})
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
         (d / "metrics.json").write_text(json.dumps({"rows": [{"method": "vae", "psnr": 1.0},
                                                              {"method": "vaem", "psnr": psnr}]}))
@@ -825,7 +852,7 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(losses), "batch_size": 512, "lr": 0.002,
-                                                     "precision": "bf16", "seed": 0, **cfg})
+                                                     "precision": "bf16", "seed": 0, "optimizer": "adam", **cfg})
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
         row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85, "train_seconds": 30.0 * len(losses)}
         rows = [{**row, "method": "vae", "psnr": psnr - 3}, {**row, "method": "vaem"}]
@@ -879,7 +906,7 @@ def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_bet
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(recon), "batch_size": 512, "lr": 0.002,
-                                                     "precision": "bf16", "seed": 0, **cfg})
+                                                     "precision": "bf16", "seed": 0, "optimizer": "adam", **cfg})
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c.to_dict()}))
         row = {"psnr": psnr, "psnr_halved": psnr + 6, "ssim": 0.8, "ssim_halved": 0.85}
         rows = [{**row, "method": "vae", "psnr": psnr - 3}, {**row, "method": "vaem"}]
@@ -978,7 +1005,7 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(losses), "batch_size": 512, "lr": 0.002,
-                                                     "precision": "bf16", "seed": 0, **cfg}).to_dict()
+                                                     "precision": "bf16", "seed": 0, "optimizer": "adam", **cfg}).to_dict()
         if cfg.get("optimizer") is None:
             del c["optimizer"]  # written before the option
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c}))
@@ -1035,6 +1062,44 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
                   "psnr": [20.3, 17.0, 19.0, 19.9]}).to_csv(tmp_path / "results" / "cpu" / "mnist.csv", index=False)
     assert report.profile_vaem_scores("cpu", root=tmp_path).tolist() == [20.3, 19.9]  # VAEM, K = 2 only
     assert report.profile_vaem_scores("cpu", n_sources=3, root=tmp_path).tolist() == [19.0]
+    kept = tmp_path / "results" / "ablations" / "kept"  # a recipe's runs kept in another folder
+    kept.mkdir(parents=True)
+    pd.DataFrame({"method": ["vaem"], "n_sources": [2], "psnr": [18.5]}).to_csv(kept / "mnist.csv", index=False)
+    assert report.profile_vaem_scores(folder="ablations/kept", root=tmp_path).tolist() == [18.5]
+    assert report.profile_vaem_scores(folder="ablations/none", root=tmp_path).empty
+
+
+def test_recipe_runs_reads_each_folders_runs_with_their_recipe_machine_and_scores(tmp_path):
+    """report.recipe_runs: one row per K = 2 run of each folder's mnist.csv, in the order of the folders then by seed,
+    with the run's recipe from its config.json, its machine from its provenance, and refined scores where it has them."""
+    from bssvae import RUN_FORMAT_VERSION
+    from bssvae.config import make_config
+
+    hw = {"device": "cpu", "cpu": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512",
+          "cpu_flags": ["fma", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]}
+    for folder, optimizer, seeds in (("cpu", "muon", (1, 0)), ("ablations/adam", "adam", (0,))):
+        rows = []
+        for seed in seeds:
+            run = f"results/{folder}/runs/mnist-vae-K2-M2-seed{seed}"
+            (tmp_path / run).mkdir(parents=True)
+            c = make_config("cpu", precision="bf16", optimizer=optimizer, seed=seed)
+            (tmp_path / run / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION,
+                                                                    "config": c.to_dict()}))
+            (tmp_path / run / "provenance.json").write_text(json.dumps({"hardware": hw}))
+            score = {"n_sources": 2, "seed": seed, "epochs": c.epochs, "train_seconds": 900.0, "run_dir": run}
+            rows += [{**score, "method": "vaem", "psnr": 20.0 + seed, "psnr_halved": 26.0 + seed, "ssim_halved": 0.89}]
+            if optimizer == "muon":
+                rows += [{**score, "method": "vaem-refined", "psnr": 22.0, "psnr_halved": 28.0, "ssim_halved": 0.91}]
+        rows += [{**rows[0], "method": "vaem", "n_sources": 3}]  # K = 3: left out
+        pd.DataFrame(rows).to_csv(tmp_path / "results" / folder / "mnist.csv", index=False)
+    t = report.recipe_runs(["cpu", "ablations/adam", "ablations/absent"], root=tmp_path)
+    assert t[["folder", "optimizer", "batch", "lr", "epochs", "seed"]].values.tolist() == [
+        ["cpu", "muon", 1024, 5.6e-3, 320, 0], ["cpu", "muon", 1024, 5.6e-3, 320, 1],
+        ["ablations/adam", "adam", 512, 2e-3, 280, 0]]
+    assert t["machine"].tolist() == ["Intel(R) Xeon(R) Processor (AVX512, AMX)"] * 3
+    assert t["VAEM PSNR (dB)"].tolist() == [20.0, 21.0, 20.0] and t["training minutes"].tolist() == [15.0] * 3
+    assert t["refined VAEM PSNR (dB)"].tolist()[:2] == [22.0, 22.0] and math.isnan(t["refined VAEM PSNR (dB)"].iloc[2])
+    assert report.recipe_runs(["ablations/absent"], root=tmp_path).empty
 
 
 def test_db_text_keeps_a_score_on_its_side_of_the_target():

@@ -36,6 +36,15 @@ def test_muon_takes_the_hidden_matrices_and_adam_everything_else():
     assert isinstance(make_optimizer(model, "adam", 1e-3), torch.optim.Adam)
 
 
+def test_adam_arguments_reach_adam_alone_and_beside_muon():
+    """``adam_kwargs`` (the benchmark's unfused variants) build Adam with them, also the Adam beside Muon."""
+    model = _model()
+    assert make_optimizer(model, "adam", 1e-3, adam_kwargs={"fused": False}).defaults["fused"] is False
+    both = make_optimizer(model, "muon", 1e-3, adam_kwargs={"fused": False})
+    assert isinstance(both, MuonAdam) and both.defaults["fused"] is False
+    assert both.muon.defaults["ns_steps"] == 5
+
+
 def test_newton_schulz_flops_count_each_iterations_three_products():
     """One 600 x 700 matrix: 5 iterations of X X^T (2 * 600^2 * 700), a 600 x 600 product (2 * 600^3) and one
     back onto X (2 * 600^2 * 700); Table I's nine hidden matrices cost about twice the training step's own products
@@ -104,7 +113,10 @@ def test_a_model_without_the_parts_muon_needs_is_refused():
 
 def test_the_config_names_its_optimizer_and_refuses_others():
     assert TrainConfig().optimizer == "adam"
-    assert make_config("cpu").optimizer == "adam"  # every profile trains with the authors' Adam
+    # every profile trains with the authors' Adam, but the cpu profile's VAE in bf16 (VAE_RECIPES)
+    assert make_config("cpu", precision="fp32").optimizer == "adam"
+    assert make_config("cpu", precision="bf16").optimizer == "muon"
+    assert make_config("paper").optimizer == "adam" and make_config("authors").optimizer == "adam"
     assert make_config("smoke", optimizer="muon").optimizer == "muon"
     with pytest.raises(BssvaeError, match="optimizer"):
         make_config("smoke", optimizer="sgd")

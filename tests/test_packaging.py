@@ -83,12 +83,14 @@ def test_readme_audio_cpu_numbers_come_from_the_committed_results():
         assert f"{name} {value}" in readme, (name, value)
 
 
-#: The cpu profile's runs: its bf16 recipe (committed, results/cpu) and its fp32 recipe (kept).
-CPU_RESULTS = {"bf16": ROOT / "results" / "cpu" / "mnist.csv",
+#: The cpu profile's runs of its VAE: its bf16 recipe with Muon (committed, results/cpu), its bf16 recipe with Adam (the
+#: committed runs until then, kept) and its fp32 recipe (kept).
+ADAM_RUNS = ROOT / "results" / "ablations" / "cpu-adam-bf16"
+CPU_RESULTS = {"muon": ROOT / "results" / "cpu" / "mnist.csv", "adam": ADAM_RUNS / "mnist.csv",
                "fp32": ROOT / "results" / "ablations" / "cpu-fp32-avx2" / "mnist.csv"}
 
 
-def _cpu_seed_summary(method: str, recipe: str = "bf16"):
+def _cpu_seed_summary(method: str, recipe: str = "muon"):
     """'mean ± 95 % CI' over the cpu profile's seeds 0-2 (K = 2) of one method, as the README writes it."""
     import pandas as pd
 
@@ -167,52 +169,95 @@ def test_readme_cpu_warmup_run_is_quoted_as_it_ran():
             f"{round(vaem['train_seconds'] / 60)} minutes") in readme
 
 
-def test_cpu_profile_runs_are_its_two_recipes():
-    """results/cpu holds the bf16 recipe's runs, the kept ablation the fp32 recipe's (config.json of each)."""
+def test_cpu_profile_runs_are_its_recipes():
+    """results/cpu holds the runs of the bf16 recipe with Muon (VAE_RECIPES), the kept ablations those of the bf16
+    recipe with Adam and of the fp32 recipe (config.json of each), every run in the folder its recipe names."""
     import pandas as pd
 
-    from bssvae.config import PRECISION_RECIPES, PROFILES
+    from bssvae.config import PRECISION_RECIPES, PROFILES, VAE_RECIPES
     from bssvae.train import read_run_config
 
+    recipes = {"muon": ("bf16", {**PRECISION_RECIPES["cpu"]["mnist"]["bf16"], **VAE_RECIPES["cpu"]["mnist"]["bf16"]}),
+               "adam": ("bf16", {**PRECISION_RECIPES["cpu"]["mnist"]["bf16"], "optimizer": "adam"}),
+               "fp32": ("fp32", {"optimizer": "adam"})}
+    assert recipes["muon"][1]["optimizer"] == "muon"
     for recipe, csv in CPU_RESULTS.items():
-        want = {**PROFILES["cpu"]["mnist"], **PRECISION_RECIPES["cpu"]["mnist"].get(recipe, {}), "precision": recipe}
-        for d in pd.read_csv(csv)["run_dir"].unique():
+        precision, values = recipes[recipe]
+        want = {**PROFILES["cpu"]["mnist"], **values}
+        dirs = pd.read_csv(csv)["run_dir"].unique()
+        assert len(dirs) == 3 and all(d.startswith(csv.parent.relative_to(ROOT).as_posix() + "/") for d in dirs)
+        for d in dirs:
             c = read_run_config(ROOT / d)
             # The fp32 runs predate PRECISION_RECIPES and stored precision auto (resolved when they trained).
-            assert c.profile == "cpu" and c.precision == ("auto" if recipe == "fp32" else recipe), d
-            assert (c.epochs, c.batch_size, c.lr) == (want["epochs"], want["batch_size"], want["lr"]), d
+            assert c.profile == "cpu" and c.precision == ("auto" if recipe == "fp32" else precision), d
+            assert (c.epochs, c.batch_size, c.lr, c.optimizer) == (
+                want["epochs"], want["batch_size"], want["lr"], want["optimizer"]), d
+            assert (c.muon_layers, c.muon_ns_steps, c.lr_schedule, c.budget_minutes) == ("hidden", 5, "cosine", None), d
             prov = json.loads((ROOT / d / "provenance.json").read_text())
-            assert prov["precision"] == recipe, d
+            assert prov["precision"] == precision, d
 
 
 def test_readme_cpu_run_details_come_from_the_committed_runs():
-    """Training minutes of the bf16 runs, the refined halved PSNR of each bf16 seed, a -dirty commit explained."""
+    """Training minutes and machine of the profile's runs, each seed's one-pass scores against the paper's halved PSNR
+    and SSIM and against the Adam runs of the same seed, and every -dirty commit of its recipes explained."""
     import pandas as pd
 
     readme = " ".join((ROOT / "README.md").read_text().split())
-    bf16 = pd.read_csv(CPU_RESULTS["bf16"])
-    m = bf16[bf16["method"] == "vaem"]["train_seconds"] / 60
+    muon = pd.read_csv(CPU_RESULTS["muon"])
+    m = muon[muon["method"] == "vaem"]["train_seconds"] / 60
     assert f"the three committed VAE runs took {m.min():.0f} to {m.max():.0f} minutes each" in readme
-    refined = bf16[(bf16["method"] == "vaem-refined") & (bf16["n_sources"] == 2)].sort_values("seed")
-    values = [f"{v:.2f}" for v in refined["psnr_halved"]]
-    assert f"({', '.join(values[:-1])} and {values[-1]} dB)" in readme
-    assert ("every seed passes" in readme) == bool((refined["psnr_halved"] >= 26.69).all())
-    for d in bf16["run_dir"].unique():
-        commit = json.loads((ROOT / d / "provenance.json").read_text())["commit"]
-        assert not commit.endswith("-dirty") or f"commit {commit[:7]}-dirty" in readme, d
+    vaem, adam = (_k2_rows(CPU_RESULTS[r], "vaem") for r in ("muon", "adam"))
+
+    def listed(values, fmt=".2f"):
+        v = [format(x, fmt) for x in values]
+        return f"{', '.join(v[:-1])} and {v[-1]}"
+
+    past = vaem["psnr_halved"] >= 26.69
+    assert (f"With Muon {'every seed passes' if past.all() else f'{int(past.sum())} of 3 seeds pass'} the paper's "
+            f"26.69 dB in the halved column in one pass ({listed(vaem['psnr_halved'])} dB; {listed(vaem['psnr'])} dB "
+            f"in ours, against Adam's {listed(adam['psnr'])}), none its SSIM of 0.93 ({listed(vaem['ssim_halved'], '.3f')} "
+            "halved)") in readme
+    assert (vaem["ssim_halved"] < 0.93).all()
+    provs = [json.loads((ROOT / d / "provenance.json").read_text()) for d in vaem["run_dir"]]
+    assert {p["hardware"]["cpu"] for p in provs} == {"Intel(R) Xeon(R) Processor"}
+    assert all("amx_bf16" in p["hardware"]["cpu_flags"] and p["hardware"]["cpu_count"] == 2 for p in provs)
+    assert [p["command"] for p in provs] == [f".venv/bin/bssvae train --profile cpu -K 2 --seed {s}" for s in (0, 1, 2)]
+    (commit,) = {p["commit"] for p in provs}
+    assert (f"the three trained on the 2-core Intel Xeon with AMX in {m.min():.1f} to {m.max():.1f} minutes, one after "
+            f"the other, at commit {commit[:7]}") in readme
+    for recipe in ("muon", "adam"):
+        for d in pd.read_csv(CPU_RESULTS[recipe])["run_dir"].unique():
+            commit = json.loads((ROOT / d / "provenance.json").read_text())["commit"]
+            assert not commit.endswith("-dirty") or f"commit {commit[:7]}-dirty" in readme, d
 
 
-def test_readme_refinement_time_comes_from_the_committed_runs():
-    """The README quotes the CPU time the bf16 recipe's refinement took, as each run's evaluation recorded it."""
+def _k2_rows(csv: Path, method: str):
+    """The rows of ``method`` with K = 2 of a results CSV, seeds 0, 1 and 2 in order (the test fails on others)."""
     import pandas as pd
 
+    t = pd.read_csv(csv)
+    rows = t[(t["method"] == method) & (t["n_sources"] == 2)].sort_values("seed")
+    assert list(rows["seed"]) == [0, 1, 2]
+    return rows
+
+
+def test_readme_refinement_numbers_come_from_the_committed_runs():
+    """The README quotes the CPU time the profile's refinement took, as each run's evaluation recorded it, and the
+    refined scores of each seed."""
     readme = " ".join((ROOT / "README.md").read_text().split())
-    cpu = pd.read_csv(CPU_RESULTS["bf16"])
-    seconds = [json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]["eval_seconds"]
-               for d in cpu[(cpu["method"] == "vaem-refined") & (cpu["n_sources"] == 2)]["run_dir"]]
-    assert len(seconds) == 3
-    assert f"For the bf16 recipe it takes {min(seconds):.0f} to {max(seconds):.0f} s of CPU time per 5,000 mixtures" \
-        in readme
+    refined = _k2_rows(CPU_RESULTS["muon"], "vaem-refined")
+    seconds = [json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]["eval_seconds"] for d in refined["run_dir"]]
+    for d in refined["run_dir"]:
+        ev = json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]
+        assert ev["refinement"]["steps"] == 100 and ev["command"].endswith(f"evaluate --run {d} --refine-steps 100 --write")
+
+    def listed(values, fmt=".2f"):
+        v = [format(x, fmt) for x in values]
+        return f"{', '.join(v[:-1])} and {v[-1]}"
+
+    assert (f"For the profile's runs it takes {min(seconds):.0f} to {max(seconds):.0f} s of CPU time per 5,000 mixtures "
+            f"and raises VAEM to {listed(refined['psnr'])} dB in our column ({listed(refined['psnr_halved'])} halved, SSIM "
+            f"{listed(refined['ssim_halved'], '.3f')} halved)") in readme
 
 
 def test_readme_paper_refinement_numbers_come_from_the_committed_results():
@@ -528,7 +573,7 @@ def test_batch_1024_trials_numbers_come_from_their_files():
 
 def test_generalization_gap_numbers_come_from_their_file():
     """results/ablations/generalization-gap: its test-set rows reproduce the models' committed rows (the retrained
-    cpu seed 0 also the row of results/cpu/mnist.csv), and the README and the ablations README quote its gaps."""
+    cpu seed 0 also the row of results/ablations/cpu-adam-bf16/mnist.csv), and the README and the ablations README quote its gaps."""
     import pandas as pd
 
     folder = ROOT / "results" / "ablations" / "generalization-gap"
@@ -543,7 +588,7 @@ def test_generalization_gap_numbers_come_from_their_file():
     for r in tests.values():
         for method, committed in r["committed"].items():
             assert r["scores"][method] == pytest.approx(committed, abs=1e-9), (r["profile"], method)
-    cpu_csv = pd.read_csv(CPU_RESULTS["bf16"])
+    cpu_csv = pd.read_csv(CPU_RESULTS["adam"])
     cpu_csv = cpu_csv[(cpu_csv["seed"] == 0) & (cpu_csv["n_sources"] == 2)].set_index("method")
     for method in ("vae", "vaem", "vaem-refined"):  # the retrained run scored exactly as the committed one
         assert tests["cpu"]["scores"][method]["psnr"] == pytest.approx(cpu_csv.loc[method, "psnr"], abs=1e-9)
@@ -562,7 +607,7 @@ def test_generalization_gap_numbers_come_from_their_file():
     assert {f"{v:.2f}" for v in score} == {f"{min(score):.2f}"}
     assert f"Both models score {min(score):.2f} dB on the test set" in text
     assert f"against the {22.0 - min(score):.2f} dB that 22 dB asks" in text
-    assert (f"the `cpu` and `paper` models of seed 0 score only {g['cpu']['VAEM PSNR (dB)']:.2f} and "
+    assert (f"the `cpu` (Adam) and `paper` models of seed 0 score only {g['cpu']['VAEM PSNR (dB)']:.2f} and "
             f"{g['paper']['VAEM PSNR (dB)']:.2f} dB more than on the test mixtures") in readme
 
 
@@ -593,7 +638,7 @@ def test_lr_peak_numbers_come_from_the_runs():
     assert ("training loss at the end " + ", ".join(f"{loss[lr]:.2f}" for lr in lrs[:-1]) + f" and {loss[lrs[-1]]:.2f}"
             + "; VAEM " + ", ".join(f"{vaem[lr]:.2f}" for lr in lrs[:-1]) + f" and {vaem[lrs[-1]]:.2f} dB") in text
     best = min(loss, key=loss.get)
-    seeds = pd.read_csv(CPU_RESULTS["bf16"])
+    seeds = pd.read_csv(CPU_RESULTS["adam"])
     seeds = seeds[(seeds["method"] == "vaem") & (seeds["n_sources"] == 2)]["psnr"]
     gain, spread = vaem[best] - vaem[recipe["lr"]], seeds.max() - seeds.min()
     assert best == 0.003 and abs(gain) < spread
@@ -630,7 +675,7 @@ def test_beta_numbers_come_from_the_runs():
     short[0.5] = vaem(ROOT / "results" / "ablations" / "epochs-cpu-bf16" / "e140-seed0")[0]
     assert "VAEM " + ", ".join(f"{short[b]:.2f}" for b in (0.1, 0.25, 0.5)) + f" and {short[1.0]:.2f} dB" in text
     full = [checked(folder / f"e280-beta0.25-seed{s}", 280, s, 0.25) for s in range(3)]
-    paper = [vaem(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}") for s in range(3)]
+    paper = [vaem(ADAM_RUNS / f"mnist-vae-K2-M2-seed{s}") for s in range(3)]
 
     def listed(values):
         return f"{values[0]:.2f}, {values[1]:.2f} and {values[2]:.2f}"
@@ -654,13 +699,13 @@ def test_beta_numbers_come_from_the_runs():
     assert (f"refined VAEM {listed([r['psnr'] for r in got])} dB ({listed([r['psnr_halved'] for r in got])} halved; "
             f"SSIM {ssim[0]}, {ssim[1]} and {ssim[2]} halved)") in text
     assert f"and {listed([r['psnr'] for r in got])} dB with refined latents" in readme
-    profile = [run_row(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}", "vaem-refined") for s in range(3)]
+    profile = [run_row(ADAM_RUNS / f"mnist-vae-K2-M2-seed{s}", "vaem-refined") for s in range(3)]
     assert (f"against the profile's {listed([r['psnr'] for r in profile])} dB "
             f"({listed([r['psnr_halved'] for r in profile])} halved)") in text
 
 
 def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
-    """results/ablations/README.md quotes the cpu profile's runs of both recipes as their files have them."""
+    """results/ablations/README.md quotes the cpu profile's kept runs of its earlier recipes as their files have them."""
     import pandas as pd
 
     text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
@@ -670,12 +715,15 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
         v = [f"{x:.2f}" for x in df[(df["method"] == method) & (df["n_sources"] == 2)].sort_values("seed")["psnr"]]
         return f"{', '.join(v[:-1])} and {v[-1]}"
 
-    assert f"reached {listed('bf16', 'vaem')} dB" in text
-    assert f"VAEM {listed('fp32', 'vaem')} dB in our column ({listed('fp32', 'vaem-refined')} refined)" in text
-    fp32 = pd.read_csv(CPU_RESULTS["fp32"])
-    for d in fp32["run_dir"].unique():
-        assert d.startswith("results/ablations/cpu-fp32-avx2/") and (ROOT / d / "metrics.json").exists()
-        assert json.loads((ROOT / d / "provenance.json").read_text())["commit"][:7] in text
+    assert f"reached {listed('adam', 'vaem')} dB" in text
+    for recipe in ("fp32", "adam"):
+        assert f"VAEM {listed(recipe, 'vaem')} dB in our column ({listed(recipe, 'vaem-refined')} refined)" in text
+        kept = pd.read_csv(CPU_RESULTS[recipe])
+        for d in kept["run_dir"].unique():
+            assert d.startswith(CPU_RESULTS[recipe].parent.relative_to(ROOT).as_posix() + "/")
+            assert (ROOT / d / "metrics.json").exists()
+            commit = json.loads((ROOT / d / "provenance.json").read_text())["commit"]
+            assert (f"commit {commit[:7]}-dirty" if commit.endswith("-dirty") else commit[:7]) in text
 
 
 def test_readme_precision_probe_numbers_come_from_the_committed_results():
@@ -836,7 +884,7 @@ def test_epochs_numbers_come_from_the_runs():
         assert prov["command"].startswith(f".venv/bin/bssvae train --profile cpu -K 2 --seed 0 --epochs {n} ")
         assert f"N = {n} ({prov['train_seconds'] / 60:.1f} minutes" in text or f"then {n} ({prov['train_seconds'] / 60:.1f}" in text
         assert f"commit {prov['commit'][:7]}" in text
-    runs[280] = ROOT / "results" / "cpu" / "runs" / "mnist-vae-K2-M2-seed0"
+    runs[280] = ADAM_RUNS / "mnist-vae-K2-M2-seed0"
     order = (140, 280, 560, 1120, 2240)
     loss = {n: pd.read_csv(runs[n] / "history.csv")["loss"].tail(5).mean() for n in order}
     vaem = {n: run_row(runs[n], "vaem") for n in order}
@@ -851,7 +899,7 @@ def test_epochs_numbers_come_from_the_runs():
     assert (f"Doubling the epochs lowered the loss by {loss[280] - loss[560]:.2f} and raised VAEM by "
             f"{vaem[560]['psnr'] - vaem[280]['psnr']:.2f} dB") in text
     assert f"lowered it by {loss[280] - loss[2240]:.2f} and raised VAEM by {vaem[2240]['psnr'] - vaem[280]['psnr']:.2f} dB" in text
-    assert f"Twice the `cpu` profile's epochs (560) raised its seed 0 by {vaem[560]['psnr'] - vaem[280]['psnr']:.2f} dB" in readme
+    assert f"Twice the epochs of the `cpu` profile's Adam recipe (560) raised its seed 0 by {vaem[560]['psnr'] - vaem[280]['psnr']:.2f} dB" in readme
     refined = {n: run_row(runs[n], "vaem-refined") for n in order}
     short = (140, 560, 1120, 2240)
     assert (f"refined VAEM {listed([refined[n]['psnr'] for n in short])} dB for 140, 560, 1120 and 2240 epochs "
@@ -882,7 +930,7 @@ def test_epochs_other_seeds_at_the_longest_length_come_from_the_runs():
     folder = ROOT / "results" / "ablations" / "epochs-cpu-bf16"
     runs = {int(p.name.removeprefix("e2240-seed")): p for p in folder.glob("e2240-seed*") if (p / "metrics.json").exists()}
     assert sorted(runs) == [0, 1, 2]
-    profile = {s: ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}" for s in (0, 1, 2)}
+    profile = {s: ADAM_RUNS / f"mnist-vae-K2-M2-seed{s}" for s in (0, 1, 2)}
     spread = max(run_row(p, "vaem")["psnr"] for p in profile.values()) - min(run_row(p, "vaem")["psnr"] for p in profile.values())
     assert f"differ by up to {spread:.2f} dB" in text
     gains = {}
@@ -974,7 +1022,7 @@ def test_muon_numbers_come_from_the_runs():
     assert f"gains of {gains[0]:.2f} and {gains[1]:.2f} dB" in readme and f"gains of {gains[0]:.2f} and {gains[1]:.2f} dB" in text
     assert max(quality[s, "muon"][1] for s in (0, 1)) < 22.0  # "still short of 22 dB"
     assert min(gains) > 0  # "Muon won on both seeds"
-    profile = [run_row(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{s}", "vaem")["psnr"] for s in (0, 1, 2)]
+    profile = [run_row(ADAM_RUNS / f"mnist-vae-K2-M2-seed{s}", "vaem")["psnr"] for s in (0, 1, 2)]
     assert f"against the {max(profile) - min(profile):.2f} dB by which the profile's three seeds differ" in text
     assert [round(m) for m in reached] == [3] * 4  # "both optimizers passed 18.7 dB after 3 minutes"
     model = VAEBSS(make_config("cpu", precision="bf16").model)
