@@ -281,8 +281,8 @@ VAE_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         # iterations need natively: given 15 minutes of the 2-core Intel Xeon with AMX (bssvae train
         # --minutes 15), seeds 0, 1 and 2 trained 330, 329 and 326 epochs and reached VAEM 20.80, 20.99
         # and 20.95 dB, where the Adam recipe above reached 20.33, 19.97 and 19.97 in 280 epochs (16.4 to
-        # 18.2 minutes on the AVX512-BF16 EPYC; results/ablations/cpu-adam-bf16). 320 epochs take about
-        # 14.6 minutes on that Xeon.
+        # 18.2 minutes on the AVX512-BF16 EPYC; results/ablations/cpu-adam-bf16). Its 320 epochs took 15.1 to
+        # 16.0 minutes on that Xeon, VAEM 20.81, 20.97 and 20.99 dB for seeds 0, 1 and 2 (results/cpu).
         "mnist": {"bf16": dict(epochs=320, batch_size=1024, lr=5.6e-3, optimizer="muon")},
     },
 }
