@@ -297,7 +297,7 @@ def precision_recipe_hint(config: TrainConfig, stored: TrainConfig, diff: list[s
             or stored.precision == "auto"):  # a run from before the recipes: auto named no one precision
         return ""
     return (f"; the {stored.profile} profile's recipe follows the precision it trains in (bssvae.config."
-            f"PRECISION_RECIPES), and --precision {stored.precision} asks for the stored one")
+            f"PRECISION_RECIPES and VAE_RECIPES), and --precision {stored.precision} asks for the stored one")
 
 
 def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:

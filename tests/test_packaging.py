@@ -724,8 +724,8 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
         for d in kept["run_dir"].unique():
             assert d.startswith(CPU_RESULTS[recipe].parent.relative_to(ROOT).as_posix() + "/")
             assert (ROOT / d / "metrics.json").exists()
-            commit = json.loads((ROOT / d / "provenance.json").read_text())["commit"]
-            assert (f"commit {commit[:7]}-dirty" if commit.endswith("-dirty") else commit[:7]) in text
+            assert json.loads((ROOT / d / "provenance.json").read_text())["commit"][:7] in text
+    assert "commit 1325d90-dirty, explained in the README" in text  # the Adam runs' (the README's test checks it)
 
 
 def test_readme_precision_probe_numbers_come_from_the_committed_results():

@@ -398,8 +398,9 @@ def test_a_run_of_the_other_precision_recipe_is_refused_with_the_way_to_it(tmp_p
     from bssvae.train import clear_run_outputs
 
     clear_run_outputs(make_config("cpu", device="cpu", precision="bf16"), tmp_path)
-    with pytest.raises(RunDirError, match=r"differs in \['batch_size', 'epochs', 'lr', 'precision'\]: batch_size: "
-                                          r"stored 512, asked 256.*--precision bf16 asks for the stored one"):
+    with pytest.raises(RunDirError, match=r"differs in \['batch_size', 'epochs', 'lr', 'optimizer', 'precision'\]: "
+                                          r"batch_size: stored 1024, asked 256.*optimizer: stored 'muon', asked 'adam'"
+                                          r".*--precision bf16 asks for the stored one"):
         clear_run_outputs(make_config("cpu", device="cpu", precision="fp32"), tmp_path)
 
 
