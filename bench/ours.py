@@ -49,7 +49,7 @@ class OursTrainer:
         self.model = VAEBSS(config.model).to(self.device)
         self.opt = (make_optimizer(self.model, config) if adam_kwargs is None
                     else build_optimizer(self.model, config.optimizer, config.lr, config.muon_layers,
-                                         config.muon_ns_steps, adam_kwargs))
+                                         config.muon_ns_steps, adam_kwargs, config.muon_momentum))
         self.steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.epoch = 0

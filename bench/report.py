@@ -493,7 +493,7 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
-                  "muon_layers", "muon_ns_steps", "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed",
+                  "muon_layers", "muon_ns_steps", "muon_momentum", "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed",
                   "budget_minutes")
 
 

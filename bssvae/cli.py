@@ -66,6 +66,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "layers) or all (every Linear layer's); Adam updates the rest (default: hidden)")
     p.add_argument("--muon-ns-steps", type=int, default=None,
                    help="with --optimizer muon, its Newton-Schulz iterations per step (default: 5)")
+    p.add_argument("--muon-momentum", type=float, default=None,
+                   help="with --optimizer muon, the decay of its Nesterov momentum, in [0, 1) (default: 0.95)")
     p.add_argument("--beta", type=float, default=None,
                    help="override the weight of the KL term in the loss (paper: 0.5; every profile uses it): "
                         "an ablation, since the paper's objective is the one with 0.5")
@@ -84,6 +86,7 @@ def _config_from(args):
                        n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                        optimizer=args.optimizer, muon_layers=args.muon_layers, muon_ns_steps=args.muon_ns_steps,
+                       muon_momentum=args.muon_momentum,
                        beta=args.beta, budget_minutes=args.minutes,
                        precision=args.precision, device=args.device)
 

@@ -90,6 +90,8 @@ class TrainConfig:
             first, the head and the decoder's last too); Adam updates the rest.
         muon_ns_steps: with ``optimizer="muon"``, Muon's Newton-Schulz iterations per step (default 5,
             PyTorch's; :func:`bssvae.optim.newton_schulz_flops` counts their cost).
+        muon_momentum: with ``optimizer="muon"``, the decay of Muon's (Nesterov) momentum, in [0, 1)
+            (default 0.95, PyTorch's).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` (half a cosine down to
             zero at the run's end), ``linear`` (a straight line down to zero at the run's end) or ``constant``.
         beta: weight of the KL term (paper: 0.5).
@@ -122,6 +124,7 @@ class TrainConfig:
     optimizer: str = "adam"
     muon_layers: str = "hidden"
     muon_ns_steps: int = 5
+    muon_momentum: float = 0.95
     lr_schedule: str = "exponential"
     lr_decay: float = 0.9998
     lr_warmup_epochs: float = 0.0
@@ -154,10 +157,13 @@ class TrainConfig:
         object.__setattr__(self, "muon_ns_steps", check_int("muon_ns_steps", self.muon_ns_steps, minimum=1))
         if self.muon_ns_steps > 99:  # torch.optim.Muon refuses 100 and more
             raise BssvaeError(f"muon_ns_steps: expected at most 99 Newton-Schulz iterations, got {self.muon_ns_steps}")
-        muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps)
-        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps) != muon_defaults:
-            raise BssvaeError(f"muon_layers, muon_ns_steps: settings of optimizer 'muon', but the run's optimizer "
-                              f"is {self.optimizer!r}")
+        m = self.muon_momentum
+        if not isinstance(m, (int, float)) or isinstance(m, bool) or not 0 <= m < 1:
+            raise BssvaeError(f"muon_momentum: expected a number in [0, 1), got {m!r}")
+        muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps, TrainConfig.muon_momentum)
+        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m) != muon_defaults:
+            raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum: settings of optimizer 'muon', but the run's "
+                              f"optimizer is {self.optimizer!r}")
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or v != v:
@@ -291,15 +297,17 @@ VAE_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 def optimizer_label(config: dict) -> str:
     """A run's optimizer as the tables name it, from its config (a dict, as a suite file or ``TrainConfig.to_dict``
     holds it): ``adam`` (also where the config is from before the option), ``muon``, and for Muon with other settings
-    than its defaults (:attr:`TrainConfig.muon_layers`, ``muon_ns_steps``) e.g.
-    ``muon (all layers, 3 iterations)``."""
+    than its defaults (:attr:`TrainConfig.muon_layers`, ``muon_ns_steps``, ``muon_momentum``) e.g.
+    ``muon (all layers, 3 iterations)`` or ``muon (momentum 0.9)``."""
     name = config.get("optimizer", "adam")
     if name != "muon":
         return name
     layers = config.get("muon_layers", TrainConfig.muon_layers)
     steps = config.get("muon_ns_steps", TrainConfig.muon_ns_steps)
+    momentum = config.get("muon_momentum", TrainConfig.muon_momentum)
     other = (([f"{layers} layers"] if layers != TrainConfig.muon_layers else [])
-             + ([f"{steps} iterations"] if steps != TrainConfig.muon_ns_steps else []))
+             + ([f"{steps} iterations"] if steps != TrainConfig.muon_ns_steps else [])
+             + ([f"momentum {momentum:g}"] if momentum != TrainConfig.muon_momentum else []))
     return f"muon ({', '.join(other)})" if other else name
 
 

@@ -9,10 +9,11 @@
   are scaled to Adam's size (``adjust_lr_fn="match_rms_adamw"``), so one learning rate and schedule
   drive both. Its Newton-Schulz iterations multiply matrices in bfloat16 at every step, which pays on
   devices that compute bfloat16 natively (a GPU, a CPU with AMX or AVX512-BF16) and costs much more on
-  others. Measured against Adam in ``results/ablations/muon/``. Two settings of the run
+  others. Measured against Adam in ``results/ablations/muon/``. Three settings of the run
   (:class:`bssvae.config.TrainConfig`) change it: ``muon_layers="all"`` gives Muon every Linear layer's
-  weight matrix, the outer ones too, and ``muon_ns_steps`` the number of Newton-Schulz iterations
-  (measured in ``results/ablations/muon-layers/``).
+  weight matrix, the outer ones too, ``muon_ns_steps`` the number of Newton-Schulz iterations
+  (both measured in ``results/ablations/muon-layers/``) and ``muon_momentum`` the decay of its momentum
+  (``results/ablations/muon-momentum/``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import torch
 from .config import MUON_LAYERS, OPTIMIZERS
 from .errors import BssvaeError, check_choice
 
-#: Muon's settings besides the learning rate (torch.optim.Muon's defaults but the weight decay, which
-#: Adam has none of here either).
-MUON_SETTINGS = dict(momentum=0.95, nesterov=True, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
+#: Muon's settings besides the learning rate, the iterations and the momentum (torch.optim.Muon's defaults but
+#: the weight decay, which Adam has none of here either).
+MUON_SETTINGS = dict(nesterov=True, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
 
 
 def adam(params, lr: float, adam_kwargs: dict[str, Any] | None = None) -> torch.optim.Adam:
@@ -89,12 +90,12 @@ class MuonAdam:
     """
 
     def __init__(self, model: torch.nn.Module, lr: float, layers: str = "hidden", ns_steps: int = 5,
-                 adam_kwargs: dict[str, Any] | None = None):
+                 adam_kwargs: dict[str, Any] | None = None, momentum: float = 0.95):
         matrices = muon_matrices(model, layers)
         if not matrices:
             raise BssvaeError("optimizer 'muon': the model has no hidden weight matrices for Muon")
         ids = {id(p) for p in matrices}
-        self.muon = torch.optim.Muon(matrices, lr=lr, ns_steps=ns_steps, **MUON_SETTINGS)
+        self.muon = torch.optim.Muon(matrices, lr=lr, ns_steps=ns_steps, momentum=momentum, **MUON_SETTINGS)
         self.adam = adam((p for p in model.parameters() if id(p) not in ids), lr, adam_kwargs)
 
     @property
@@ -125,11 +126,12 @@ class MuonAdam:
 
 
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, muon_layers: str = "hidden",
-                   muon_ns_steps: int = 5, adam_kwargs: dict[str, Any] | None = None):
-    """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters; ``muon_layers`` and
-    ``muon_ns_steps`` are Muon's (:class:`MuonAdam`); ``adam_kwargs``, if given, build Adam (:func:`adam`)."""
+                   muon_ns_steps: int = 5, adam_kwargs: dict[str, Any] | None = None, muon_momentum: float = 0.95):
+    """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters; ``muon_layers``,
+    ``muon_ns_steps`` and ``muon_momentum`` are Muon's (:class:`MuonAdam`); ``adam_kwargs``, if given, build Adam
+    (:func:`adam`)."""
     if name == "adam":
         return adam(model.parameters(), lr, adam_kwargs)
     if name == "muon":
-        return MuonAdam(model, lr, muon_layers, muon_ns_steps, adam_kwargs)
+        return MuonAdam(model, lr, muon_layers, muon_ns_steps, adam_kwargs, muon_momentum)
     raise BssvaeError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")

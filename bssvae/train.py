@@ -117,7 +117,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     fused into one kernel where PyTorch has one (+9-12% on CPU)."""
     from .optim import make_optimizer as build
 
-    return build(model, config.optimizer, config.lr, config.muon_layers, config.muon_ns_steps)
+    return build(model, config.optimizer, config.lr, config.muon_layers, config.muon_ns_steps,
+                 muon_momentum=config.muon_momentum)
 
 
 def default_run_dir(config: TrainConfig) -> Path:

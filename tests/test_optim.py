@@ -131,26 +131,33 @@ def test_the_config_names_its_optimizer_and_refuses_others():
 
 
 def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
-    """Runs from before the options read as Muon on the hidden matrices with 5 iterations; a Muon setting on an
-    Adam run, an unknown layer set or an iteration count torch.optim.Muon refuses is an error naming it."""
+    """Runs from before the options read as Muon on the hidden matrices with 5 iterations and momentum 0.95; a Muon
+    setting on an Adam run, an unknown layer set, an iteration count torch.optim.Muon refuses or a momentum outside
+    [0, 1) is an error naming it."""
     d = make_config("smoke", optimizer="muon").to_dict()
-    del d["muon_layers"], d["muon_ns_steps"]
+    del d["muon_layers"], d["muon_ns_steps"], d["muon_momentum"]
     old = TrainConfig.from_dict(d)
-    assert (old.muon_layers, old.muon_ns_steps) == ("hidden", 5)
+    assert (old.muon_layers, old.muon_ns_steps, old.muon_momentum) == ("hidden", 5, 0.95)
     for bad, match in ((dict(optimizer="muon", muon_layers="outer"), "muon_layers: expected one of"),
                        (dict(optimizer="muon", muon_ns_steps=0), "muon_ns_steps"),
                        (dict(optimizer="muon", muon_ns_steps=100), "muon_ns_steps: expected at most 99"),
                        (dict(optimizer="muon", muon_ns_steps=2.5), "muon_ns_steps: expected an integer"),
                        (dict(muon_layers="all"), "settings of optimizer 'muon'.*'adam'"),
-                       (dict(muon_ns_steps=3), "settings of optimizer 'muon'.*'adam'")):
+                       (dict(muon_ns_steps=3), "settings of optimizer 'muon'.*'adam'"),
+                       (dict(optimizer="muon", muon_momentum=1.0), r"muon_momentum: expected a number in \[0, 1\)"),
+                       (dict(optimizer="muon", muon_momentum=-0.1), "muon_momentum"),
+                       (dict(optimizer="muon", muon_momentum="0.9"), "muon_momentum"),
+                       (dict(muon_momentum=0.9), "settings of optimizer 'muon'.*'adam'")):
         with pytest.raises(BssvaeError, match=match):
             make_config("smoke", **bad)
     from bssvae.cli import _config_from
 
     args = build_parser().parse_args(["train", "--profile", "smoke", "--optimizer", "muon", "--muon-layers", "all",
-                                      "--muon-ns-steps", "3"])
+                                      "--muon-ns-steps", "3", "--muon-momentum", "0.9"])
     config = _config_from(args)
-    assert (config.optimizer, config.muon_layers, config.muon_ns_steps) == ("muon", "all", 3)
+    assert (config.optimizer, config.muon_layers, config.muon_ns_steps, config.muon_momentum) == ("muon", "all", 3, 0.9)
+    assert run_optimizer(_model(), config).muon.defaults["momentum"] == 0.9
+    assert run_optimizer(_model(), make_config("smoke", optimizer="muon")).muon.defaults["momentum"] == 0.95
     assert _config_from(build_parser().parse_args(["train", "--profile", "smoke"])).muon_layers == "hidden"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--muon-layers", "outer"])
