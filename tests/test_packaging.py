@@ -1320,6 +1320,63 @@ def test_linear_decay_numbers_come_from_the_runs():
         assert quoted + " (gains of " + ", ".join(f"{g:+.2f}" for g in gains) + " dB)" in text
 
 
+def test_muon_momentum_numbers_come_from_the_runs():
+    """results/ablations/muon-momentum: the suite's 15 minutes of Muon's batch-1,024 recipe (threads spinning, seed 0)
+    with its momentum's decay at 0.9, 0.95 (PyTorch's, the recipe's: a control in the same session) and 0.98. The
+    ablations README quotes each file's command, commit, epochs and score, each other momentum's difference from the
+    control and the control's from the recipe's run of an earlier session (muon-tuning/); both READMEs say whether the
+    differences exceed the spread of the recipe's three seeds."""
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    tuning = ROOT / "results" / "ablations" / "muon-tuning"
+    seeds = [fifteen_minutes(tuning / f"15min-muon-b1024-lr0.0056-spin{s}.json")[2] for s in ("", "-seed1", "-seed2")]
+    spread = max(s[1] for s in seeds) - min(s[1] for s in seeds)
+    runs, commits = {}, set()
+    for path in sorted((ROOT / "results" / "ablations" / "muon-momentum").glob("*.json")):
+        key, entry, score = fifteen_minutes(path)
+        cfg, settings = entry["settings"]["our_config"], entry["settings"]
+        m = cfg["muon_momentum"]
+        assert (cfg["precision"], cfg["beta"], cfg["lr_schedule"], cfg["optimizer"], cfg["batch_size"], cfg["lr"],
+                cfg["muon_layers"], cfg["muon_ns_steps"], cfg["seed"]) == (
+            "bf16", 0.5, "cosine", "muon", 1024, 0.0056, "hidden", 5, 0)
+        assert path.name == f"15min-muon-b1024-lr0.0056-m{m:g}-spin.json"
+        assert entry["command"] == ("python -m bench --recipes ours --minutes 15 --eval-every 60 --skip "
+                                    "throughput,inference,audio --set precision=bf16 --set optimizer=muon --set "
+                                    f"batch_size=1024 --set lr=0.0056 --set muon_momentum={m:g} --output "
+                                    f"results/ablations/muon-momentum/{path.name}")
+        assert settings["gomp_spincount"] == "300000" and settings["omp_wait_policy"] == "PASSIVE"
+        assert "AMX" in key and not entry["commit"].endswith("-dirty")
+        commits.add(entry["commit"])
+        runs[m] = score
+    assert sorted(runs) == [0.9, 0.95, 0.98] and len(commits) == 1 and f"commit {commits.pop()[:7]}" in text
+    control, before = runs[0.95], seeds[0]
+    assert (f"`15min-muon-b1024-lr0.0056-m0.95-spin.json`: {control[0]:.1f} epochs, {control[1]:.2f} dB "
+            f"({control[2]:.2f} halved), {control[1] - before[1]:+.2f} dB against the same recipe in `muon-tuning/`") in text
+    gains = {m: runs[m][1] - control[1] for m in (0.9, 0.98)}
+    for m in (0.9, 0.98):
+        assert (f"`15min-muon-b1024-lr0.0056-m{m:g}-spin.json`: {runs[m][0]:.1f} epochs, {runs[m][1]:.2f} dB "
+                f"({runs[m][2]:.2f} halved), {gains[m]:+.2f} dB against momentum 0.95") in text
+    within = all(abs(g) < spread for g in gains.values())
+    quoted = (f"momentum 0.9, 0.95 and 0.98 reached {runs[0.9][1]:.2f}, {control[1]:.2f} and {runs[0.98][1]:.2f} dB "
+              f"(seed 0, one session), gains of {gains[0.9]:+.2f} and {gains[0.98]:+.2f} dB against 0.95, "
+              + (f"within the {spread:.2f} dB" if within else f"against the {spread:.2f} dB")
+              + " by which the recipe's three seeds differ")
+    assert quoted in text and quoted in readme
+    assert (f"the same recipe and seed scored {control[1] - before[1]:+.2f} dB against its run of an earlier session "
+            f"({before[1]:.2f} dB, {before[0]:.1f} epochs)") in text
+    # what the texts say of it: the control trained fewer epochs than the others, and against the earlier run of 0.95
+    # the others' gains stay within the seeds' spread
+    assert control[0] < min(runs[0.9][0], runs[0.98][0])
+    assert (f"control trained {control[0]:.1f} epochs in its 15 minutes where the others trained "
+            f"{min(runs[0.9][0], runs[0.98][0]):.1f} and {max(runs[0.9][0], runs[0.98][0]):.1f}") in text
+    earlier = [runs[m][1] - before[1] for m in (0.9, 0.98)]
+    assert all(abs(g) < spread for g in earlier)
+    assert f"0.9 and 0.98 gained {earlier[0]:+.2f} and {earlier[1]:+.2f} dB, within the seeds' spread" in text
+    assert (f"the control trained {control[0]:.0f} epochs in its 15 minutes where the others trained "
+            f"{min(runs[0.9][0], runs[0.98][0]):.0f} and {max(runs[0.9][0], runs[0.98][0]):.0f}, and the same recipe and "
+            f"seed scored {before[1]:.2f} dB in an earlier session") in readme
+
+
 def test_the_best_15_minutes_measured_is_the_best_kept():
     """The README's "best 15 minutes measured" (one pass, our column) is the best score after 15 minutes of every
     suite file kept under results/, named by its file and recipe, and no bssvae train --minutes 15 run kept scored
