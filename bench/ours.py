@@ -19,7 +19,6 @@ import torch
 from bssvae.config import TrainConfig
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
-from bssvae.optim import make_optimizer as build_optimizer
 from bssvae.train import TrainingError, budget_spent, make_optimizer, train_step
 
 
@@ -47,9 +46,7 @@ class OursTrainer:
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
         self.model = VAEBSS(config.model).to(self.device)
-        self.opt = (make_optimizer(self.model, config) if adam_kwargs is None
-                    else build_optimizer(self.model, config.optimizer, config.lr, config.muon_layers,
-                                         config.muon_ns_steps, adam_kwargs, config.muon_momentum))
+        self.opt = make_optimizer(self.model, config, adam_kwargs)
         self.steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.epoch = 0

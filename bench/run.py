@@ -222,11 +222,11 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
     def describe(name, precision, batch_size, extra=None):
         thr = _median(samples[name])
         peak = peaks[PRECISION_DTYPE[precision]].peak  # best repeat (see MatmulPeak.peak)
-        per_mixture = flops.train_flops + optimizer_flops(name) / batch_size
-        achieved = thr * per_mixture
+        step_flops_of_optimizer = optimizer_flops(name)
+        achieved = thr * (flops.train_flops + step_flops_of_optimizer / batch_size)
         return {"mixtures_per_s": thr, "samples_mixtures_per_s": samples[name], "precision": precision,
                 "batch_size": batch_size, "optimizer": optimizer_of(name),
-                "optimizer_flops_per_step": optimizer_flops(name), "achieved_flops_per_s": achieved,
+                "optimizer_flops_per_step": step_flops_of_optimizer, "achieved_flops_per_s": achieved,
                 "peak_fraction": flops_fraction(achieved, peak), "peak_dtype": PRECISION_DTYPE[precision],
                 "warmup_seconds": round(warmup[name], 3), **(extra or {})}
 
@@ -244,7 +244,7 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
         variant_rows.append(row)
     ratio = ours["mixtures_per_s"] / authors["mixtures_per_s"]
     if profiled:
-        step = breakdown.summarise(profiled, flops.train_flops + optimizer_flops("ours") / config.batch_size,
+        step = breakdown.summarise(profiled, flops.train_flops + ours["optimizer_flops_per_step"] / config.batch_size,
                                    peaks[PRECISION_DTYPE[config.precision]].peak,
                                    ours["mixtures_per_s"], authors["mixtures_per_s"])
     else:

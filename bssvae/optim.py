@@ -90,7 +90,7 @@ class MuonAdam:
     """
 
     def __init__(self, model: torch.nn.Module, lr: float, layers: str = "hidden", ns_steps: int = 5,
-                 adam_kwargs: dict[str, Any] | None = None, momentum: float = 0.95):
+                 momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None):
         matrices = muon_matrices(model, layers)
         if not matrices:
             raise BssvaeError("optimizer 'muon': the model has no hidden weight matrices for Muon")
@@ -126,12 +126,12 @@ class MuonAdam:
 
 
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, muon_layers: str = "hidden",
-                   muon_ns_steps: int = 5, adam_kwargs: dict[str, Any] | None = None, muon_momentum: float = 0.95):
+                   muon_ns_steps: int = 5, muon_momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None):
     """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters; ``muon_layers``,
     ``muon_ns_steps`` and ``muon_momentum`` are Muon's (:class:`MuonAdam`); ``adam_kwargs``, if given, build Adam
     (:func:`adam`)."""
     if name == "adam":
         return adam(model.parameters(), lr, adam_kwargs)
     if name == "muon":
-        return MuonAdam(model, lr, muon_layers, muon_ns_steps, adam_kwargs, muon_momentum)
+        return MuonAdam(model, lr, muon_layers, muon_ns_steps, muon_momentum, adam_kwargs)
     raise BssvaeError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")

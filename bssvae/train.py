@@ -112,13 +112,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if cpu_prefers_bf16() else "fp32"
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig, adam_kwargs: dict | None = None):
     """The run's optimizer (``config.optimizer``, :mod:`bssvae.optim`): Adam by default (the authors'),
-    fused into one kernel where PyTorch has one (+9-12% on CPU)."""
+    fused into one kernel where PyTorch has one (+9-12% on CPU); ``adam_kwargs``, if given, build that Adam
+    (with Muon, the Adam beside it) instead, for the benchmark's variants of the step."""
     from .optim import make_optimizer as build
 
-    return build(model, config.optimizer, config.lr, config.muon_layers, config.muon_ns_steps,
-                 muon_momentum=config.muon_momentum)
+    return build(model, config.optimizer, config.lr, config.muon_layers, config.muon_ns_steps, config.muon_momentum,
+                 adam_kwargs)
 
 
 def default_run_dir(config: TrainConfig) -> Path:

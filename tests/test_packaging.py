@@ -90,14 +90,20 @@ CPU_RESULTS = {"muon": ROOT / "results" / "cpu" / "mnist.csv", "adam": ADAM_RUNS
                "fp32": ROOT / "results" / "ablations" / "cpu-fp32-avx2" / "mnist.csv"}
 
 
-def _cpu_seed_summary(method: str, recipe: str = "muon"):
-    """'mean ± 95 % CI' over the cpu profile's seeds 0-2 (K = 2) of one method, as the README writes it."""
+def _k2_rows(csv: Path, method: str):
+    """The rows of ``method`` with K = 2 of a results CSV, seeds 0, 1 and 2 in order (the test fails on others)."""
     import pandas as pd
 
-    cpu = pd.read_csv(CPU_RESULTS[recipe])
-    v = cpu[(cpu["method"] == method) & (cpu["n_sources"] == 2)].sort_values("seed")
-    assert list(v["seed"]) == [0, 1, 2]
-    return lambda col, digits: _mean_ci_text(v[col], digits)
+    t = pd.read_csv(csv)
+    rows = t[(t["method"] == method) & (t["n_sources"] == 2)].sort_values("seed")
+    assert list(rows["seed"]) == [0, 1, 2]
+    return rows
+
+
+def _listed(values, fmt: str = ".2f") -> str:
+    """Values as the READMEs list them: 'a, b and c'."""
+    items = [format(v, fmt) for v in values]
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _readme_tables():
@@ -207,11 +213,7 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
     m = muon[muon["method"] == "vaem"]["train_seconds"] / 60
     assert f"the three committed VAE runs took {m.min():.0f} to {m.max():.0f} minutes each" in readme
     vaem, adam = (_k2_rows(CPU_RESULTS[r], "vaem") for r in ("muon", "adam"))
-
-    def listed(values, fmt=".2f"):
-        v = [format(x, fmt) for x in values]
-        return f"{', '.join(v[:-1])} and {v[-1]}"
-
+    listed = _listed
     past = vaem["psnr_halved"] >= 26.69
     assert (f"With Muon {'every seed passes' if past.all() else f'{int(past.sum())} of 3 seeds pass'} the paper's "
             f"26.69 dB in the halved column in one pass ({listed(vaem['psnr_halved'])} dB; {listed(vaem['psnr'])} dB "
@@ -231,29 +233,16 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
             assert not commit.endswith("-dirty") or f"commit {commit[:7]}-dirty" in readme, d
 
 
-def _k2_rows(csv: Path, method: str):
-    """The rows of ``method`` with K = 2 of a results CSV, seeds 0, 1 and 2 in order (the test fails on others)."""
-    import pandas as pd
-
-    t = pd.read_csv(csv)
-    rows = t[(t["method"] == method) & (t["n_sources"] == 2)].sort_values("seed")
-    assert list(rows["seed"]) == [0, 1, 2]
-    return rows
-
-
 def test_readme_refinement_numbers_come_from_the_committed_runs():
     """The README quotes the CPU time the profile's refinement took, as each run's evaluation recorded it, and the
     refined scores of each seed."""
     readme = " ".join((ROOT / "README.md").read_text().split())
     refined = _k2_rows(CPU_RESULTS["muon"], "vaem-refined")
-    seconds = [json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]["eval_seconds"] for d in refined["run_dir"]]
-    for d in refined["run_dir"]:
-        ev = json.loads((ROOT / d / "metrics.json").read_text())["evaluation"]
+    evaluations = {d: json.loads((ROOT / d / "metrics.json").read_text())["evaluation"] for d in refined["run_dir"]}
+    for d, ev in evaluations.items():
         assert ev["refinement"]["steps"] == 100 and ev["command"].endswith(f"evaluate --run {d} --refine-steps 100 --write")
-
-    def listed(values, fmt=".2f"):
-        v = [format(x, fmt) for x in values]
-        return f"{', '.join(v[:-1])} and {v[-1]}"
+    seconds = [ev["eval_seconds"] for ev in evaluations.values()]
+    listed = _listed
 
     assert (f"For the profile's runs it takes {min(seconds):.0f} to {max(seconds):.0f} s of CPU time per 5,000 mixtures "
             f"and raises VAEM to {listed(refined['psnr'])} dB in our column ({listed(refined['psnr_halved'])} halved, SSIM "
@@ -890,10 +879,7 @@ def test_epochs_numbers_come_from_the_runs():
     order = (140, 280, 560, 1120, 2240)
     loss = {n: pd.read_csv(runs[n] / "history.csv")["loss"].tail(5).mean() for n in order}
     vaem = {n: run_row(runs[n], "vaem") for n in order}
-
-    def listed(values, fmt=".2f"):
-        items = [format(v, fmt) for v in values]
-        return ", ".join(items[:-1]) + " and " + items[-1]
+    listed = _listed
 
     assert f"at the end (mean of the last 5 epochs) {listed([loss[n] for n in order])};" in text
     assert (f"VAEM {listed([vaem[n]['psnr'] for n in order])} dB ({listed([vaem[n]['psnr_halved'] for n in order])} "
