@@ -79,10 +79,15 @@ def cpu_key(hw: dict) -> str:
     generations alike ("AMD EPYC", "Intel(R) Xeon(R) Processor"), and they differ in what decides our
     precision and speed: an AVX2 one trains bf16 ~15x slower than fp32, one with AMX several times
     faster, and one whose fastest bf16 instructions are AVX512-BF16 faster (AMD EPYC) or slower (an
-    Intel Xeon whose virtual machine hides its AMX). So the key names the bf16 instructions."""
+    Intel Xeon whose virtual machine hides its AMX). So the key names the bf16 instructions, and where
+    the hardware recorded them (:func:`bssvae.results.cpu_id`, since 2026-12-06) the CPU's family and
+    model numbers: two 2-core "AMD EPYC (AVX512, AVX512-BF16)" machines measured a bf16 matmul peak of
+    0.74 and 0.42 TFLOP/s (results/ablations/README.md, ``optimizer-epyc-bf16/``)."""
     bf16 = bf16_instructions(hw.get("cpu_flags"))
+    ident = hw.get("cpu_id") or {}
+    generation = f"; family {ident['family']} model {ident['model']}" if "family" in ident and "model" in ident else ""
     return f"cpu:{hw.get('cpu', '?')} ({hw.get('cpu_capability') or LEGACY_CPU_CAPABILITY}" \
-           f"{', ' + bf16 if bf16 else ''})"
+           f"{', ' + bf16 if bf16 else ''}{generation})"
 
 
 def migrate_key(key: str, entry) -> str:

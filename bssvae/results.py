@@ -190,8 +190,9 @@ def _cpuinfo_field(name: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | No
     """The value of the first ``name`` line of /proc/cpuinfo (the first CPU's); None where absent."""
     try:
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith(name):
-                return line.split(":", 1)[1].strip()
+            key, sep, value = line.partition(":")
+            if sep and key.strip() == name:  # "model" is not "model name"
+                return value.strip()
     except OSError:
         pass
     return None
@@ -199,6 +200,16 @@ def _cpuinfo_field(name: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | No
 
 def _cpu_model() -> str:
     return _cpuinfo_field("model name") or platform.processor() or "unknown"
+
+
+def cpu_id(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any] | None:
+    """The CPU's vendor, family and model numbers from /proc/cpuinfo (e.g. ``{"vendor": "AuthenticAMD",
+    "family": 25, "model": 17}``, an AMD Zen 4), or None where it does not say. A cloud names CPUs of
+    several generations alike ("AMD EPYC"); the numbers tell them apart."""
+    family, model = _cpuinfo_field("cpu family", cpuinfo), _cpuinfo_field("model", cpuinfo)
+    if not (family and family.isdigit() and model and model.isdigit()):
+        return None
+    return {"vendor": _cpuinfo_field("vendor_id", cpuinfo), "family": int(family), "model": int(model)}
 
 
 #: The /proc/cpuinfo flags that decide how fast a float32 or bfloat16 matmul can run.
@@ -291,6 +302,7 @@ def hardware(device: str | None = None) -> dict[str, Any]:
             # The vector instructions PyTorch's CPU kernels use (e.g. AVX2, AVX512) and the CPU's own
             # flags: an AVX2 CPU trains bf16 ~15x slower than fp32, one with AMX ~5x faster.
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_flags": cpu_vector_flags(),
+            "cpu_id": cpu_id(),
             "platform": platform.platform(), "hostname": socket.gethostname(),
             # how the threads waited between operators (spinning or passive), and why
             "openmp": openmp.summary()}

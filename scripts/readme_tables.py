@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level folder beside the package
 
 from bench import report  # noqa: E402
 from bench.run import cpu_key  # noqa: E402
+from bssvae.config import optimizer_label  # noqa: E402
 
 #: The paper's VAEM PSNR (dB) on MNIST pairs per K (its Table II; not ours), quoted beside our runs.
 PAPER_VAEM_PSNR = {2: "26.69", 3: "27.68", 4: "n/a"}
@@ -126,7 +127,7 @@ def speed(root: Path = ROOT) -> str:
         theirs = (q.get("authors") or {}).get("psnr_after_minutes", {})
         ratio = e.get("throughput_ratio_vs_authors")
         rows.append([
-            f"`{key}`", f"{cfg.get('precision', '?')}, batch {cfg.get('batch_size', '?')}",
+            f"`{key}`", f"{cfg.get('precision', '?')}, batch {cfg.get('batch_size', '?')}, {optimizer_label(cfg)}",
             ("" if ratio is None else f"{ratio:.2f}x")
             + (f" ({sp['ratio_of_medians']:.2f}x)" if sp else ""),
             _pct(e.get("matmul_peak_fraction")) + (f" ({_pct(sp['ours']['peak_fraction'])})" if sp else ""),

@@ -296,6 +296,29 @@ def test_cpu_entries_are_keyed_by_the_kind_of_cpu(tmp_path):
     assert bench_run.migrate_key("cpu:X (AVX512, native bf16)", {}) == "cpu:X (AVX512, native bf16)"  # no hardware
 
 
+def test_cpu_keys_name_the_family_and_model_where_recorded(tmp_path):
+    """Two CPUs of one name, one set of flags and different speeds (two 2-core AMD EPYCs with AVX512-BF16)
+    get two entries once the hardware records their family and model; an entry from before keeps its key."""
+    from bssvae.results import cpu_id
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                       "model name\t: AMD EPYC\nflags\t\t: fma avx2 avx512f avx512_bf16\n")
+    assert cpu_id(cpuinfo) == {"vendor": "AuthenticAMD", "family": 25, "model": 17}
+    (tmp_path / "bare").write_text("processor\t: 0\nmodel name\t: some CPU\n")
+    assert cpu_id(tmp_path / "bare") is None and cpu_id(tmp_path / "missing") is None
+    assert isinstance(hardware()["cpu_id"], (dict, type(None)))
+    before = {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "cpu_flags": ["fma", "avx2", "avx512f", "avx512_bf16"]}
+    zen4 = dict(before, cpu_id=cpu_id(cpuinfo))
+    assert bench_run.cpu_key(zen4) == "cpu:AMD EPYC (AVX512, AVX512-BF16; family 25 model 17)"
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"devices": {"cpu:AMD EPYC (AVX512, AVX512-BF16)": {"measured_at": "before",
+                                                                                   "hardware": before}}}))
+    data = bench_run.merge_entry(path, bench_run.cpu_key(zen4), {"measured_at": "now", "hardware": zen4})
+    assert {k: e["measured_at"] for k, e in data["devices"].items()} == {
+        "cpu:AMD EPYC (AVX512, AVX512-BF16)": "before", "cpu:AMD EPYC (AVX512, AVX512-BF16; family 25 model 17)": "now"}
+
+
 def test_an_unreadable_bench_file_is_moved_aside_not_lost(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text('{"devices": {"cuda:GPU": {"throughput_ratio_vs_authors": 9.0}')  # truncated
