@@ -182,3 +182,13 @@ class MatmulProbe:
 def flops_fraction(achieved: float, peak: float) -> float:
     """achieved / peak, or NaN when the peak is unknown."""
     return achieved / peak if peak and peak > 0 and not math.isnan(peak) else float("nan")
+
+
+def mixed_peak_fraction(flops_per_s: dict[str, float], peaks: dict[str, float]) -> float:
+    """The fraction of the matmul peak reached by a step whose products run in several precisions: the seconds they
+    would take at their precisions' measured peaks, per second of the step. ``flops_per_s`` maps a dtype's name to
+    the step's products in it per second (e.g. a float32 step with Muon, whose Newton-Schulz products PyTorch runs in
+    bfloat16: ``{"float32": ..., "bfloat16": ...}``), ``peaks`` each dtype's peak. With one precision it is
+    :func:`flops_fraction`; NaN where a peak it needs is unknown."""
+    fractions = [flops_fraction(f, peaks.get(dt, float("nan"))) for dt, f in flops_per_s.items() if f]
+    return sum(fractions) if fractions else float("nan")

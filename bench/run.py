@@ -28,13 +28,13 @@ import torch
 from bench import breakdown
 from bench.audio import audio_benchmark
 from bench.authors import AUTHORS_RECIPE, AuthorsTrainer
-from bench.flops import PRECISION_DTYPE, MatmulProbe, flops_fraction, step_flops
+from bench.flops import PRECISION_DTYPE, MatmulProbe, mixed_peak_fraction, step_flops
 from bench.ours import OursTrainer
 from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throughput_window, timed_run
 from bench.worker import TRAINERS, StepWorker, timed_trainers
 from bssvae.config import make_config, optimizer_label
 from bssvae.errors import BssvaeError
-from bssvae.optim import newton_schulz_flops
+from bssvae.optim import NEWTON_SCHULZ_DTYPE, newton_schulz_flops
 from bssvae.results import atomic_write_json, bf16_instructions, git_commit, hardware, package_versions, project_root
 from bssvae.train import build_task, configure_threads, resolve_device
 
@@ -226,13 +226,19 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
 
     def describe(name, precision, batch_size, extra=None):
         thr = _median(samples[name])
-        peak = peaks[PRECISION_DTYPE[precision]].peak  # best repeat (see MatmulPeak.peak)
         step_flops_of_optimizer = optimizer_flops(name)
-        achieved = thr * (flops.train_flops + step_flops_of_optimizer / batch_size)
+        dtype = PRECISION_DTYPE[precision]
+        # the model's products run in the step's precision, Muon's Newton-Schulz products in bfloat16 whatever it is
+        # (torch.optim.Muon), each against its own peak (best repeat, see MatmulPeak.peak)
+        by_dtype = {dtype: thr * flops.train_flops}
+        if step_flops_of_optimizer:
+            by_dtype[NEWTON_SCHULZ_DTYPE] = by_dtype.get(NEWTON_SCHULZ_DTYPE, 0.0) + thr * step_flops_of_optimizer / batch_size
+        achieved = sum(by_dtype.values())
+        fraction = mixed_peak_fraction(by_dtype, {dt: p.peak for dt, p in peaks.items()})
         return {"mixtures_per_s": thr, "samples_mixtures_per_s": samples[name], "precision": precision,
                 "batch_size": batch_size, "optimizer": optimizer_of(name),
                 "optimizer_flops_per_step": step_flops_of_optimizer, "achieved_flops_per_s": achieved,
-                "peak_fraction": flops_fraction(achieved, peak), "peak_dtype": PRECISION_DTYPE[precision],
+                "peak_fraction": fraction, "peak_dtype": "+".join(by_dtype),
                 "warmup_seconds": round(warmup[name], 3), **(extra or {})}
 
     ours = describe("ours", config.precision, config.batch_size,
@@ -281,7 +287,10 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
                   "convention": "6 x multiply-adds of the Linear layers per mixture (decoder x K); "
                                 "BatchNorm, activations, loss and Adam not counted; where a loop steps with Muon, "
                                 "its Newton-Schulz products (its row's optimizer_flops_per_step, "
-                                "bssvae.optim.newton_schulz_flops) count too, divided among the step's mixtures"},
+                                "bssvae.optim.newton_schulz_flops) count too, divided among the step's mixtures; "
+                                "they run in bfloat16 whatever the step's precision, so a row's peak_fraction "
+                                "is the time its products would take at their precisions' peaks per second of the "
+                                "step (bench.flops.mixed_peak_fraction) and its peak_dtype names both"},
         "matmul_peak": {dt: p.to_dict() for dt, p in peaks.items()},
         "matmul_peak_fraction": ours["peak_fraction"],
         "step_breakdown": step,

@@ -67,6 +67,11 @@ def muon_matrices(model: torch.nn.Module, layers: str = "hidden") -> list[torch.
     return [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
+#: The precision ``torch.optim.Muon`` runs its Newton-Schulz iterations in, whatever the model's (it casts the
+#: update to bfloat16): the benchmark suite times their products against this precision's peak.
+NEWTON_SCHULZ_DTYPE = "bfloat16"
+
+
 def newton_schulz_flops(model: torch.nn.Module, ns_steps: int = 5, layers: str = "hidden") -> int:
     """Floating-point operations of Muon's Newton-Schulz iterations at one step over ``model``'s
     :func:`muon_matrices`: per iteration on an m x n matrix (m <= n), the Gram matrix (2 m^2 n), its

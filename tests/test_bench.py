@@ -296,6 +296,19 @@ def test_cpu_entries_are_keyed_by_the_kind_of_cpu(tmp_path):
     assert bench_run.migrate_key("cpu:X (AVX512, native bf16)", {}) == "cpu:X (AVX512, native bf16)"  # no hardware
 
 
+def test_a_step_in_two_precisions_is_measured_against_both_peaks():
+    """A float32 step with Muon runs its Newton-Schulz products in bfloat16: each precision's products count against
+    their own peak, so the fraction stays below 1 where the float32 peak alone would put it above."""
+    from bench.flops import flops_fraction, mixed_peak_fraction
+
+    peaks = {"float32": 200e9, "bfloat16": 400e9}
+    assert mixed_peak_fraction({"bfloat16": 300e9}, peaks) == pytest.approx(flops_fraction(300e9, 400e9)) == 0.75
+    mixed = mixed_peak_fraction({"float32": 100e9, "bfloat16": 160e9}, peaks)
+    assert mixed == pytest.approx(0.5 + 0.4) and flops_fraction(260e9, peaks["float32"]) > 1 > mixed
+    assert math.isnan(mixed_peak_fraction({"float32": 1e9, "bfloat16": 1e9}, {"float32": 2e9}))
+    assert math.isnan(mixed_peak_fraction({}, peaks))
+
+
 def test_cpu_keys_name_the_family_and_model_where_recorded(tmp_path):
     """Two CPUs of one name, one set of flags and different speeds (two 2-core AMD EPYCs with AVX512-BF16)
     get two entries once the hardware records their family and model; an entry from before keeps its key."""
