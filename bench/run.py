@@ -82,7 +82,7 @@ def cpu_key(hw: dict) -> str:
     Intel Xeon whose virtual machine hides its AMX). So the key names the bf16 instructions, and where
     the hardware recorded them (:func:`bssvae.results.cpu_id`, since 2026-12-06) the CPU's family and
     model numbers: two 2-core "AMD EPYC (AVX512, AVX512-BF16)" machines measured a bf16 matmul peak of
-    0.74 and 0.42 TFLOP/s (results/ablations/README.md, ``optimizer-epyc-bf16/``)."""
+    0.74 and 0.41 TFLOP/s (results/ablations/README.md, ``optimizer-epyc-bf16/``)."""
     bf16 = bf16_instructions(hw.get("cpu_flags"))
     ident = hw.get("cpu_id") or {}
     generation = f"; family {ident['family']} model {ident['model']}" if "family" in ident and "model" in ident else ""
