@@ -1427,9 +1427,17 @@ def test_optimizer_on_the_epyc_numbers_come_from_the_runs():
     assert (f"the suite measured its bf16 matmul peak at {peak['bfloat16']['median_flops_per_s'] / 1e9:.0f} GFLOP/s, "
             f"{ratio:.1f} times its float32 peak") in text
     assert f"whose bf16 products ran only {ratio:.1f} times as fast as its float32 ones" in readme
+    amx_peak = _bench_entries()["cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"]["throughput"]["matmul_peak"]
+    amx_ratio = amx_peak["bfloat16"]["median_flops_per_s"] / amx_peak["float32"]["median_flops_per_s"]
+    assert f"the Xeon with AMX: {amx_ratio:.1f} times, its entry's medians" in text
+    book = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    assert round(amx_ratio) == 6 and ("multiplies bf16 matrices about six times as fast as float32 ones (the medians "
+                                      "of the suite's peaks in its entry)") in book
+    assert f"multiplies them only about {ratio:.1f} times as fast" in book
     # the README's paragraph on that entry: Muon's share of the FLOPs, the model's products alone, the two commits
     ours, model = suite["throughput"]["ours"], suite["throughput"]["flops"]["train_flops_per_mixture"]
     ns = ours["optimizer_flops_per_step"] / ours["batch_size"]
+    assert 0.9 < ns / model < 1.1  # "about as many multiply-adds per step as the model's forward and backward passes"
     assert ours["optimizer"] == "muon" and ours["batch_size"] == 1024 and ours["peak_dtype"] == "bfloat16"
     alone = ours["mixtures_per_s"] * model / peak["bfloat16"]["max_flops_per_s"]
     earlier = {s["commit"][:7] for s in suite["sections_from_earlier_runs"].values()}
@@ -1440,7 +1448,6 @@ def test_optimizer_on_the_epyc_numbers_come_from_the_runs():
             and f"whole suite's run at commit {earlier.pop()}" in readme)
     # the book's reason for keying a CPU by its numbers: the other EPYC entry of the same name and flags
     older = _bench_entries()[NATIVE_BF16]["throughput"]["matmul_peak"]["bfloat16"]["median_flops_per_s"]
-    book = " ".join((ROOT / "book" / "performance.md").read_text().split())
     assert (f"two 2-core EPYCs with the same name and flags multiplied bf16 at {older / 1e12:.2f} and "
             f"{peak['bfloat16']['median_flops_per_s'] / 1e12:.2f} TFLOP/s") in book
 
