@@ -256,7 +256,7 @@ def _measure_throughput(config, trainers, variants, threads, worker, device, arg
     ratio = ours["mixtures_per_s"] / authors["mixtures_per_s"]
     if profiled:
         step = breakdown.summarise(profiled, flops.train_flops + ours["optimizer_flops_per_step"] / config.batch_size,
-                                   peaks[PRECISION_DTYPE[config.precision]].peak,
+                                   {dt: p.peak for dt, p in peaks.items()},
                                    ours["mixtures_per_s"], authors["mixtures_per_s"])
     else:
         step = {"skipped": f"measured on CPUs only: on {device.type} the operators run asynchronously, so "
@@ -454,6 +454,15 @@ def _fmt(v, spec="{:.2f}", none="-"):
     return spec.format(v)
 
 
+def _peak_words(dtypes: str | None) -> str:
+    """``"bfloat16"`` -> "bfloat16 peak"; ``"bfloat16+float32"`` -> "bfloat16 and float32 peaks"; older files
+    without the key were measured against the step's precision."""
+    names = (dtypes or "").split("+") if dtypes else []
+    if not names:
+        return "step precision's peak"
+    return " and ".join(names) + (" peaks" if len(names) > 1 else " peak")
+
+
 def format_table(key: str, entry: dict) -> str:
     """The suite's table, for the terminal (the book renders its own from bench.json)."""
     lines = [f"bssvae benchmark: {key}  ({entry['settings']['summary']})"]
@@ -484,7 +493,7 @@ def format_table(key: str, entry: dict) -> str:
     br = (thr or {}).get("step_breakdown") or {}
     if "matmul_share" in br:
         rows.append(("matrix products: share of our step's time", _fmt(br["matmul_share"], "{:.1%}"), "", ""))
-        rows.append(("matrix products alone: GFLOP/s (of the peak)",
+        rows.append(("matrix products alone: GFLOP/s (of the " + _peak_words(br.get("matmul_peak_dtype")) + ")",
                      _fmt(br["matmul_flops_per_s"] / 1e9, "{:.1f}") + f" ({_fmt(br['matmul_peak_fraction'], '{:.1%}')})",
                      "", ""))
         rows.append(("ceiling: only the products take time (mixtures/s)", _fmt(br["ceiling_mixtures_per_s"], "{:.0f}"),

@@ -451,8 +451,10 @@ def test_breakdown_share_is_of_the_unprofiled_step():
     so they are 60 % of it and the step could run at most at 100 / 0.06 mixtures/s; the profiled windows'
     own, slower wall time (120 ms a step) does not enter the share."""
     windows = [{"steps": 2, "mixtures": 200, "wall_seconds": 0.24, "matmul_seconds": 0.12, "matmul_flops": 200 * 7,
+                "matmul_by_dtype": {"float32": {"seconds": 0.12, "flops": 200 * 7}},
                 "other_seconds": {"aten::add": 0.02, "aten::relu": 0.06}}] * 3
-    s = breakdown.summarise(windows, train_flops_per_mixture=7, peak_flops_per_s=1e5, mixtures_per_s=1000.0,
+    peaks = {"float32": 1e5, "bfloat16": 5e5}  # the bfloat16 peak is not the step's, and must not enter
+    s = breakdown.summarise(windows, train_flops_per_mixture=7, peaks=peaks, mixtures_per_s=1000.0,
                             authors_mixtures_per_s=500.0)
     assert s["matmul_seconds_per_step"] == pytest.approx(0.06) and s["matmul_share"] == pytest.approx(0.6)
     assert s["ceiling_mixtures_per_s"] == pytest.approx(100 / 0.06)
@@ -462,9 +464,68 @@ def test_breakdown_share_is_of_the_unprofiled_step():
     assert s["matmul_flops_match_analytical_count"] is True
     assert list(s["top_other_ops_seconds_per_step"]) == ["aten::relu", "aten::add"]
     assert s["top_other_ops_seconds_per_step"]["aten::relu"] == pytest.approx(0.03)
-    assert breakdown.summarise(windows, 8, 1e5, 1000.0)["matmul_flops_match_analytical_count"] is False
+    assert s["matmul_peak_dtype"] == "float32" and list(s["matmul_by_dtype"]) == ["float32"]
+    assert breakdown.summarise(windows, 8, peaks, 1000.0)["matmul_flops_match_analytical_count"] is False
     with pytest.raises(BssvaeError, match="mixtures_per_s"):
-        breakdown.summarise(windows, 7, 1e5, 0.0)
+        breakdown.summarise(windows, 7, peaks, 0.0)
+    with pytest.raises(BssvaeError, match="no measured peak for float32"):
+        breakdown.summarise(windows, 7, {"bfloat16": 5e5}, 1000.0)
+
+
+def test_breakdown_measures_each_precision_against_its_own_peak():
+    """A float32 step with Muon: its layers' products run in float32 (0.1 s, 1,000 FLOPs, at the float32 peak
+    of 1e4 FLOP/s) and the Newton-Schulz products in bfloat16 (0.1 s, 2,500 FLOPs, half the bfloat16 peak of
+    5e4). At their peaks they would take 0.1 + 0.05 of the 0.2 s they took: 75 %. Measured against the float32
+    peak alone, the 17,500 FLOP/s of both would read as 175 %."""
+    w = {"steps": 1, "mixtures": 10, "wall_seconds": 0.3, "matmul_seconds": 0.2, "matmul_flops": 3500,
+         "matmul_by_dtype": {"float32": {"seconds": 0.1, "flops": 1000}, "bfloat16": {"seconds": 0.1, "flops": 2500}},
+         "other_seconds": {}}
+    s = breakdown.summarise([w], train_flops_per_mixture=350, peaks={"float32": 1e4, "bfloat16": 5e4},
+                            mixtures_per_s=40.0)
+    assert s["matmul_flops_per_s"] == pytest.approx(17500)
+    assert s["matmul_peak_fraction"] == pytest.approx(0.75)
+    assert s["matmul_peak_dtype"] == "bfloat16+float32"
+    assert s["matmul_by_dtype"]["float32"]["peak_fraction"] == pytest.approx(1.0)
+    assert s["matmul_by_dtype"]["bfloat16"]["peak_fraction"] == pytest.approx(0.5)
+    assert s["matmul_by_dtype"]["bfloat16"]["flops_per_mixture"] == pytest.approx(250)
+    assert bench_run._peak_words(s["matmul_peak_dtype"]) == "bfloat16 and float32 peaks"  # the suite's table
+    assert bench_run._peak_words("float32") == "float32 peak"
+    with pytest.raises(BssvaeError, match="matmul_by_dtype"):
+        breakdown.summarise([{k: v for k, v in w.items() if k != "matmul_by_dtype"}], 350, {"float32": 1e4}, 40.0)
+
+
+def test_matmul_dtype_from_the_profilers_names():
+    assert breakdown.matmul_dtype("aten::mm", ["c10::BFloat16", "c10::BFloat16"]) == "bfloat16"
+    assert breakdown.matmul_dtype("aten::addmm", ["float", "float", "float", "Scalar", "Scalar"]) == "float32"
+    assert breakdown.matmul_dtype("aten::addmm", ["float", "c10::BFloat16", "c10::BFloat16", "Scalar", "Scalar"]) \
+        == "bfloat16"  # the bias's dtype does not decide
+    with pytest.raises(BssvaeError, match="factors of different dtypes"):
+        breakdown.matmul_dtype("aten::mm", ["float", "c10::BFloat16"])
+    with pytest.raises(BssvaeError, match="two factors"):
+        breakdown.matmul_dtype("aten::mm", [])
+
+
+def test_profile_window_splits_the_products_by_precision():
+    """A real profile of products in both precisions (a bf16 autocast layer, then the same layer in float32, then
+    a bfloat16 product as Muon's): each lands under its dtype, with the FLOPs of its shapes."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(32, 16)
+
+    def steps():
+        while True:
+            x = torch.randn(8, 32)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                lin(x)
+            lin(x)
+            a = torch.randn(4, 4, dtype=torch.bfloat16)
+            a @ a
+            yield 8
+
+    w = breakdown.profile_window(steps(), seconds=0.0, min_steps=3)
+    assert w["steps"] == 3 and set(w["matmul_by_dtype"]) == {"bfloat16", "float32"}
+    assert w["matmul_by_dtype"]["float32"]["flops"] == 3 * 2 * 8 * 32 * 16
+    assert w["matmul_by_dtype"]["bfloat16"]["flops"] == 3 * (2 * 8 * 32 * 16 + 2 * 4 * 4 * 4)
+    assert w["matmul_flops"] == sum(d["flops"] for d in w["matmul_by_dtype"].values())
 
 
 def test_breakdown_finds_every_matrix_product_of_our_step(quick_run):
@@ -476,6 +537,10 @@ def test_breakdown_finds_every_matrix_product_of_our_step(quick_run):
     br = entry["throughput"]["step_breakdown"]
     assert br["matmul_flops_match_analytical_count"] is True
     assert br["matmul_flops_per_mixture"] == entry["throughput"]["flops"]["train_flops_per_mixture"]
+    # the quick run's step is float32 with Adam: every product in float32, against the float32 peak
+    assert br["matmul_peak_dtype"] == "float32"
+    assert br["matmul_peak_fraction"] == pytest.approx(
+        br["matmul_by_dtype"]["float32"]["flops_per_s"] / entry["throughput"]["matmul_peak"]["float32"]["max_flops_per_s"])
     assert br["matmul_share"] > 0 and br["ceiling_mixtures_per_s"] > 0 and br["steps"] >= 3 * br["windows"]
     assert br["windows"] == entry["throughput"]["repeats"]
     t = report.breakdown_table(entry)
