@@ -24,6 +24,7 @@ import statistics
 import time
 from typing import Iterator
 
+from bench.flops import mixed_peak_fraction
 from bssvae.errors import BssvaeError
 
 #: The operators that carry the matrix products of a Linear layer on a CPU (forward: addmm;
@@ -83,16 +84,15 @@ def profile_window(steps: Iterator[int], seconds: float, min_steps: int = 3) -> 
             n_steps += 1
         wall = time.perf_counter() - t0
     by_dtype: dict[str, dict] = {}
+    other: dict[str, float] = {}
     for evt in prof.events():  # one event per call: its own shapes and dtypes
+        own = evt.self_cpu_time_total * 1e-6
         if evt.name in MATMUL_OPS:
             d = by_dtype.setdefault(matmul_dtype(evt.name, evt.input_dtypes), {"seconds": 0.0, "flops": 0})
-            d["seconds"] += evt.self_cpu_time_total * 1e-6
+            d["seconds"] += own
             d["flops"] += matmul_flops(evt.name, evt.input_shapes)
-    other = {}
-    for evt in prof.key_averages():
-        own = evt.self_cpu_time_total * 1e-6
-        if evt.key not in MATMUL_OPS and own > 0:
-            other[evt.key] = other.get(evt.key, 0.0) + own
+        elif own > 0:
+            other[evt.name] = other.get(evt.name, 0.0) + own
     return {"steps": n_steps, "mixtures": mixtures, "wall_seconds": wall,
             "matmul_seconds": sum(d["seconds"] for d in by_dtype.values()),
             "matmul_flops": sum(d["flops"] for d in by_dtype.values()), "matmul_by_dtype": by_dtype,
@@ -122,8 +122,7 @@ def summarise(windows: list[dict], train_flops_per_mixture: int, peaks: dict[str
     """
     if not windows:
         raise BssvaeError("windows: expected at least one profiled window")
-    missing = [w for w in windows if "matmul_by_dtype" not in w]
-    if missing:
+    if any("matmul_by_dtype" not in w for w in windows):
         raise BssvaeError("windows: expected each window's matmul_by_dtype (from profile_window)")
     dtypes = sorted({dt for w in windows for dt in w["matmul_by_dtype"]})
     unknown = [dt for dt in dtypes if not (peaks or {}).get(dt)]
@@ -136,8 +135,8 @@ def summarise(windows: list[dict], train_flops_per_mixture: int, peaks: dict[str
     mm_per_step = med([w["matmul_seconds"] / w["steps"] for w in windows])
     rate = [w["matmul_flops"] / w["matmul_seconds"] for w in windows if w["matmul_seconds"] > 0]
     # seconds the products would take at their precisions' peaks, per second they took
-    at_peak = [sum(d["flops"] / peaks[dt] for dt, d in w["matmul_by_dtype"].items()) / w["matmul_seconds"]
-               for w in windows if w["matmul_seconds"] > 0]
+    at_peak = [mixed_peak_fraction({dt: d["flops"] / w["matmul_seconds"] for dt, d in w["matmul_by_dtype"].items()},
+                                   peaks) for w in windows if w["matmul_seconds"] > 0]
     by_dtype = {}
     for dt in dtypes:
         parts = [w["matmul_by_dtype"].get(dt, {"seconds": 0.0, "flops": 0}) for w in windows]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of_paired_ratios,  # noqa: F401 (the book reads it here)
-                       migrate_key, migrate_keys)
+                       migrate_key, migrate_keys, peak_words)
 from bench.timing import minutes_to
 from bssvae.config import TrainConfig, optimizer_label
 from bssvae.results import bf16_instructions

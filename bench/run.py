@@ -454,12 +454,12 @@ def _fmt(v, spec="{:.2f}", none="-"):
     return spec.format(v)
 
 
-def _peak_words(dtypes: str | None) -> str:
-    """``"bfloat16"`` -> "bfloat16 peak"; ``"bfloat16+float32"`` -> "bfloat16 and float32 peaks"; older files
-    without the key were measured against the step's precision."""
-    names = (dtypes or "").split("+") if dtypes else []
-    if not names:
+def peak_words(dtypes: str | None) -> str:
+    """A breakdown's ``matmul_peak_dtype`` in words: ``"bfloat16"`` -> "bfloat16 peak", ``"bfloat16+float32"`` ->
+    "bfloat16 and float32 peaks"; entries from before the key were measured against the step precision's peak."""
+    if not dtypes:
         return "step precision's peak"
+    names = dtypes.split("+")
     return " and ".join(names) + (" peaks" if len(names) > 1 else " peak")
 
 
@@ -493,7 +493,7 @@ def format_table(key: str, entry: dict) -> str:
     br = (thr or {}).get("step_breakdown") or {}
     if "matmul_share" in br:
         rows.append(("matrix products: share of our step's time", _fmt(br["matmul_share"], "{:.1%}"), "", ""))
-        rows.append(("matrix products alone: GFLOP/s (of the " + _peak_words(br.get("matmul_peak_dtype")) + ")",
+        rows.append(("matrix products alone: GFLOP/s (of the " + peak_words(br.get("matmul_peak_dtype")) + ")",
                      _fmt(br["matmul_flops_per_s"] / 1e9, "{:.1f}") + f" ({_fmt(br['matmul_peak_fraction'], '{:.1%}')})",
                      "", ""))
         rows.append(("ceiling: only the products take time (mixtures/s)", _fmt(br["ceiling_mixtures_per_s"], "{:.0f}"),

@@ -488,8 +488,8 @@ def test_breakdown_measures_each_precision_against_its_own_peak():
     assert s["matmul_by_dtype"]["float32"]["peak_fraction"] == pytest.approx(1.0)
     assert s["matmul_by_dtype"]["bfloat16"]["peak_fraction"] == pytest.approx(0.5)
     assert s["matmul_by_dtype"]["bfloat16"]["flops_per_mixture"] == pytest.approx(250)
-    assert bench_run._peak_words(s["matmul_peak_dtype"]) == "bfloat16 and float32 peaks"  # the suite's table
-    assert bench_run._peak_words("float32") == "float32 peak"
+    assert report.peak_words(s["matmul_peak_dtype"]) == "bfloat16 and float32 peaks"  # the suite's table, the book
+    assert report.peak_words("float32") == "float32 peak" and report.peak_words(None) == "step precision's peak"
     with pytest.raises(BssvaeError, match="matmul_by_dtype"):
         breakdown.summarise([{k: v for k, v in w.items() if k != "matmul_by_dtype"}], 350, {"float32": 1e4}, 40.0)
 
