@@ -454,11 +454,11 @@ def _fmt(v, spec="{:.2f}", none="-"):
     return spec.format(v)
 
 
-def peak_words(dtypes: str | None) -> str:
-    """A breakdown's ``matmul_peak_dtype`` in words: ``"bfloat16"`` -> "bfloat16 peak", ``"bfloat16+float32"`` ->
-    "bfloat16 and float32 peaks"; entries from before the key were measured against the step precision's peak."""
-    if not dtypes:
-        return "step precision's peak"
+def peak_words(throughput: dict) -> str:
+    """The peaks a throughput section's step breakdown measured its products against, in words: "bfloat16 peak",
+    "bfloat16 and float32 peaks". Entries from before ``matmul_peak_dtype`` was recorded measured them against the
+    peak of the step's precision."""
+    dtypes = throughput["step_breakdown"].get("matmul_peak_dtype") or PRECISION_DTYPE[throughput["ours"]["precision"]]
     names = dtypes.split("+")
     return " and ".join(names) + (" peaks" if len(names) > 1 else " peak")
 
@@ -493,7 +493,7 @@ def format_table(key: str, entry: dict) -> str:
     br = (thr or {}).get("step_breakdown") or {}
     if "matmul_share" in br:
         rows.append(("matrix products: share of our step's time", _fmt(br["matmul_share"], "{:.1%}"), "", ""))
-        rows.append(("matrix products alone: GFLOP/s (of the " + peak_words(br.get("matmul_peak_dtype")) + ")",
+        rows.append(("matrix products alone: GFLOP/s (of the " + peak_words(thr) + ")",
                      _fmt(br["matmul_flops_per_s"] / 1e9, "{:.1f}") + f" ({_fmt(br['matmul_peak_fraction'], '{:.1%}')})",
                      "", ""))
         rows.append(("ceiling: only the products take time (mixtures/s)", _fmt(br["ceiling_mixtures_per_s"], "{:.0f}"),

@@ -488,8 +488,9 @@ def test_breakdown_measures_each_precision_against_its_own_peak():
     assert s["matmul_by_dtype"]["float32"]["peak_fraction"] == pytest.approx(1.0)
     assert s["matmul_by_dtype"]["bfloat16"]["peak_fraction"] == pytest.approx(0.5)
     assert s["matmul_by_dtype"]["bfloat16"]["flops_per_mixture"] == pytest.approx(250)
-    assert report.peak_words(s["matmul_peak_dtype"]) == "bfloat16 and float32 peaks"  # the suite's table, the book
-    assert report.peak_words("float32") == "float32 peak" and report.peak_words(None) == "step precision's peak"
+    # in words, for the suite's table and the book; an entry from before the key names its step's precision
+    assert report.peak_words({"ours": {"precision": "fp32"}, "step_breakdown": s}) == "bfloat16 and float32 peaks"
+    assert report.peak_words({"ours": {"precision": "bf16"}, "step_breakdown": {"matmul_share": 0.5}}) == "bfloat16 peak"
     with pytest.raises(BssvaeError, match="matmul_by_dtype"):
         breakdown.summarise([{k: v for k, v in w.items() if k != "matmul_by_dtype"}], 350, {"float32": 1e4}, 40.0)
 
