@@ -79,22 +79,29 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run directory (default: results/<profile>/runs/<task>-<method>-K<K>-M<M>-seed<seed>)")
 
 
-def _config_from(args):
+def _config_from(args, reload_finished: bool = False):
+    """The run the options ask for; with ``reload_finished``, a finished run in its directory is taken in
+    the precision it trained in where ``--precision`` is not given (:func:`bssvae.train.make_run_config`)."""
     from .config import make_config
+    from .train import make_run_config
 
-    return make_config(args.profile, task=args.task, method=args.method, n_sources=args.n_sources,
-                       n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                       optimizer=args.optimizer, muon_layers=args.muon_layers, muon_ns_steps=args.muon_ns_steps,
-                       muon_momentum=args.muon_momentum,
-                       beta=args.beta, budget_minutes=args.minutes,
-                       precision=args.precision, device=args.device)
+    settings = dict(task=args.task, method=args.method, n_sources=args.n_sources,
+                    n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                    optimizer=args.optimizer, muon_layers=args.muon_layers, muon_ns_steps=args.muon_ns_steps,
+                    muon_momentum=args.muon_momentum,
+                    beta=args.beta, budget_minutes=args.minutes,
+                    precision=args.precision, device=args.device)
+    if reload_finished:
+        return make_run_config(args.profile, run_dir=args.run_dir, **settings)
+    return make_config(args.profile, **settings)
 
 
 def cmd_train(args) -> int:
     from .train import train
 
-    result = train(_config_from(args), args.run_dir, resume=not args.restart, progress=not args.quiet,
+    config = _config_from(args, reload_finished=not args.restart)
+    result = train(config, args.run_dir, resume=not args.restart, progress=not args.quiet,
                    write_results=not args.no_results)
     for row in result["rows"]:
         metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}

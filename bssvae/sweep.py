@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from . import openmp
-from .config import PROFILES, make_config
+from .config import PROFILES
 from .errors import BssvaeError, check_choice, check_int
 from .results import project_root, results_dir
 
@@ -56,8 +56,10 @@ class SweepRun:
 
     @functools.cached_property  # built once per run: name, validation and the finished-run check read it
     def config(self):
-        return make_config(self.profile, task=self.task, method=self.method, n_sources=self.n_sources,
-                           seed=self.seed, n_digits=self.n_digits, **dict(self.overrides))
+        from .train import make_run_config  # a finished run as it trained, where the sweep leaves precision be
+
+        return make_run_config(self.profile, task=self.task, method=self.method, n_sources=self.n_sources,
+                               seed=self.seed, n_digits=self.n_digits, **dict(self.overrides))
 
     @property
     def name(self) -> str:
@@ -66,10 +68,10 @@ class SweepRun:
 
 def train_one(spec_json: str) -> None:
     """Train one run described by a JSON object of make_config arguments (the no-notebook runner)."""
-    from .train import train
+    from .train import make_run_config, train
 
     spec = json.loads(spec_json)
-    train(make_config(spec.pop("profile"), **spec), progress=False)
+    train(make_run_config(spec.pop("profile"), **spec), progress=False)
 
 
 def load_sweep(path: Path, profile: str | None = None) -> tuple[list[SweepRun], dict[str, int]]:

@@ -302,6 +302,34 @@ def precision_recipe_hint(config: TrainConfig, stored: TrainConfig, diff: list[s
             f"PRECISION_RECIPES and VAE_RECIPES), and --precision {stored.precision} asks for the stored one")
 
 
+def make_run_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", n_sources: int = 2,
+                    run_dir: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """:func:`bssvae.config.make_config`, but a finished run is taken in the precision it trained in.
+
+    Where ``precision`` is left to the machine (unset or ``"auto"``), ``make_config`` picks this
+    machine's precision and, for a profile with :data:`~bssvae.config.PRECISION_RECIPES`, that
+    precision's recipe. A run finished on another machine (the committed ``cpu`` runs trained in
+    bf16) would then differ from it, and reloading it, in the book or a sweep, would be refused. If
+    the run directory (``run_dir``, else :func:`default_run_dir`) holds a finished run whose settings
+    are exactly ``make_config``'s with its stored precision, that configuration is returned, so the
+    run is reloaded as it was trained; otherwise ``make_config``'s. An explicit precision always wins.
+    """
+    from .config import make_config
+
+    config = make_config(profile, task=task, method=method, n_sources=n_sources, **overrides)
+    if overrides.get("precision") not in (None, "auto"):
+        return config
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    if not (run_dir / "config.json").exists() or read_finished(run_dir) is None:
+        return config
+    stored = read_run_config(run_dir).precision
+    if stored in ("auto", config.precision):
+        return config
+    as_trained = make_config(profile, task=task, method=method, n_sources=n_sources,
+                             **{**overrides, "precision": stored})
+    return as_trained if not config_differences(as_trained, run_dir) else config
+
+
 def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
     if (run_dir / "config.json").exists():
         diff = config_differences(config, run_dir)

@@ -1,6 +1,8 @@
 """Write book/notebooks/train.ipynb (the papermill training notebook) from the cells below.
 
-Kept as a script so the notebook's source has one reviewable home; run it after editing.
+Kept as a script so the notebook's source has one reviewable home; run it after editing
+(`python scripts/make_train_notebook.py`). ``tests/test_book.py`` checks that the committed notebook is
+what it writes. Cell ids are numbered, so that writing it again changes only what was edited.
 """
 import nbformat as nbf
 
@@ -26,7 +28,8 @@ the *Provenance* part.
 
 - **Time to learn**: 10 minutes.
 - **Compute**: reloading a finished run takes seconds. Training takes seconds with `profile="smoke"`,
-  about 15 minutes on a 2-core CPU with `profile="cpu"`, and is meant for a GPU with `profile="paper"`.
+  with `profile="cpu"` 15 to 16 minutes on the 2-core Intel Xeon with AMX that trained its committed runs
+  (about twice as long on a 2-core Zen 4 EPYC; see *Performance*), and `profile="paper"` is meant for a GPU.
 
 ```{admonition} Run it yourself
 :class: tip
@@ -39,8 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bssvae.config import make_config
-from bssvae.train import train"""),
+from bssvae.train import make_run_config, train"""),
     code("""# Parameters (papermill overrides these). profile None: $BSSVAE_BOOK_PROFILE, else "paper".
 profile = None
 task = "mnist"
@@ -52,23 +54,31 @@ device = "auto"
 overrides = {}""", metadata={"tags": ["parameters"]}),
     md("""## Train or reload
 
-`train` resumes an interrupted run from its checkpoint and returns at once for a finished one."""),
+`train` resumes an interrupted run from its checkpoint and returns at once for a finished one.
+`make_run_config` builds the run's settings as `bssvae.config.make_config` does (the profile's values
+plus `overrides`), except that a finished run is taken in the precision it trained in: the `cpu`
+profile's recipe follows the precision the machine trains fastest in, and its committed runs trained
+in bf16, which a CPU without fast bf16 would not pick for a new run."""),
     code("""profile = profile or os.environ.get("BSSVAE_BOOK_PROFILE", "paper")
-config = make_config(profile, task=task, method=method, n_sources=n_sources, n_digits=n_digits, seed=seed,
-                     device=device, **overrides)
+config = make_run_config(profile, task=task, method=method, n_sources=n_sources, n_digits=n_digits, seed=seed,
+                         device=device, **overrides)
 result = train(config, progress=True)
 run_dir = result["run_dir"]
 print(config.to_json())"""),
     md("""## Test scores
 
-One row per estimate kind: `vae` are the decoded sources $\\hat s_k$, `vaem` the masked ones
-$\\check s_k$ (they sum to the mixture). `psnr`/`ssim` compare sources on the digit scale (our
-protocol); the `_halved` columns compare the halved sources (see *Data and protocol*)."""),
+One row per estimate kind. A VAE run gives `vae`, the decoded sources $\\hat s_k$, and `vaem`, the masked
+ones $\\check s_k$ (they sum to the mixture), and `vaem-refined` once the run has been scored again with
+refined latents (`bssvae evaluate --refine-steps 100 --write`; not in the paper, see *Beyond the paper:
+refining the latents of each mixture*); an AE run gives `ae`, and a baseline one row named after
+its method. On MNIST, `psnr`/`ssim` compare sources on the digit scale (our protocol) and the `_halved`
+columns compare the halved sources (see *Data and protocol*); on the audio task the columns are
+`si_sdr`, `sir`, `sar` and `si_sdri` (see *Sound as pictures*)."""),
     code("""pd.DataFrame(result["rows"]).drop(columns=["run_dir"]).round(3)"""),
     md("""## Training curves"""),
     code("""history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").exists() else None
 if history is None or history.empty:
-    print("this method has no training curve")
+    print("no training history in this run directory: the method does not train, or its history.csv was not kept")
 else:
     fig, axes = plt.subplots(1, 3, figsize=(11, 3))
     for ax, col in zip(axes, ["loss", "recon", "kl"]):
@@ -125,8 +135,16 @@ provenance of this run (command, commit, package versions, hardware, wall time).
 The *Table II* and *Figure 2* pages gather every run of a sweep; `bssvae sweep sweeps/mnist.yaml`
 runs them all."""),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"}})
-nbf.write(nb, "book/notebooks/train.ipynb")
-print("wrote book/notebooks/train.ipynb")
+
+def build() -> nbf.NotebookNode:
+    """The notebook, its cells numbered ``cell-0``, ``cell-1``, ..."""
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"
+    return nbf.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}})
+
+
+if __name__ == "__main__":
+    nbf.write(build(), "book/notebooks/train.ipynb")
+    print("wrote book/notebooks/train.ipynb")

@@ -177,3 +177,18 @@ def test_theory_shows_each_equation_function():
     required = {"laplace_nll", "gaussian_kl", "negative_elbo", "beta_at", "VAEBSS.encode", "VAEBSS.decode",
                 "VAEBSS.forward", "vaem", "mix", "make_test_mixtures", "match_sources", "evaluate_images"}
     assert not required - shown, f"not shown in the book: {sorted(required - shown)}"
+
+
+def test_the_training_notebook_is_what_its_script_writes():
+    """book/notebooks/train.ipynb has one home, scripts/make_train_notebook.py: editing the notebook by
+    hand would be lost the next time the script runs."""
+    import runpy
+
+    import nbformat
+
+    built = runpy.run_path(str(ROOT / "scripts" / "make_train_notebook.py"), run_name="build")["build"]()
+    committed = nbformat.read(ROOT / "book" / "notebooks" / "train.ipynb", as_version=4)
+    assert [(c.cell_type, c.source, c.get("metadata", {})) for c in committed.cells] == \
+        [(c.cell_type, c.source, c.get("metadata", {})) for c in built.cells], \
+        "run `python scripts/make_train_notebook.py` after editing it, and edit it rather than the notebook"
+    assert [c.get("id") for c in committed.cells] == [c.get("id") for c in built.cells]

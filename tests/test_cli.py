@@ -1,5 +1,6 @@
 import dataclasses
 import io
+import json
 import subprocess
 import sys
 
@@ -116,6 +117,25 @@ def test_run_options_override_the_profile():
     assert default.beta == 0.5 and config.beta == 0.25  # the paper's weight unless asked otherwise
     assert (config.lr, config.epochs, config.batch_size) == (0.003, 7, 64)
     assert config.lr_schedule == default.lr_schedule and config.precision == default.precision
+
+
+def test_train_reloads_a_finished_run_in_its_precision_unless_restarted(tmp_path, monkeypatch, capsys):
+    """`bssvae train` on a CPU where auto means fp32 returns the finished bf16 run of its run directory
+    (as the book and sweeps reload it); --restart asks for this machine's recipe, refused with the way back."""
+    import bssvae.train
+    from bssvae.config import make_config
+    from bssvae.train import clear_run_outputs
+
+    monkeypatch.setattr(bssvae.train, "cpu_prefers_bf16", lambda: False)
+    clear_run_outputs(make_config("cpu", device="cpu", precision="bf16"), tmp_path)
+    row = {"method": "vaem", "psnr": 20.0}
+    (tmp_path / "metrics.json").write_text(json.dumps({"rows": [row]}))
+    argv = ["train", "--profile", "cpu", "--device", "cpu", "--run-dir", str(tmp_path), "--no-results", "--quiet"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0]) == row
+    assert main(argv + ["--restart"]) == 2
+    assert "--precision bf16 asks for the stored one" in capsys.readouterr().err
+    assert (tmp_path / "metrics.json").exists()  # refused before anything was deleted
 
 
 def test_help_documents_every_option():

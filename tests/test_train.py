@@ -404,6 +404,26 @@ def test_a_run_of_the_other_precision_recipe_is_refused_with_the_way_to_it(tmp_p
         clear_run_outputs(make_config("cpu", device="cpu", precision="fp32"), tmp_path)
 
 
+def test_a_finished_run_is_reloaded_in_the_precision_it_trained_in(tmp_path, monkeypatch):
+    """make_run_config: on a CPU where auto means fp32, a finished bf16 run of the cpu profile is asked for
+    as it trained (the book and sweeps reload it); an unfinished one, another setting or an explicit
+    precision still get this machine's recipe, which train() refuses with the way to the stored one."""
+    import bssvae.train
+    from bssvae.config import make_config
+    from bssvae.train import clear_run_outputs, make_run_config
+
+    monkeypatch.setattr(bssvae.train, "cpu_prefers_bf16", lambda: False)
+    stored = make_config("cpu", device="cpu", precision="bf16")
+    clear_run_outputs(stored, tmp_path)
+    assert make_run_config("cpu", device="cpu", run_dir=tmp_path).precision == "fp32"  # not finished
+    (tmp_path / "metrics.json").write_text(json.dumps({"rows": []}))
+    assert make_run_config("cpu", device="cpu", run_dir=tmp_path) == stored
+    assert make_run_config("cpu", device="cpu", precision="auto", run_dir=tmp_path) == stored
+    assert make_run_config("cpu", device="cpu", precision="fp32", run_dir=tmp_path).optimizer == "adam"
+    assert make_run_config("cpu", device="cpu", lr=0.01, run_dir=tmp_path).precision == "fp32"  # another run
+    assert make_run_config("cpu", device="cpu", run_dir=tmp_path / "absent").precision == "fp32"
+
+
 def test_provenance_names_the_commit_the_run_started_at(project, monkeypatch):
     """Files edited while a run trains do not change the code it runs, nor its recorded commit."""
     import itertools
