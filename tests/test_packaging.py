@@ -1489,10 +1489,19 @@ def test_optimizer_on_the_epyc_numbers_come_from_the_runs():
             and f"the model's products alone ran at {100 * alone:.0f} % of the bf16 peak" in readme
             and f"measured again at commit {suite['commit'][:7]}" in readme
             and f"whole suite's run at commit {earlier.pop()}" in readme)
-    # the book's reason for keying a CPU by its numbers: the other EPYC entry of the same name and flags
-    older = _bench_entries()[NATIVE_BF16]["throughput"]["matmul_peak"]["bfloat16"]["median_flops_per_s"]
-    assert (f"two 2-core EPYCs with the same name and flags multiplied bf16 at {older / 1e12:.2f} and "
-            f"{peak['bfloat16']['median_flops_per_s'] / 1e12:.2f} TFLOP/s") in book
+    # the book's reason for keying a CPU by its numbers: the other EPYC entry of the same name and flags, whose bf16
+    # peak (the best repeat, as the book defines a peak; the medians beside it) is the other's
+    older_peaks = _bench_entries()[NATIVE_BF16]["throughput"]["matmul_peak"]
+    older = older_peaks["bfloat16"]
+    assert (f"two 2-core EPYCs with the same name and flags multiplied bf16 at peaks of {older['max_flops_per_s'] / 1e12:.2f} "
+            f"and {peak['bfloat16']['max_flops_per_s'] / 1e12:.2f} TFLOP/s (the best repeat of each, as this page defines "
+            f"the peak; the medians of their repeats: {older['median_flops_per_s'] / 1e12:.2f} and "
+            f"{peak['bfloat16']['median_flops_per_s'] / 1e12:.2f} TFLOP/s)") in book
+    # what sets the Zen 4 apart is its measured bf16 / float32 ratio, not the lack of AMX: the other EPYC has none either
+    older_ratio = older["median_flops_per_s"] / older_peaks["float32"]["median_flops_per_s"]
+    assert "amx_bf16" not in _bench_entries()[NATIVE_BF16]["hardware"]["cpu_flags"] and older_ratio > ratio
+    assert (f"the other AVX512-BF16 EPYC of `results/bench.json`, also without AMX, multiplies bf16 about "
+            f"{older_ratio:.1f} times as fast as float32 (its entry's medians)") in book
 
 
 LATER_EPYC_SEEDS = (3, 4, 5)  # optimizer-epyc-bf16: seeds run for Muon's recipe and 3 iterations only
