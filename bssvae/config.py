@@ -3,7 +3,8 @@
 The paper's values are the defaults and say so. A profile is a named set of overrides per task:
 
 - ``smoke``: seconds; used by the tests and by CI's book build.
-- ``cpu``: the best quality we reach on a 2-core CPU in about 15 minutes per model.
+- ``cpu``: the best quality we reach on a 2-core CPU in about 15 minutes per model where bf16 products
+  are fast (15 to 16 minutes on a 2-core Xeon with AMX; about twice that on a 2-core Zen 4 EPYC).
 - ``paper``: Table I's sizes at the authors' scale of training, meant for a GPU.
 - ``authors``: the authors' own recipe (batch 64, Adam 2e-4, lr x 0.9998 per epoch, beta warm-up
   over 50 epochs), for side-by-side comparisons; set ``epochs`` yourself.
