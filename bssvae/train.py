@@ -6,7 +6,8 @@ A run directory holds everything about one run::
     checkpoint-N.pt    training state after epoch N, loaded weights-only (no code runs)
     checkpoint.json    names the current checkpoint and its sha256: a corrupt one is detected
     history.csv        loss, reconstruction, KL, beta, learning rate and seconds per epoch
-    model.safetensors  final weights (safetensors: loading runs no code)
+    model.safetensors  final weights (safetensors: loading runs no code), with the sha256 of its tensors
+                       in its metadata: a damaged file is detected
     examples.npz       a few test mixtures with their true and estimated sources (for figures)
     provenance.json    command, seed, commit, package versions, hardware, wall time
     metrics.json       test scores of each method row (vae and vaem, or ae); written last, so it
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
@@ -224,6 +225,57 @@ def load_checkpoint(run_dir: Path) -> dict | None:
         raise RunDirError(f"{path}: not a loadable bssvae checkpoint ({type(e).__name__}: {e})") from e
 
 
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """The sha256 of a model's tensors: their names, dtypes, shapes and bytes, in name order.
+
+    ``model.safetensors`` records it in its metadata when it is written (a file cannot hold its own
+    hash), so changed bytes anywhere in its tensors, or in the header that says how to read them, are
+    detected when it is loaded.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def save_weights(path: Path, model: torch.nn.Module, config: TrainConfig) -> None:
+    """Write a model's final weights atomically as safetensors, with its config and :func:`tensors_sha256`."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save_safetensors(state, metadata={"config": config.to_json(),
+                                                               "tensors_sha256": tensors_sha256(state)}))
+
+
+def _check_finite(source: Path, state: dict[str, torch.Tensor]) -> None:
+    """Refuse weights with NaN or inf values: decoded, they give NaN sources that no mask can split."""
+    bad = [k for k, t in state.items() if torch.is_tensor(t) and t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        raise RunDirError(f"{source}: weights hold NaN or inf values (in {', '.join(sorted(bad)[:3])}"
+                          f"{', ...' if len(bad) > 3 else ''}); the file is damaged")
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read ``model.safetensors`` (no code runs), checking its tensors against the sha256 recorded when it
+    was written (files written before bssvae recorded one are taken as they are) and that they are finite."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own errors for a damaged header or a short file
+        raise RunDirError(f"{path}: corrupt or unreadable weights ({e})") from e
+    expected = meta.get("tensors_sha256")
+    if expected is not None and expected != tensors_sha256(state):
+        way = (" (delete it, and the run's final checkpoint is loaded instead)"
+               if (path.parent / "checkpoint.json").exists() else "")
+        raise RunDirError(f"{path}: weights are corrupt: the sha256 of their tensors does not match the one recorded "
+                          f"when they were written{way}; copy the file again from where the run trained, or train "
+                          "the run again with --restart")
+    _check_finite(path, state)
+    return state
+
+
 # --------------------------------------------------------------------------------------------
 # Run directories
 
@@ -361,10 +413,7 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
     model = VAEBSS(config.model)
     weights = run_dir / "model.safetensors"
     if weights.exists():
-        try:
-            state = load_file(str(weights))
-        except Exception as e:
-            raise RunDirError(f"{weights}: corrupt or unreadable weights ({e})") from e
+        state = load_weights(weights)
     else:
         ckpt = load_checkpoint(run_dir)
         if ckpt is None:
@@ -374,6 +423,7 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
                               "epochs (no model.safetensors); finish it first by running the same "
                               "`bssvae train` command again, which resumes it")
         state = ckpt["model"]
+        _check_finite(run_dir / f"checkpoint-{int(ckpt.get('epoch', 0)):06d}.pt", state)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -539,9 +589,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         return {"run_dir": run_dir, "rows": [], "history": history, "completed": False}
     epochs_trained = history[-1]["epoch"] if spent and history else config.epochs
 
-    atomic_write_bytes(run_dir / "model.safetensors", save_safetensors(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        metadata={"config": config.to_json()}))
+    save_weights(run_dir / "model.safetensors", model, config)
     t_eval = time.perf_counter()
     rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device),
                                     epochs_trained=epochs_trained)

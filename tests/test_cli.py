@@ -3,6 +3,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,3 +265,19 @@ def test_readme_bssvae_commands_parse():
             pytest.fail(f"README: `bssvae {shlex.join(argv)}` does not parse")
         if argv[0] == "train":
             _config_from(args)
+
+
+def _copy_run(run_dir, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+def test_separate_refuses_damaged_weights(run_dir, tmp_path, capsys, flip_tensor_bytes):
+    run = _copy_run(run_dir, tmp_path)
+    flip_tensor_bytes(run / "model.safetensors")
+    np.save(tmp_path / "in.npy", np.zeros((28, 28), np.float32))
+    assert main(["separate", "--run", str(run), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors: weights are corrupt" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o.npy").exists()

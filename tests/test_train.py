@@ -435,3 +435,24 @@ def test_provenance_names_the_commit_the_run_started_at(project, monkeypatch):
     monkeypatch.setattr("bssvae.results.git_commit", lambda root=None: "later-dirty")
     train(make_config("smoke", epochs=1, **SMALL), project / "r", progress=False, write_results=False)
     assert json.loads((project / "r" / "provenance.json").read_text())["commit"] == "at-start"
+
+
+def test_damaged_or_nan_weights_are_refused_and_unhashed_ones_still_load(project, flip_tensor_bytes):
+    from safetensors.torch import load_file, save_file
+
+    run = train(make_config("smoke", epochs=1, **SMALL), project / "r", progress=False, write_results=False)["run_dir"]
+    weights = run / "model.safetensors"
+    intact = weights.read_bytes()
+    flip_tensor_bytes(weights)
+    with pytest.raises(RunDirError, match=r"model.safetensors: weights are corrupt: the sha256 of their tensors"):
+        load_model(run)
+    # weights written before the hash was recorded (the committed runs') load as they are, if finite
+    weights.write_bytes(intact)
+    state = load_file(str(weights))
+    save_file(state, str(weights), metadata={"config": "{}"})
+    model, _ = load_model(run)
+    assert torch.equal(model.state_dict()["decoder.0.0.weight"], state["decoder.0.0.weight"])
+    state["decoder.0.0.weight"][0, 0] = float("nan")
+    save_file(state, str(weights))
+    with pytest.raises(RunDirError, match=r"model.safetensors: weights hold NaN or inf values \(in decoder.0.0.weight\)"):
+        load_model(run)
