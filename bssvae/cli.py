@@ -115,8 +115,15 @@ def cmd_evaluate(args) -> int:
 
     from .refine import REFINE_LR, REFINE_PRIOR
     from .results import append_rows, atomic_write_json, provenance, results_dir
-    from .train import build_task, evaluate_model, load_model, resolve_device, write_npz
+    from .errors import RunDirError
+    from .train import build_task, evaluate_model, load_model, read_finished, resolve_device, write_npz
 
+    try:  # checked before the evaluation, which may take minutes
+        prev = read_finished(args.run) or {}
+    except RunDirError:
+        if not args.write:
+            raise
+        prev = {}  # unreadable: --write replaces it
     model, config = load_model(args.run, "cpu")
     device = resolve_device(args.device)
     model = model.to(device)
@@ -125,12 +132,13 @@ def cmd_evaluate(args) -> int:
     rows, examples = evaluate_model(model, task, config, args.run, float("nan"), str(device),
                                     refine_steps=args.refine_steps, write_audio=args.write)
     seconds = time.perf_counter() - t0
-    prev = json.loads((args.run / "metrics.json").read_text()) if (args.run / "metrics.json").exists() else {}
     # Training facts stay the run's (train_seconds, device: where it was trained, and epochs: those
     # a budget let it train), printed and written alike; vaem-refined is the vaem model, so it takes vaem's.
+    # Without a readable metrics.json, they are those its provenance.json recorded when training ended.
     trained = {r["method"]: r for r in prev.get("rows", [])}
+    recorded = _training_facts(args.run)
     for row in rows:
-        before = trained.get(row["method"], trained.get("vaem", {}))
+        before = trained.get(row["method"], trained.get("vaem", recorded))
         for key in ("train_seconds", "device", "epochs"):
             row[key] = before.get(key, row[key])
     for row in rows:
@@ -146,6 +154,20 @@ def cmd_evaluate(args) -> int:
         if not args.no_results:
             append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
     return 0
+
+
+def _training_facts(run: Path) -> dict:
+    """The training time, device and (for a budgeted run) epochs that ``run``'s provenance.json recorded when
+    its training ended; {} where it has none."""
+    try:
+        prov = json.loads((Path(run) / "provenance.json").read_text())
+        facts = {"train_seconds": round(float(prov["train_seconds"]), 2), "device": prov["hardware"]["device"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    budget = prov.get("budget")
+    if isinstance(budget, dict) and "epochs_trained" in budget:
+        facts["epochs"] = budget["epochs_trained"]
+    return facts
 
 
 def read_mixtures(path: Path) -> np.ndarray:

@@ -337,9 +337,12 @@ def read_finished(run_dir: Path) -> dict | None:
         done = json.loads(path.read_text())
         if not isinstance(done["rows"], list):
             raise TypeError(f"'rows' is a {type(done['rows']).__name__}, not a list")
+        if not all(isinstance(r, dict) and "method" in r for r in done["rows"]):
+            raise TypeError("'rows' holds entries that are not results rows (mappings with a 'method')")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"{path}: unreadable ({e}); delete it to evaluate the run again from its "
-                          "weights, or use --restart") from e
+        raise RunDirError(f"{path}: unreadable ({e}); for a VAE or AE run, `bssvae evaluate --run {run_dir} --write` "
+                          "scores its weights again and writes a new one; `bssvae train` with --restart trains the "
+                          "run again") from e
     return done
 
 
@@ -382,7 +385,18 @@ def make_run_config(profile: str = "cpu", task: str = "mnist", method: str = "va
     return as_trained if not config_differences(as_trained, run_dir) else config
 
 
+def run_outputs(run_dir: Path) -> list[str]:
+    """The names of the run outputs (:data:`RUN_OUTPUTS` and checkpoints) that ``run_dir`` holds."""
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    return found + sorted(p.name for p in run_dir.glob("checkpoint-*.pt"))
+
+
 def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
+    """Claim ``run_dir`` for ``config``: write its config.json, or refuse a directory that holds another run."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} is a file, not a directory; choose another run directory")
     if (run_dir / "config.json").exists():
         diff = config_differences(config, run_dir)
         if diff:
@@ -393,9 +407,19 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
                               f"{': ' + detail if detail else ''}){precision_recipe_hint(config, stored, diff)}; "
                               "choose another run directory or delete it")
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
-                                                    "bssvae_version": __version__, "config": config.to_dict()})
+        # Outputs without their config: the settings that made them are unknown, and taking this run's
+        # would rewrite a finished run's config or resume a checkpoint with other settings.
+        found = run_outputs(run_dir)
+        if found:
+            raise RunDirError(f"{run_dir} holds run outputs ({', '.join(found)}) but no config.json, so the "
+                              "settings they were made with are unknown; restore its config.json, or choose "
+                              "another run directory (or delete this one to start over)")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
+                                                        "bssvae_version": __version__, "config": config.to_dict()})
+        except OSError as e:  # e.g. a parent that is a file, or a folder this user may not write
+            raise RunDirError(f"run directory {run_dir}: cannot write it ({e.strerror or e})") from e
 
 
 def load_model(run_dir: Path, device: str | torch.device = "cpu",
@@ -417,6 +441,12 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
     else:
         ckpt = load_checkpoint(run_dir)
         if ckpt is None:
+            if (run_dir / "metrics.json").exists():  # e.g. a committed run whose weights git does not hold
+                raise RunDirError(f"{run_dir}: the run finished (it has metrics.json), but its weights are not in "
+                                  "this directory (model.safetensors, often not committed to git); copy the run's "
+                                  "model.safetensors into it, or train the run again into another directory "
+                                  "(`bssvae train` with its settings and --run-dir NEW; --restart here would "
+                                  "replace its metrics.json)")
             raise RunDirError(f"{run_dir}: no model.safetensors and no checkpoint; the run has not trained yet")
         if int(ckpt.get("epoch", 0)) < config.epochs and not ckpt.get("budget_spent") and not allow_partial:
             raise RunDirError(f"{run_dir}: training stopped after {int(ckpt.get('epoch', 0))} of {config.epochs} "
@@ -506,6 +536,12 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
+    if resume and (run_dir / "model.safetensors").exists() and not (run_dir / "checkpoint.json").exists():
+        # e.g. weights trained on a GPU and copied here without their checkpoint, metrics.json lost
+        raise RunDirError(f"{run_dir} holds model.safetensors but neither metrics.json nor a checkpoint, so training "
+                          "would start over from epoch 0 and replace those weights; `bssvae evaluate --run "
+                          f"{run_dir} --write` scores them and writes metrics.json (the run is then finished), "
+                          "and `bssvae train` with --restart trains the run again")
     device, task, wall0, commit = start_run(config, run_dir, task)
     gen = torch.Generator().manual_seed(config.seed)
     if task.input_dim != config.model.input_dim:
@@ -519,8 +555,14 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
 
     ckpt = load_checkpoint(run_dir) if resume else None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:  # torch's size and parameter-group mismatches
+            detail = " ".join(str(e).split())[:300]
+            raise RunDirError(f"{run_dir}: its checkpoint does not fit this run's model or optimizer ({detail}); it "
+                              "was made with other settings: choose another run directory, or use --restart to "
+                              "train this one again") from e
         gen.set_state(ckpt["generator"])
         torch.set_rng_state(ckpt["torch_rng"])
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
@@ -528,6 +570,10 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         start_epoch, train_seconds = int(ckpt["epoch"]), float(ckpt["train_seconds"])
         spent = bool(ckpt.get("budget_spent", False))
         history = _read_history(run_dir)[:start_epoch + spent]  # + the partial epoch a budget ended
+        if len(history) < start_epoch:  # resuming would leave a gap in it
+            raise RunDirError(f"{run_dir / 'history.csv'}: holds {len(history)} epochs, but the checkpoint is after "
+                              f"epoch {start_epoch}; the history of the missing epochs is lost: restore the file, or "
+                              "train the run again with --restart")
         resumed_from = list(ckpt.get("resumed_from", [])) + [start_epoch]
 
     forward = torch.compile(model) if config.compile else model
@@ -668,11 +714,23 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
-    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    # no epochs (a budget spent before the first step): an empty file, as the baselines write it
+    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False) if history else "")
 
 
 def _read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "history.csv"
+    path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
-    return pd.read_csv(path).to_dict("records")
+    try:
+        text = path.read_text()
+        if not text.strip():  # what _write_history writes for no epochs
+            return []
+        records = pd.read_csv(io.StringIO(text)).to_dict("records")
+    except (OSError, ValueError, pd.errors.ParserError) as e:  # ValueError: bytes that are not UTF-8 text
+        raise RunDirError(f"{path}: unreadable history ({type(e).__name__}: {e}); restore it, or train the run "
+                          "again with --restart") from e
+    if records and "epoch" not in records[0]:
+        raise RunDirError(f"{path}: not a training history (no 'epoch' column); restore it, or train the run "
+                          "again with --restart")
+    return records

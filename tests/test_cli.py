@@ -281,3 +281,26 @@ def test_separate_refuses_damaged_weights(run_dir, tmp_path, capsys, flip_tensor
     err = capsys.readouterr().err
     assert "model.safetensors: weights are corrupt" in err and "Traceback" not in err, err
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_evaluate_names_an_unreadable_metrics_file_and_write_rewrites_it(run_dir, tmp_path, capsys):
+    run = _copy_run(run_dir, tmp_path)
+    saved = json.loads((run / "metrics.json").read_text())["rows"]
+    for text in ("{not json", '{"rows": 3}', '{"rows": [1, 2]}', "[]"):
+        (run / "metrics.json").write_text(text)
+        assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert "metrics.json: unreadable" in err and f"bssvae evaluate --run {run} --write" in err, err
+        assert "Traceback" not in err
+    # --write scores the weights again and writes metrics.json anew, the training facts from provenance.json
+    assert main(["evaluate", "--run", str(run), "--device", "cpu", "--write", "--no-results"]) == 0
+    rows = json.loads((run / "metrics.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == [r["method"] for r in saved]
+    for new, old in zip(rows, saved):
+        assert (new["train_seconds"], new["device"], new["epochs"]) == (old["train_seconds"], old["device"],
+                                                                        old["epochs"])
+        assert new["psnr"] == pytest.approx(old["psnr"], abs=1e-3)
+    capsys.readouterr()
+    assert main(["train", "--profile", "smoke", "-K", "3", "--epochs", "1", "--run-dir", str(run), "--quiet",
+                 "--no-results", "--device", "cpu"]) == 2  # other settings: still refused, not retrained
+    assert "another configuration" in capsys.readouterr().err
