@@ -291,15 +291,20 @@ def read_run_config(run_dir: Path) -> TrainConfig:
         raise RunDirError(f"{run_dir} is not a bssvae run directory (no config.json)")
     try:
         meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunDirError(f"{path}: unreadable ({e})") from e
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or bytes that are not UTF-8 text
+        raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
     if not isinstance(meta, dict) or meta.get("format_version") != RUN_FORMAT_VERSION:
         got = meta.get("format_version") if isinstance(meta, dict) else None
         raise RunDirError(f"{run_dir}: run-directory format {got!r} is not the supported "
                           f"{RUN_FORMAT_VERSION} (written by another bssvae version)")
     if not isinstance(meta.get("config"), dict):
         raise RunDirError(f"{path}: has no 'config' mapping; not a bssvae run directory")
-    return TrainConfig.from_dict(meta["config"])
+    try:
+        return TrainConfig.from_dict(meta["config"])
+    except BssvaeError as e:
+        raise RunDirError(f"{path}: invalid run configuration ({e})") from e
+    except (TypeError, AttributeError) as e:  # a value of a type no check foresaw
+        raise RunDirError(f"{path}: invalid run configuration ({type(e).__name__}: {e})") from e
 
 
 def config_differences(config: TrainConfig, run_dir: Path) -> list[str]:
@@ -392,8 +397,9 @@ def run_outputs(run_dir: Path) -> list[str]:
     return found + sorted(p.name for p in run_dir.glob("checkpoint-*.pt"))
 
 
-def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
-    """Claim ``run_dir`` for ``config``: write its config.json, or refuse a directory that holds another run."""
+def _prepare_run_dir(config: TrainConfig, run_dir: Path, claim: bool = True) -> None:
+    """Claim ``run_dir`` for ``config``: write its config.json, or refuse a directory that holds another run
+    (only that with ``claim=False``)."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} is a file, not a directory; choose another run directory")
@@ -414,6 +420,8 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
             raise RunDirError(f"{run_dir} holds run outputs ({', '.join(found)}) but no config.json, so the "
                               "settings they were made with are unknown; restore its config.json, or choose "
                               "another run directory (or delete this one to start over)")
+        if not claim:
+            return
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
@@ -465,18 +473,35 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
 # Training
 
 
-def start_run(config: TrainConfig, run_dir: Path, task=None):
-    """What every run does first: pick the device, set threads, claim the run directory, seed,
-    build the task, read the commit (the code this session runs: read at its start, not when the run
-    ends). Returns ``(device, task, wall-clock start, commit)``."""
+def start_run(config: TrainConfig, run_dir: Path, task=None, check_task=None):
+    """What every run does first: pick the device, set threads, check the run directory, seed,
+    build the task, check it (``check_task(task)``, if given), claim the run directory, read the commit
+    (the code this session runs: read at its start, not when the run ends). A run that the task's check
+    refuses leaves no config.json behind, which would hold the directory to its refused settings.
+    Returns ``(device, task, wall-clock start, commit)``."""
     device = resolve_device(config.device)
     if device.type == "cpu":
         configure_threads()
-    _prepare_run_dir(config, run_dir)
+    _prepare_run_dir(config, run_dir, claim=False)  # refused before the task is built
     wall0 = time.perf_counter()
     torch.manual_seed(config.seed)
     task = task if task is not None else build_task(config, device)
+    if check_task is not None:
+        check_task(task)
+    _prepare_run_dir(config, run_dir)
     return device, task, wall0, git_commit()
+
+
+def check_task_fits(config: TrainConfig, task) -> None:
+    """Refuse a VAE or AE run whose model does not take the task's inputs, or whose batch is larger than an
+    epoch's mixtures (the epoch would be one smaller batch, while the run records the batch size it asked for)."""
+    if task.input_dim != config.model.input_dim:
+        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
+                          f"the model expects {config.model.input_dim}")
+    if config.batch_size > task.mixtures_per_epoch:
+        raise BssvaeError(f"batch_size: {config.batch_size} is more than the {task.mixtures_per_epoch} training "
+                          f"mixtures of an epoch of this {task.name} run; choose at most {task.mixtures_per_epoch} "
+                          "(--batch-size)")
 
 
 def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: TrainConfig, step: int,
@@ -542,11 +567,8 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
                           "would start over from epoch 0 and replace those weights; `bssvae evaluate --run "
                           f"{run_dir} --write` scores them and writes metrics.json (the run is then finished), "
                           "and `bssvae train` with --restart trains the run again")
-    device, task, wall0, commit = start_run(config, run_dir, task)
+    device, task, wall0, commit = start_run(config, run_dir, task, check_task=lambda t: check_task_fits(config, t))
     gen = torch.Generator().manual_seed(config.seed)
-    if task.input_dim != config.model.input_dim:
-        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
-                          f"the model expects {config.model.input_dim}")
     model = VAEBSS(config.model).to(device)
     opt = make_optimizer(model, config)
     steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)

@@ -304,3 +304,13 @@ def test_evaluate_names_an_unreadable_metrics_file_and_write_rewrites_it(run_dir
     assert main(["train", "--profile", "smoke", "-K", "3", "--epochs", "1", "--run-dir", str(run), "--quiet",
                  "--no-results", "--device", "cpu"]) == 2  # other settings: still refused, not retrained
     assert "another configuration" in capsys.readouterr().err
+
+
+def test_train_refuses_values_that_are_not_finite_before_claiming_a_directory(tmp_path, capsys):
+    for option in ("--lr", "--beta"):
+        run = tmp_path / option.strip("-")
+        assert main(["train", "--profile", "smoke", option, "inf", "--run-dir", str(run), "--quiet",
+                     "--no-results"]) == 2
+        err = capsys.readouterr().err
+        assert f"{option.strip('-')}: expected a finite non-negative number, got inf" in err, err
+        assert not run.exists()

@@ -526,6 +526,35 @@ def test_a_finished_run_without_its_weights_says_so(tmp_path):
         load_model(tmp_path)
 
 
+def test_a_batch_larger_than_an_epoch_is_refused_before_the_run_directory_is_claimed(project):
+    config = make_config("smoke", epochs=1, batch_size=1025, **SMALL)  # 2048 images: 1024 mixtures an epoch
+    with pytest.raises(BssvaeError, match=r"batch_size: 1025 is more than the 1024 training mixtures of an epoch"):
+        train(config, project / "r", progress=False, write_results=False)
+    assert not (project / "r" / "config.json").exists()  # the run directory is free for a corrected run
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c.update(model="x"), r"model: expected a mapping of the model's sizes, got str 'x'"),
+    (lambda c: c["model"].update(hidden_dims=5), r"hidden_dims: expected a list of positive layer sizes, got 5"),
+    (lambda c: c["model"].pop("hidden_dims"), r"model: missing keys \['hidden_dims'\]"),
+    (lambda c: c["model"].update(width=3), r"model: unknown keys \['width'\]"),
+    (lambda c: c.update(checkpoint_every_s="often"), r"checkpoint_every_s: expected a finite non-negative number"),
+    (lambda c: c.update(max_train_images=[1]), r"max_train_images: expected an integer"),
+])
+def test_a_malformed_run_config_is_named(tmp_path, edit, match):
+    config = make_config("smoke").to_dict()
+    edit(config)
+    (tmp_path / "config.json").write_text(json.dumps({"format_version": 1, "config": config}))
+    with pytest.raises(RunDirError, match=r"config.json: invalid run configuration \(" + match):
+        read_run_config(tmp_path)
+
+
+def test_a_run_config_that_is_not_text_is_named(tmp_path):
+    (tmp_path / "config.json").write_bytes(b'{"format_version": 1, "config": {"task": "\xff\xfe"}}')
+    with pytest.raises(RunDirError, match=r"config.json: unreadable \(UnicodeDecodeError"):
+        read_run_config(tmp_path)
+
+
 def test_a_run_directory_that_is_a_file_or_cannot_be_made_is_named(project):
     (project / "afile").write_text("x")
     config = make_config("smoke", epochs=1, **SMALL)
