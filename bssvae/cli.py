@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,17 @@ def _steps(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> float:
+    """argparse type for a training-time budget: a positive, finite number of minutes."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     from .config import LR_SCHEDULES, MUON_LAYERS, OPTIMIZERS, PROFILES, TASKS
 
@@ -45,7 +57,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="M, the number of true sources per mixture (default: 2)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--minutes", type=_minutes, default=None,
                    help="a training-time budget: stop at the first step that reaches it (or after the epochs, "
                         "if sooner), a cosine or linear learning rate reaching zero there; the run is then not "
                         "bit-reproducible, and its rows record the epochs it trained (default: none)")
@@ -115,8 +127,15 @@ def cmd_evaluate(args) -> int:
 
     from .refine import REFINE_LR, REFINE_PRIOR
     from .results import append_rows, atomic_write_json, provenance, results_dir
-    from .train import build_task, evaluate_model, load_model, resolve_device, write_npz
+    from .errors import RunDirError
+    from .train import build_task, evaluate_model, load_model, read_finished, resolve_device, write_npz
 
+    try:  # checked before the evaluation, which may take minutes
+        prev = read_finished(args.run) or {}
+    except RunDirError:
+        if not args.write:
+            raise
+        prev = {}  # unreadable: --write replaces it
     model, config = load_model(args.run, "cpu")
     device = resolve_device(args.device)
     model = model.to(device)
@@ -125,12 +144,13 @@ def cmd_evaluate(args) -> int:
     rows, examples = evaluate_model(model, task, config, args.run, float("nan"), str(device),
                                     refine_steps=args.refine_steps, write_audio=args.write)
     seconds = time.perf_counter() - t0
-    prev = json.loads((args.run / "metrics.json").read_text()) if (args.run / "metrics.json").exists() else {}
     # Training facts stay the run's (train_seconds, device: where it was trained, and epochs: those
     # a budget let it train), printed and written alike; vaem-refined is the vaem model, so it takes vaem's.
+    # Without a readable metrics.json, they are those its provenance.json recorded when training ended.
     trained = {r["method"]: r for r in prev.get("rows", [])}
+    recorded = _training_facts(args.run)
     for row in rows:
-        before = trained.get(row["method"], trained.get("vaem", {}))
+        before = trained.get(row["method"], trained.get("vaem", recorded))
         for key in ("train_seconds", "device", "epochs"):
             row[key] = before.get(key, row[key])
     for row in rows:
@@ -148,11 +168,43 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _training_facts(run: Path) -> dict:
+    """The training time, device and (for a budgeted run) epochs that ``run``'s provenance.json recorded when
+    its training ended; {} where it has none."""
+    try:
+        prov = json.loads((Path(run) / "provenance.json").read_text())
+        facts = {"train_seconds": round(float(prov["train_seconds"]), 2), "device": prov["hardware"]["device"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    budget = prov.get("budget")
+    if isinstance(budget, dict) and "epochs_trained" in budget:
+        facts["epochs"] = budget["epochs_trained"]
+    return facts
+
+
+def _png_pixels(im) -> np.ndarray:
+    """A PNG's pixels as an (H, W) float32 array in [0, 1]: see :func:`read_mixtures`."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode in ("I;16", "I", "F", "L") and "transparency" not in im.info:
+        arr = np.asarray(im)
+    elif mode in ("LA", "RGBA", "PA") or "transparency" in im.info:
+        # MNIST digits are white ink on black: a transparent pixel is background, so composite onto black
+        # (convert("L") would drop the alpha and turn a white digit on a transparent ground all white).
+        black = Image.new("RGBA", im.size, (0, 0, 0, 255))
+        arr, mode = np.asarray(Image.alpha_composite(black, im.convert("RGBA")).convert("L")), "L"
+    else:
+        arr, mode = np.asarray(im.convert("L")), "L"
+    return arr.astype(np.float32) / (65535.0 if mode.startswith("I;16") else 255.0)
+
+
 def read_mixtures(path: Path) -> np.ndarray:
     """Read MNIST-like mixtures for ``separate``: a .npy shaped (B, 28, 28) or (28, 28) in [0, 1], or a PNG.
 
-    A PNG must be 28 x 28. Colour or alpha PNGs are converted to grayscale (ITU-R 601 luma, as
-    Pillow's ``convert("L")``); 8-bit pixels are divided by 255. Any other size is rejected
+    A PNG must be 28 x 28. Colour PNGs are converted to grayscale (ITU-R 601 luma, as Pillow's
+    ``convert("L")``); a PNG with transparency is first composited onto black, MNIST's background
+    (its digits are white ink on black). 8-bit pixels are divided by 255. Any other size is rejected
     (resizing would silently change what the model sees).
 
     Returns: float32 array (B, 28, 28).
@@ -169,29 +221,36 @@ def read_mixtures(path: Path) -> np.ndarray:
         except (ValueError, OSError, EOFError) as e:
             raise BssvaeError(f"INPUT: {path} is not a readable .npy array of numbers (truncated, not .npy, "
                               "or an object/pickle array, which is refused)") from e
+        if not isinstance(arr, np.ndarray):  # np.load opens a zip as an .npz archive, whatever its name
+            arr.close()
+            raise BssvaeError(f"INPUT: {path} is an .npz archive, not a .npy array (save one array with np.save)")
+        if arr.dtype.byteorder not in ("=", "|"):  # e.g. big-endian '>f4': torch takes native order only
+            arr = arr.astype(arr.dtype.newbyteorder("="))
     elif suffix == ".png":
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as im:
-                if im.size != (28, 28):
-                    raise BssvaeError(f"INPUT: expected a 28 x 28 PNG, got {im.size[0]} x {im.size[1]} "
-                                      "(resize it yourself; bssvae does not resample digits)")
-                mode = im.mode
-                arr = np.asarray(im.convert("L") if mode not in ("L", "I;16", "I", "F") else im)
-        except (UnidentifiedImageError, OSError, ValueError) as e:  # OSError: e.g. a truncated file
+            im = Image.open(path)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
             raise BssvaeError(f"INPUT: {path} is not a readable PNG image ({e})") from e
-        arr = arr.astype(np.float32) / (65535.0 if mode.startswith("I;16") else 255.0)
+        with im:
+            if im.size != (28, 28):
+                raise BssvaeError(f"INPUT: expected a 28 x 28 PNG, got {im.size[0]} x {im.size[1]} in {path} "
+                                  "(resize it yourself; bssvae does not resample digits)")
+            try:
+                arr = _png_pixels(im)
+            except (OSError, ValueError) as e:  # OSError: e.g. a truncated file, read here
+                raise BssvaeError(f"INPUT: {path} is not a readable PNG image ({e})") from e
     else:
         raise BssvaeError(f"INPUT: expected a .npy or .png file, got {path.name!r}")
     if arr.dtype == np.uint8:
         raise BssvaeError("INPUT: expected float values in [0, 1], got uint8 pixels (divide by 255 first)")
     if np.iscomplexobj(arr):
         raise BssvaeError(f"INPUT: expected real values in [0, 1], got a {arr.dtype} array")
+    if arr.ndim not in (2, 3) or arr.shape[-2:] != (28, 28):  # the file's own shape, before a batch axis is added
+        raise BssvaeError(f"INPUT: expected shape (B, 28, 28) or (28, 28), got {tuple(arr.shape)} in {path}")
     if arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-        raise BssvaeError(f"INPUT: expected shape (B, 28, 28) or (28, 28), got {tuple(arr.shape)}")
     from .errors import check_tensor
 
     check_tensor("INPUT", arr, min_value=0.0, max_value=1.0)
@@ -200,18 +259,24 @@ def read_mixtures(path: Path) -> np.ndarray:
 
 def cmd_separate(args) -> int:
     from .results import atomic_write_bytes
-    from .train import load_model
+    from .train import load_model, read_run_config
 
-    model, config = load_model(args.run, "cpu")
-    if config.task != "mnist":
-        raise BssvaeError(f"--run: {args.run} is a {config.task!r} run; `separate` takes MNIST-like images")
-    if not str(args.output).endswith(".npy"):
-        raise BssvaeError(f"OUTPUT: expected a path ending in .npy, got {str(args.output)!r}")
-    out_dir = Path(args.output).parent
+    task = read_run_config(args.run).task
+    if task != "mnist":  # said before its weights are loaded, which an audio run may not have here
+        raise BssvaeError(f"--run: {args.run} is a {task!r} run; `separate` takes MNIST-like images")
+    output = Path(args.output)
+    if not str(output).endswith(".npy"):
+        raise BssvaeError(f"OUTPUT: expected a path ending in .npy, got {str(output)!r}")
+    out_dir = output.parent
     if not out_dir.is_dir():
         raise BssvaeError(f"OUTPUT: directory {out_dir} does not exist (or is not a directory)")
-    if Path(args.output).is_dir():
-        raise BssvaeError(f"OUTPUT: {args.output} is a directory")
+    if output.is_dir():
+        raise BssvaeError(f"OUTPUT: {output} is a directory")
+    if not os.access(out_dir, os.W_OK | os.X_OK):  # said before the separation, not after it
+        raise BssvaeError(f"OUTPUT: cannot write {output}: no permission to write in {out_dir}")
+    if output.exists() and Path(args.input).exists() and output.resolve() == Path(args.input).resolve():
+        raise BssvaeError(f"OUTPUT: {output} is INPUT; writing it would replace the mixtures (name another file)")
+    model, config = load_model(args.run, "cpu")
     x = read_mixtures(args.input)
     est = model.separate(x.reshape(x.shape[0], -1), mask=not args.no_mask, refine_steps=args.refine_steps)
     out = est.numpy().reshape(x.shape[0], model.n_sources, 28, 28)
@@ -219,7 +284,10 @@ def cmd_separate(args) -> int:
 
     buf = io.BytesIO()
     np.save(buf, out)
-    atomic_write_bytes(Path(args.output), buf.getvalue())
+    try:
+        atomic_write_bytes(output, buf.getvalue())
+    except OSError as e:  # e.g. a folder this user may not write
+        raise BssvaeError(f"OUTPUT: cannot write {output}: {e.strerror or e}") from e
     kind = "decoded sources" if args.no_mask else "VAEM estimates"
     if args.refine_steps:
         kind += f", latents refined ({args.refine_steps} steps)"
@@ -246,7 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Re-running the same command resumes an interrupted run, or does nothing "
                                    "if the run has finished.")
     _add_run_options(p)
-    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--restart", action="store_true",
+                   help="train the run again from scratch: first deletes what its run directory holds (checkpoint, "
+                        "and a finished run's weights, metrics and examples); refused, before deleting anything, "
+                        "if the directory holds a run with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-results", action="store_true",
                    help="keep the run's rows in its directory only, out of results/<profile>/<task>.csv (a trial "
@@ -272,8 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("separate", help="separate mixtures from a file with a trained model",
                        description="Separate MNIST-like mixtures. INPUT: a .npy of shape (B, 28, 28) or "
                                    "(28, 28) with float values in [0, 1] (a mixture of two digits is "
-                                   "(a + b) / 2), or a 28 x 28 PNG (colour is converted to grayscale; other "
-                                   "sizes are rejected). OUTPUT: a .npy of shape (B, K, 28, 28).")
+                                   "(a + b) / 2), or a 28 x 28 PNG (colour is converted to grayscale; "
+                                   "transparent pixels are composited onto black, the background of MNIST's "
+                                   "white digits; other sizes are rejected). OUTPUT: a .npy of shape "
+                                   "(B, K, 28, 28), another file than INPUT.")
     p.add_argument("--run", type=Path, required=True, help="run directory of a trained vae or ae run")
     p.add_argument("input", type=Path, metavar="INPUT", help=".npy or .png mixtures")
     p.add_argument("output", type=Path, metavar="OUTPUT", help=".npy file to write")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +49,13 @@ class ModelConfig:
         check_int("input_dim", self.input_dim, minimum=1)
         check_int("latent_dim", self.latent_dim, minimum=1)
         check_int("n_sources", self.n_sources, minimum=1)
-        if not self.hidden_dims or any(int(h) < 1 for h in self.hidden_dims):
-            raise BssvaeError(f"hidden_dims: expected positive layer sizes, got {self.hidden_dims!r}")
-        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+        dims = self.hidden_dims
+        if (not isinstance(dims, (list, tuple)) or not dims
+                or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in dims)):
+            raise BssvaeError(f"hidden_dims: expected a list of positive layer sizes, got {dims!r}")
+        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in dims))
+        if not isinstance(self.variational, bool):
+            raise BssvaeError(f"variational: expected true or false, got {self.variational!r}")
 
     @classmethod
     def mnist(cls, n_sources: int = 2, variational: bool = True) -> "ModelConfig":
@@ -68,7 +74,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        return cls(**{**d, "hidden_dims": tuple(d["hidden_dims"])})
+        """The model a stored config describes; its sizes must all be there (they shape the weights)."""
+        if not isinstance(d, dict):
+            raise BssvaeError(f"model: expected a mapping of the model's sizes, got {type(d).__name__} {d!r}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise BssvaeError(f"model: unknown keys {unknown}; known keys are {known}")
+        missing = [k for k in ("input_dim", "hidden_dims", "latent_dim") if k not in d]
+        if missing:
+            raise BssvaeError(f"model: missing keys {missing}, which set the network's sizes")
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,9 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self):
+        if not isinstance(self.model, ModelConfig):
+            raise BssvaeError(f"model: expected a ModelConfig (a mapping of sizes in a file), got "
+                              f"{type(self.model).__name__} {self.model!r}")
         check_choice("task", self.task, TASKS)
         from .baselines import ALL_METHODS  # late import: baselines import config
 
@@ -165,10 +184,19 @@ class TrainConfig:
         if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m) != muon_defaults:
             raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum: settings of optimizer 'muon', but the run's "
                               f"optimizer is {self.optimizer!r}")
-        for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay"):
+        # finite: inf trains to NaN, and config.json would hold Infinity, which is not JSON
+        for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay", "checkpoint_every_s"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or v != v:
-                raise BssvaeError(f"{name}: expected a non-negative number, got {v!r}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf:
+                raise BssvaeError(f"{name}: expected a finite non-negative number, got {v!r}")
+        object.__setattr__(self, "test_seed", check_int("test_seed", self.test_seed, minimum=0))
+        if self.max_train_images is not None:
+            object.__setattr__(self, "max_train_images",
+                               check_int("max_train_images", self.max_train_images, minimum=1))
+        if not isinstance(self.compile, bool):
+            raise BssvaeError(f"compile: expected true or false, got {self.compile!r}")
+        if not isinstance(self.profile, str):
+            raise BssvaeError(f"profile: expected a profile's name, got {self.profile!r}")
         if self.lr <= 0:
             raise BssvaeError(f"lr: expected a positive learning rate, got {self.lr!r}")
         v = self.budget_minutes
@@ -207,7 +235,7 @@ class TrainConfig:
         if unknown:
             raise BssvaeError(f"config: unknown keys {unknown}; known keys are {sorted(known)}")
         d = dict(d)
-        if "model" in d and isinstance(d["model"], dict):
+        if "model" in d and not isinstance(d["model"], ModelConfig):
             d["model"] = ModelConfig.from_dict(d["model"])
         return cls(**d)
 
@@ -363,8 +391,11 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
         if method in METHODS and explicit.get("optimizer", vae_recipe.get("optimizer")) == vae_recipe.get("optimizer"):
             recipe.update(vae_recipe)
         values.update({k: v for k, v in recipe.items() if k not in explicit})
+    n_digits = values.get("n_digits", TrainConfig.n_digits)
+    if task == "mnist" and isinstance(n_digits, int) and n_digits > MNIST_TEST_IMAGES:
+        raise BssvaeError(f"n_digits: each test mixture uses M of the {MNIST_TEST_IMAGES} MNIST test images once, "
+                          f"so M (-M, --n-digits) is at most {MNIST_TEST_IMAGES}, got {n_digits}")
     if task == "mnist" and "n_test" not in explicit:  # 5000 pairs; fewer mixtures of 3 or more digits
-        n_digits = values.get("n_digits", TrainConfig.n_digits)
         if isinstance(n_digits, int) and n_digits >= 1:
             values["n_test"] = min(values.get("n_test", TrainConfig.n_test), MNIST_TEST_IMAGES // n_digits)
     model_over = values.pop("model", None)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import BssvaeError
+
 
 def vaem(s_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """VAEM estimate: s_check_k = s_hat_k * x / x_hat, with x_hat = sum_k s_hat_k (paper, Sec. 3).
@@ -10,9 +12,15 @@ def vaem(s_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tenso
     The masks s_hat_k / x_hat are non-negative and sum to one, so the estimates sum exactly to x.
     Where x_hat <= eps (nothing decoded), the mixture is split evenly among the K sources instead
     of dividing by zero, so the result stays finite (all-zero or silent inputs included).
+    NaN or inf in ``s_hat`` or ``x`` is refused: ``x_hat > eps`` is false for NaN, so such sources
+    would be split evenly and look like a plausible estimate (e.g. decoded by damaged weights).
 
     Shape: s_hat (B, K, D), x (B, D) -> s_check (B, K, D).
     """
+    for name, t in (("s_hat", s_hat), ("x", x)):
+        if not bool(torch.isfinite(t).all()):
+            raise BssvaeError(f"{name}: expected finite values, got {int((~torch.isfinite(t)).sum())} NaN or inf "
+                              "entries (VAEM cannot split a mixture by them)")
     x_hat = s_hat.sum(dim=1, keepdim=True)
     ok = x_hat > eps
     weights = torch.where(ok, s_hat / torch.where(ok, x_hat, torch.ones_like(x_hat)),

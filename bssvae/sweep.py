@@ -34,7 +34,7 @@ import yaml
 
 from . import openmp
 from .config import PROFILES
-from .errors import BssvaeError, check_choice, check_int
+from .errors import BssvaeError, RunDirError, check_choice, check_int
 from .results import project_root, results_dir
 
 NOTEBOOK = Path("book") / "notebooks" / "train.ipynb"
@@ -79,8 +79,14 @@ def load_sweep(path: Path, profile: str | None = None) -> tuple[list[SweepRun], 
     path = Path(path)
     if not path.exists():
         raise BssvaeError(f"sweep file {path} does not exist")
+    if not path.is_file():
+        raise BssvaeError(f"sweep file {path} is not a file (a directory?); name a YAML sweep file, e.g. in sweeps/")
     try:
         spec = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError as e:
+        raise BssvaeError(f"sweep file {path}: not UTF-8 text ({e}); is it a YAML sweep file?") from e
+    except OSError as e:
+        raise BssvaeError(f"sweep file {path}: cannot read it ({e.strerror or e})") from e
     except yaml.YAMLError as e:
         raise BssvaeError(f"sweep file {path}: not valid YAML ({e})") from e
     if not isinstance(spec, dict):
@@ -118,7 +124,9 @@ def load_sweep(path: Path, profile: str | None = None) -> tuple[list[SweepRun], 
                                    block.get("n_digits", 2), tuple(sorted(overrides.items())))
                     try:
                         run.config  # validates every field now, before anything runs
-                    except TypeError as e:  # a wrongly typed value that make_config cannot take
+                    except RunDirError:  # a finished run's directory, which names itself
+                        raise
+                    except (TypeError, BssvaeError) as e:  # TypeError: a value make_config cannot take
                         raise BssvaeError(f"sweep file {path}: grid[{i}]: {e}") from e
                     same = next((r for r in runs if r.name == run.name), None)
                     if same is not None and same != run:
@@ -272,6 +280,11 @@ def run_sweep(sweep_file: Path, profile: str | None = None, jobs: int | None = N
     n_train = len(todo)
     if use_notebook:  # finished runs trained elsewhere (e.g. a GPU machine) still get their executed notebook
         todo += [r for r in runs if _is_done(r) and not _has_notebook(r)]
+    notebook = project_root() / NOTEBOOK
+    if use_notebook and not dry_run and todo and not notebook.exists():  # else each run fails in papermill
+        raise BssvaeError(f"the training notebook {notebook} is not there (the repository root is found from "
+                          "the working directory, or BSSVAE_ROOT); run the sweep from the repository, set "
+                          "BSSVAE_ROOT to it, or use --no-notebook")
     print(f"sweep {sweep_file}: {len(runs)} runs, {len(runs) - n_train} already trained, {n_train} to train, "
           f"{len(todo) - n_train} to reload for their notebook "
           f"({n_jobs} at a time on {device_type}{f', {threads} threads each' if device_type == 'cpu' else ''})")

@@ -6,7 +6,8 @@ A run directory holds everything about one run::
     checkpoint-N.pt    training state after epoch N, loaded weights-only (no code runs)
     checkpoint.json    names the current checkpoint and its sha256: a corrupt one is detected
     history.csv        loss, reconstruction, KL, beta, learning rate and seconds per epoch
-    model.safetensors  final weights (safetensors: loading runs no code)
+    model.safetensors  final weights (safetensors: loading runs no code), with the sha256 of its tensors
+                       in its metadata: a damaged file is detected
     examples.npz       a few test mixtures with their true and estimated sources (for figures)
     provenance.json    command, seed, commit, package versions, hardware, wall time
     metrics.json       test scores of each method row (vae and vaem, or ae); written last, so it
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
@@ -224,6 +225,57 @@ def load_checkpoint(run_dir: Path) -> dict | None:
         raise RunDirError(f"{path}: not a loadable bssvae checkpoint ({type(e).__name__}: {e})") from e
 
 
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """The sha256 of a model's tensors: their names, dtypes, shapes and bytes, in name order.
+
+    ``model.safetensors`` records it in its metadata when it is written (a file cannot hold its own
+    hash), so changed bytes anywhere in its tensors, or in the header that says how to read them, are
+    detected when it is loaded.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def save_weights(path: Path, model: torch.nn.Module, config: TrainConfig) -> None:
+    """Write a model's final weights atomically as safetensors, with its config and :func:`tensors_sha256`."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save_safetensors(state, metadata={"config": config.to_json(),
+                                                               "tensors_sha256": tensors_sha256(state)}))
+
+
+def _check_finite(source: Path, state: dict[str, torch.Tensor]) -> None:
+    """Refuse weights with NaN or inf values: decoded, they give NaN sources that no mask can split."""
+    bad = [k for k, t in state.items() if torch.is_tensor(t) and t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        raise RunDirError(f"{source}: weights hold NaN or inf values (in {', '.join(sorted(bad)[:3])}"
+                          f"{', ...' if len(bad) > 3 else ''}); the file is damaged")
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read ``model.safetensors`` (no code runs), checking its tensors against the sha256 recorded when it
+    was written (files written before bssvae recorded one are taken as they are) and that they are finite."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own errors for a damaged header or a short file
+        raise RunDirError(f"{path}: corrupt or unreadable weights ({e})") from e
+    expected = meta.get("tensors_sha256")
+    if expected is not None and expected != tensors_sha256(state):
+        way = (" (delete it, and the run's final checkpoint is loaded instead)"
+               if (path.parent / "checkpoint.json").exists() else "")
+        raise RunDirError(f"{path}: weights are corrupt: the sha256 of their tensors does not match the one recorded "
+                          f"when they were written{way}; copy the file again from where the run trained, or train "
+                          "the run again with --restart")
+    _check_finite(path, state)
+    return state
+
+
 # --------------------------------------------------------------------------------------------
 # Run directories
 
@@ -239,15 +291,20 @@ def read_run_config(run_dir: Path) -> TrainConfig:
         raise RunDirError(f"{run_dir} is not a bssvae run directory (no config.json)")
     try:
         meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunDirError(f"{path}: unreadable ({e})") from e
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or bytes that are not UTF-8 text
+        raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
     if not isinstance(meta, dict) or meta.get("format_version") != RUN_FORMAT_VERSION:
         got = meta.get("format_version") if isinstance(meta, dict) else None
         raise RunDirError(f"{run_dir}: run-directory format {got!r} is not the supported "
                           f"{RUN_FORMAT_VERSION} (written by another bssvae version)")
     if not isinstance(meta.get("config"), dict):
         raise RunDirError(f"{path}: has no 'config' mapping; not a bssvae run directory")
-    return TrainConfig.from_dict(meta["config"])
+    try:
+        return TrainConfig.from_dict(meta["config"])
+    except BssvaeError as e:
+        raise RunDirError(f"{path}: invalid run configuration ({e})") from e
+    except (TypeError, AttributeError) as e:  # a value of a type no check foresaw
+        raise RunDirError(f"{path}: invalid run configuration ({type(e).__name__}: {e})") from e
 
 
 def config_differences(config: TrainConfig, run_dir: Path) -> list[str]:
@@ -285,9 +342,12 @@ def read_finished(run_dir: Path) -> dict | None:
         done = json.loads(path.read_text())
         if not isinstance(done["rows"], list):
             raise TypeError(f"'rows' is a {type(done['rows']).__name__}, not a list")
+        if not all(isinstance(r, dict) and "method" in r for r in done["rows"]):
+            raise TypeError("'rows' holds entries that are not results rows (mappings with a 'method')")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"{path}: unreadable ({e}); delete it to evaluate the run again from its "
-                          "weights, or use --restart") from e
+        raise RunDirError(f"{path}: unreadable ({e}); for a VAE or AE run, `bssvae evaluate --run {run_dir} --write` "
+                          "scores its weights again and writes a new one; `bssvae train` with --restart trains the "
+                          "run again") from e
     return done
 
 
@@ -330,7 +390,19 @@ def make_run_config(profile: str = "cpu", task: str = "mnist", method: str = "va
     return as_trained if not config_differences(as_trained, run_dir) else config
 
 
-def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
+def run_outputs(run_dir: Path) -> list[str]:
+    """The names of the run outputs (:data:`RUN_OUTPUTS` and checkpoints) that ``run_dir`` holds."""
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    return found + sorted(p.name for p in run_dir.glob("checkpoint-*.pt"))
+
+
+def _prepare_run_dir(config: TrainConfig, run_dir: Path, claim: bool = True) -> None:
+    """Claim ``run_dir`` for ``config``: write its config.json, or refuse a directory that holds another run
+    (only that with ``claim=False``)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} is a file, not a directory; choose another run directory")
     if (run_dir / "config.json").exists():
         diff = config_differences(config, run_dir)
         if diff:
@@ -341,9 +413,21 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path) -> None:
                               f"{': ' + detail if detail else ''}){precision_recipe_hint(config, stored, diff)}; "
                               "choose another run directory or delete it")
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
-                                                    "bssvae_version": __version__, "config": config.to_dict()})
+        # Outputs without their config: the settings that made them are unknown, and taking this run's
+        # would rewrite a finished run's config or resume a checkpoint with other settings.
+        found = run_outputs(run_dir)
+        if found:
+            raise RunDirError(f"{run_dir} holds run outputs ({', '.join(found)}) but no config.json, so the "
+                              "settings they were made with are unknown; restore its config.json, or choose "
+                              "another run directory (or delete this one to start over)")
+        if not claim:
+            return
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
+                                                        "bssvae_version": __version__, "config": config.to_dict()})
+        except OSError as e:  # e.g. a parent that is a file, or a folder this user may not write
+            raise RunDirError(f"run directory {run_dir}: cannot write it ({e.strerror or e})") from e
 
 
 def load_model(run_dir: Path, device: str | torch.device = "cpu",
@@ -361,19 +445,23 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
     model = VAEBSS(config.model)
     weights = run_dir / "model.safetensors"
     if weights.exists():
-        try:
-            state = load_file(str(weights))
-        except Exception as e:
-            raise RunDirError(f"{weights}: corrupt or unreadable weights ({e})") from e
+        state = load_weights(weights)
     else:
         ckpt = load_checkpoint(run_dir)
         if ckpt is None:
+            if (run_dir / "metrics.json").exists():  # e.g. a committed run whose weights git does not hold
+                raise RunDirError(f"{run_dir}: the run finished (it has metrics.json), but its weights are not in "
+                                  "this directory (model.safetensors, often not committed to git); copy the run's "
+                                  "model.safetensors into it, or train the run again into another directory "
+                                  "(`bssvae train` with its settings and --run-dir NEW; --restart here would "
+                                  "replace its metrics.json)")
             raise RunDirError(f"{run_dir}: no model.safetensors and no checkpoint; the run has not trained yet")
         if int(ckpt.get("epoch", 0)) < config.epochs and not ckpt.get("budget_spent") and not allow_partial:
             raise RunDirError(f"{run_dir}: training stopped after {int(ckpt.get('epoch', 0))} of {config.epochs} "
                               "epochs (no model.safetensors); finish it first by running the same "
                               "`bssvae train` command again, which resumes it")
         state = ckpt["model"]
+        _check_finite(run_dir / f"checkpoint-{int(ckpt.get('epoch', 0)):06d}.pt", state)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -385,18 +473,35 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
 # Training
 
 
-def start_run(config: TrainConfig, run_dir: Path, task=None):
-    """What every run does first: pick the device, set threads, claim the run directory, seed,
-    build the task, read the commit (the code this session runs: read at its start, not when the run
-    ends). Returns ``(device, task, wall-clock start, commit)``."""
+def start_run(config: TrainConfig, run_dir: Path, task=None, check_task=None):
+    """What every run does first: pick the device, set threads, check the run directory, seed,
+    build the task, check it (``check_task(task)``, if given), claim the run directory, read the commit
+    (the code this session runs: read at its start, not when the run ends). A run that the task's check
+    refuses leaves no config.json behind, which would hold the directory to its refused settings.
+    Returns ``(device, task, wall-clock start, commit)``."""
     device = resolve_device(config.device)
     if device.type == "cpu":
         configure_threads()
-    _prepare_run_dir(config, run_dir)
+    _prepare_run_dir(config, run_dir, claim=False)  # refused before the task is built
     wall0 = time.perf_counter()
     torch.manual_seed(config.seed)
     task = task if task is not None else build_task(config, device)
+    if check_task is not None:
+        check_task(task)
+    _prepare_run_dir(config, run_dir)
     return device, task, wall0, git_commit()
+
+
+def check_task_fits(config: TrainConfig, task) -> None:
+    """Refuse a VAE or AE run whose model does not take the task's inputs, or whose batch is larger than an
+    epoch's mixtures (the epoch would be one smaller batch, while the run records the batch size it asked for)."""
+    if task.input_dim != config.model.input_dim:
+        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
+                          f"the model expects {config.model.input_dim}")
+    if config.batch_size > task.mixtures_per_epoch:
+        raise BssvaeError(f"batch_size: {config.batch_size} is more than the {task.mixtures_per_epoch} training "
+                          f"mixtures of an epoch of this {task.name} run; choose at most {task.mixtures_per_epoch} "
+                          "(--batch-size)")
 
 
 def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: TrainConfig, step: int,
@@ -456,11 +561,14 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
         return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
-    device, task, wall0, commit = start_run(config, run_dir, task)
+    if resume and (run_dir / "model.safetensors").exists() and not (run_dir / "checkpoint.json").exists():
+        # e.g. weights trained on a GPU and copied here without their checkpoint, metrics.json lost
+        raise RunDirError(f"{run_dir} holds model.safetensors but neither metrics.json nor a checkpoint, so training "
+                          "would start over from epoch 0 and replace those weights; `bssvae evaluate --run "
+                          f"{run_dir} --write` scores them and writes metrics.json (the run is then finished), "
+                          "and `bssvae train` with --restart trains the run again")
+    device, task, wall0, commit = start_run(config, run_dir, task, check_task=lambda t: check_task_fits(config, t))
     gen = torch.Generator().manual_seed(config.seed)
-    if task.input_dim != config.model.input_dim:
-        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
-                          f"the model expects {config.model.input_dim}")
     model = VAEBSS(config.model).to(device)
     opt = make_optimizer(model, config)
     steps_per_epoch = max(1, task.mixtures_per_epoch // config.batch_size)
@@ -469,8 +577,14 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
 
     ckpt = load_checkpoint(run_dir) if resume else None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:  # torch's size and parameter-group mismatches
+            detail = " ".join(str(e).split())[:300]
+            raise RunDirError(f"{run_dir}: its checkpoint does not fit this run's model or optimizer ({detail}); it "
+                              "was made with other settings: choose another run directory, or use --restart to "
+                              "train this one again") from e
         gen.set_state(ckpt["generator"])
         torch.set_rng_state(ckpt["torch_rng"])
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
@@ -478,6 +592,10 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         start_epoch, train_seconds = int(ckpt["epoch"]), float(ckpt["train_seconds"])
         spent = bool(ckpt.get("budget_spent", False))
         history = _read_history(run_dir)[:start_epoch + spent]  # + the partial epoch a budget ended
+        if len(history) < start_epoch:  # resuming would leave a gap in it
+            raise RunDirError(f"{run_dir / 'history.csv'}: holds {len(history)} epochs, but the checkpoint is after "
+                              f"epoch {start_epoch}; the history of the missing epochs is lost: restore the file, or "
+                              "train the run again with --restart")
         resumed_from = list(ckpt.get("resumed_from", [])) + [start_epoch]
 
     forward = torch.compile(model) if config.compile else model
@@ -539,9 +657,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         return {"run_dir": run_dir, "rows": [], "history": history, "completed": False}
     epochs_trained = history[-1]["epoch"] if spent and history else config.epochs
 
-    atomic_write_bytes(run_dir / "model.safetensors", save_safetensors(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        metadata={"config": config.to_json()}))
+    save_weights(run_dir / "model.safetensors", model, config)
     t_eval = time.perf_counter()
     rows, examples = evaluate_model(model, task, config, run_dir, train_seconds, str(device),
                                     epochs_trained=epochs_trained)
@@ -620,11 +736,23 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
-    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    # no epochs (a budget spent before the first step): an empty file, as the baselines write it
+    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False) if history else "")
 
 
 def _read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "history.csv"
+    path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
-    return pd.read_csv(path).to_dict("records")
+    try:
+        text = path.read_text()
+        if not text.strip():  # what _write_history writes for no epochs
+            return []
+        records = pd.read_csv(io.StringIO(text)).to_dict("records")
+    except (OSError, ValueError, pd.errors.ParserError) as e:  # ValueError: bytes that are not UTF-8 text
+        raise RunDirError(f"{path}: unreadable history ({type(e).__name__}: {e}); restore it, or train the run "
+                          "again with --restart") from e
+    if records and "epoch" not in records[0]:
+        raise RunDirError(f"{path}: not a training history (no 'epoch' column); restore it, or train the run "
+                          "again with --restart")
+    return records

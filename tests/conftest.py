@@ -22,6 +22,18 @@ def mnist_test_images():
     return load_mnist("test")
 
 
+@pytest.fixture
+def flip_tensor_bytes():
+    """Invert 64 bytes inside a safetensors file's tensor data (past its header), as a damaged disk might."""
+    def flip(path):
+        data = bytearray(path.read_bytes())
+        start = 8 + int.from_bytes(data[:8], "little")
+        middle = start + (len(data) - start) // 2
+        data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+        path.write_bytes(bytes(data))
+    return flip
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

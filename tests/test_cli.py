@@ -3,6 +3,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,8 +236,11 @@ def test_train_with_a_time_budget_and_its_epochs_survive_a_re_evaluation(project
     assert [r["method"] for r in rows] == ["vae", "vaem", "vaem-refined"]
     assert all(r["epochs"] == trained for r in rows)
     capsys.readouterr()
-    assert main(["train", "--profile", "smoke", "--minutes", "0", "--run-dir", str(project / "none")]) == 2
-    assert "budget_minutes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses it, naming the option
+        main(["train", "--profile", "smoke", "--minutes", "0", "--run-dir", str(project / "none")])
+    assert exit_.value.code == 2
+    assert "argument --minutes: expected a positive number of minutes, got '0'" in capsys.readouterr().err
+    assert not (project / "none").exists()
 
 
 def test_readme_bssvae_commands_parse():
@@ -264,3 +268,127 @@ def test_readme_bssvae_commands_parse():
             pytest.fail(f"README: `bssvae {shlex.join(argv)}` does not parse")
         if argv[0] == "train":
             _config_from(args)
+
+
+def _copy_run(run_dir, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+def test_separate_refuses_damaged_weights(run_dir, tmp_path, capsys, flip_tensor_bytes):
+    run = _copy_run(run_dir, tmp_path)
+    flip_tensor_bytes(run / "model.safetensors")
+    np.save(tmp_path / "in.npy", np.zeros((28, 28), np.float32))
+    assert main(["separate", "--run", str(run), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors: weights are corrupt" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_evaluate_names_an_unreadable_metrics_file_and_write_rewrites_it(run_dir, tmp_path, capsys):
+    run = _copy_run(run_dir, tmp_path)
+    saved = json.loads((run / "metrics.json").read_text())["rows"]
+    for text in ("{not json", '{"rows": 3}', '{"rows": [1, 2]}', "[]"):
+        (run / "metrics.json").write_text(text)
+        assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert "metrics.json: unreadable" in err and f"bssvae evaluate --run {run} --write" in err, err
+        assert "Traceback" not in err
+    # --write scores the weights again and writes metrics.json anew, the training facts from provenance.json
+    assert main(["evaluate", "--run", str(run), "--device", "cpu", "--write", "--no-results"]) == 0
+    rows = json.loads((run / "metrics.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == [r["method"] for r in saved]
+    for new, old in zip(rows, saved):
+        assert (new["train_seconds"], new["device"], new["epochs"]) == (old["train_seconds"], old["device"],
+                                                                        old["epochs"])
+        assert new["psnr"] == pytest.approx(old["psnr"], abs=1e-3)
+    capsys.readouterr()
+    assert main(["train", "--profile", "smoke", "-K", "3", "--epochs", "1", "--run-dir", str(run), "--quiet",
+                 "--no-results", "--device", "cpu"]) == 2  # other settings: still refused, not retrained
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_unusable_output_locations_are_named(run_dir, tmp_path, capsys, monkeypatch):
+    np.save(tmp_path / "in.npy", np.zeros((2, 28, 28), np.float32))
+    before = (tmp_path / "in.npy").read_bytes()
+    assert main(["separate", "--run", str(run_dir), str(tmp_path / "in.npy"), str(tmp_path / "in.npy")]) == 2
+    assert "is INPUT" in capsys.readouterr().err
+    assert (tmp_path / "in.npy").read_bytes() == before
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("bssvae.results.atomic_write_bytes", refuse)  # the test runs as root: chmod would not do
+    assert main(["separate", "--run", str(run_dir), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")]) == 2
+    err = capsys.readouterr().err
+    assert f"OUTPUT: cannot write {tmp_path / 'o.npy'}: Permission denied" in err and "Traceback" not in err, err
+    monkeypatch.undo()
+    monkeypatch.setattr("os.access", lambda path, mode: False)
+    assert main(["separate", "--run", str(run_dir), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")]) == 2
+    assert f"no permission to write in {tmp_path}" in capsys.readouterr().err
+    monkeypatch.undo()
+    (tmp_path / "afile").write_text("x")
+    assert main(["train", "--profile", "smoke", "--run-dir", str(tmp_path / "afile"), "--quiet", "--no-results"]) == 2
+    err = capsys.readouterr().err
+    assert "afile is a file, not a directory" in err and "Traceback" not in err, err
+
+
+def test_inputs_that_numpy_reads_differently_are_read_or_named(run_dir, tmp_path, capsys):
+    from bssvae.cli import read_mixtures
+
+    x = np.random.default_rng(3).random((2, 28, 28)).astype(np.float32) * 0.5
+    np.save(tmp_path / "big-endian.npy", x.astype(">f4"))
+    np.testing.assert_array_equal(read_mixtures(tmp_path / "big-endian.npy"), x)
+    assert main(["separate", "--run", str(run_dir), str(tmp_path / "big-endian.npy"), str(tmp_path / "o.npy")]) == 0
+    np.savez(tmp_path / "archive.npz", x=x)
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+    np.save(tmp_path / "flat.npy", np.zeros((5, 784), np.float32))
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png")
+    for name, expected in (("archive.npy", "archive.npy is an .npz archive, not a .npy array"),
+                           ("flat.npy", "expected shape (B, 28, 28) or (28, 28), got (5, 784)"),
+                           ("big.png", "INPUT: expected a 28 x 28 PNG, got 32 x 32")):
+        assert main(["separate", "--run", str(run_dir), str(tmp_path / name), str(tmp_path / "o.npy")]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "not a readable" not in err and "Traceback" not in err, (name, err)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_a_transparent_png_is_composited_onto_black(tmp_path, mode):
+    """A white digit drawn on a transparent ground (a common way to save one) is white ink on black, as in
+    MNIST; dropping the alpha would make every pixel white."""
+    from bssvae.cli import read_mixtures
+
+    alpha = np.zeros((28, 28), np.uint8)
+    alpha[8:20, 12:16] = 255
+    alpha[8:20, 16] = 51  # an anti-aliased edge: 20 % white
+    white = np.full((28, 28), 255, np.uint8)
+    channels = [white, white, white, alpha] if mode == "RGBA" else [white, alpha]
+    Image.fromarray(np.stack(channels, -1), mode).save(tmp_path / "digit.png")
+    np.testing.assert_allclose(read_mixtures(tmp_path / "digit.png")[0], alpha / 255.0, atol=1 / 255)
+
+
+def test_separate_says_an_audio_run_is_one_before_looking_for_its_weights(tmp_path, capsys):
+    from bssvae.train import clear_run_outputs
+
+    clear_run_outputs(make_config("smoke", task="audio"), tmp_path / "audio")  # config.json, no weights
+    np.save(tmp_path / "in.npy", np.zeros((28, 28), np.float32))
+    assert main(["separate", "--run", str(tmp_path / "audio"), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")]) == 2
+    assert "is a 'audio' run; `separate` takes MNIST-like images" in capsys.readouterr().err
+
+
+def test_train_refuses_values_that_are_not_finite_before_claiming_a_directory(tmp_path, capsys):
+    for option in ("--lr", "--beta"):
+        run = tmp_path / option.strip("-")
+        assert main(["train", "--profile", "smoke", option, "inf", "--run-dir", str(run), "--quiet",
+                     "--no-results"]) == 2
+        err = capsys.readouterr().err
+        assert f"{option.strip('-')}: expected a finite non-negative number, got inf" in err, err
+        assert not run.exists()
+
+
+def test_restart_help_says_what_it_deletes():
+    from bssvae.cli import build_parser
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "deletes" in help_text and "finished run's weights, metrics" in " ".join(help_text.split())

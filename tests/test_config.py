@@ -45,6 +45,13 @@ def test_roundtrip():
     (dict(lr_decay=1.5), "lr_decay"),
     (dict(lr_decay=0.0), "lr_decay"),
     (dict(n_digits=3, n_test=5000), "n_test: at most 3333 test mixtures of 3 digits"),
+    (dict(n_digits=10001), r"n_digits: .* M \(-M, --n-digits\) is at most 10000, got 10001"),
+    (dict(lr=float("inf")), "lr: expected a finite non-negative number, got inf"),
+    (dict(beta=float("inf")), "beta: expected a finite non-negative number, got inf"),
+    (dict(beta_warmup_epochs=float("inf")), "beta_warmup_epochs: expected a finite"),
+    (dict(lr_warmup_epochs=float("nan")), "lr_warmup_epochs: expected a finite"),
+    (dict(checkpoint_every_s=float("inf")), "checkpoint_every_s: expected a finite"),
+    (dict(model=dict(hidden_dims=(64, "32"))), r"hidden_dims: expected a list of positive layer sizes"),
 ])
 def test_bad_values_are_named(kwargs, match):
     with pytest.raises(BssvaeError, match=match):

@@ -41,3 +41,18 @@ def test_vaem_property(s_hat, data):
     assert torch.isfinite(est).all()
     assert float(est.min()) >= 0
     torch.testing.assert_close(est.sum(1), x, rtol=1e-5, atol=1e-6)
+
+
+def test_vaem_refuses_non_finite_sources_instead_of_splitting_evenly():
+    """NaN decoded sources (e.g. from damaged weights) fail ``x_hat > eps`` and would be split evenly: x / K,
+    a plausible-looking estimate."""
+    import pytest
+
+    from bssvae.errors import BssvaeError
+
+    s_hat = torch.full((1, 2, 3), 0.5)
+    s_hat[0, 1, 2] = float("nan")
+    with pytest.raises(BssvaeError, match="s_hat: expected finite values, got 1 NaN or inf entries"):
+        vaem(s_hat, torch.ones(1, 3))
+    with pytest.raises(BssvaeError, match="x: expected finite values"):
+        vaem(torch.ones(1, 2, 3), torch.tensor([[1.0, float("inf"), 0.0]]))

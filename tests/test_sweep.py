@@ -176,3 +176,30 @@ def test_a_finished_run_of_the_other_precision_recipe_names_the_way_to_it(projec
                                           r"'optimizer', 'precision'\]; the cpu profile's .* --precision bf16 asks for "
                                           r"the stored"):
         run_sweep(p, use_notebook=False)
+
+
+def test_sweep_files_that_cannot_be_read_are_named(tmp_path):
+    (tmp_path / "binary.yaml").write_bytes(b"profile: smoke\n\xff\xfe\x00\x81\n")
+    with pytest.raises(BssvaeError, match=r"binary.yaml: not UTF-8 text"):
+        load_sweep(tmp_path / "binary.yaml")
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(BssvaeError, match=r"folder.yaml is not a file"):
+        load_sweep(tmp_path / "folder.yaml")
+
+
+def test_a_bad_value_in_a_grid_names_the_file_and_the_block(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("profile: smoke\ngrid:\n  - seeds: [0]\n  - n_sources: [2, 0]\n")
+    with pytest.raises(BssvaeError, match=r"^sweep file .*s.yaml: grid\[1\]: n_sources: expected an integer >= 1"):
+        load_sweep(p)
+
+
+def test_a_notebook_sweep_away_from_the_repository_says_where_the_notebook_is_looked_for(project, capsys):
+    """The project fixture's root has no book/: every run would fail in papermill."""
+    p = project / "s.yaml"
+    p.write_text("profile: smoke\ngrid: [{seeds: [0]}]\n")
+    with pytest.raises(BssvaeError, match=r"the training notebook .*train.ipynb is not there .*set BSSVAE_ROOT.*"
+                                          r"--no-notebook"):
+        run_sweep(p)
+    assert run_sweep(p, dry_run=True) == 0  # listing needs no notebook
+    assert not (project / "results" / "smoke" / "notebooks").exists()

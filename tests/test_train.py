@@ -435,3 +435,130 @@ def test_provenance_names_the_commit_the_run_started_at(project, monkeypatch):
     monkeypatch.setattr("bssvae.results.git_commit", lambda root=None: "later-dirty")
     train(make_config("smoke", epochs=1, **SMALL), project / "r", progress=False, write_results=False)
     assert json.loads((project / "r" / "provenance.json").read_text())["commit"] == "at-start"
+
+
+def test_damaged_or_nan_weights_are_refused_and_unhashed_ones_still_load(project, flip_tensor_bytes):
+    from safetensors.torch import load_file, save_file
+
+    run = train(make_config("smoke", epochs=1, **SMALL), project / "r", progress=False, write_results=False)["run_dir"]
+    weights = run / "model.safetensors"
+    intact = weights.read_bytes()
+    flip_tensor_bytes(weights)
+    with pytest.raises(RunDirError, match=r"model.safetensors: weights are corrupt: the sha256 of their tensors"):
+        load_model(run)
+    # weights written before the hash was recorded (the committed runs') load as they are, if finite
+    weights.write_bytes(intact)
+    state = load_file(str(weights))
+    save_file(state, str(weights), metadata={"config": "{}"})
+    model, _ = load_model(run)
+    assert torch.equal(model.state_dict()["decoder.0.0.weight"], state["decoder.0.0.weight"])
+    state["decoder.0.0.weight"][0, 0] = float("nan")
+    save_file(state, str(weights))
+    with pytest.raises(RunDirError, match=r"model.safetensors: weights hold NaN or inf values \(in decoder.0.0.weight\)"):
+        load_model(run)
+
+
+def test_run_outputs_without_their_config_are_not_taken_over(project):
+    """A run directory whose config.json was deleted is refused, not rewritten or resumed with other settings."""
+    config = make_config("smoke", epochs=2, **SMALL)
+    done = train(config, project / "done", progress=False, write_results=False)["run_dir"]
+    part = train(config, project / "part", progress=False, stop_after_epochs=1, write_results=False)["run_dir"]
+    other = make_config("smoke", epochs=2, lr=0.01, **SMALL)
+    for run in (done, part):
+        (run / "config.json").unlink()
+        for resume in (True, False):
+            with pytest.raises(RunDirError, match=r"holds run outputs \(.*history.csv.*\) but no config.json"):
+                train(other, run, progress=False, write_results=False, resume=resume)
+        assert not (run / "config.json").exists() and (run / "history.csv").exists()
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_refused_clearly(project):
+    config = make_config("smoke", epochs=2, **SMALL)
+    run = train(config, project / "r", progress=False, stop_after_epochs=1, write_results=False)["run_dir"]
+    meta = json.loads((run / "config.json").read_text())
+    meta["config"] = make_config("smoke", n_sources=3, epochs=2, **SMALL).to_dict()  # a config.json from another K
+    (run / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(RunDirError, match=r"checkpoint does not fit this run's model or optimizer \(.*size mismatch"):
+        train(make_config("smoke", n_sources=3, epochs=2, **SMALL), run, progress=False, write_results=False)
+
+
+def test_weights_without_metrics_or_checkpoint_are_not_trained_over(project):
+    """Weights copied without their checkpoint, metrics.json lost: train would start over and replace them."""
+    config = make_config("smoke", epochs=1, **SMALL)
+    run = train(config, project / "r", progress=False, write_results=False)["run_dir"]
+    for name in ["metrics.json", "checkpoint.json", *(p.name for p in run.glob("checkpoint-*.pt"))]:
+        (run / name).unlink()
+    weights = (run / "model.safetensors").read_bytes()
+    with pytest.raises(RunDirError, match=r"neither metrics.json nor a checkpoint.*bssvae evaluate --run .* --write"):
+        train(config, run, progress=False, write_results=False)
+    assert (run / "model.safetensors").read_bytes() == weights
+    assert train(config, run, resume=False, progress=False, write_results=False)["completed"]  # --restart
+
+
+def test_a_damaged_history_is_named(project):
+    config = make_config("smoke", epochs=3, **SMALL)
+    run = train(config, project / "r", progress=False, stop_after_epochs=2, write_results=False)["run_dir"]
+    history = (run / "history.csv").read_text()
+    (run / "history.csv").write_bytes(b"\xff\xfe\x00garbage\x80\n")
+    with pytest.raises(RunDirError, match=r"history.csv: unreadable history"):
+        train(config, run, progress=False, write_results=False)
+    (run / "history.csv").write_text("\n".join(history.splitlines()[:2]) + "\n")  # the header and epoch 1
+    with pytest.raises(RunDirError, match=r"history.csv: holds 1 epochs, but the checkpoint is after epoch 2"):
+        train(config, run, progress=False, write_results=False)
+    (run / "history.csv").write_text(history)
+    done = train(config, run, progress=False, write_results=False)
+    assert [h["epoch"] for h in done["history"]] == [1, 2, 3]
+    (run / "history.csv").write_text("")  # what a run that trained no epoch writes
+    assert train(config, run, progress=False, write_results=False)["history"] == []
+
+
+def test_a_finished_run_without_its_weights_says_so(tmp_path):
+    """A committed run keeps metrics.json but not its weights, which git does not hold."""
+    from bssvae.train import clear_run_outputs
+
+    config = make_config("smoke", epochs=1, **SMALL)
+    clear_run_outputs(config, tmp_path)  # config.json only
+    with pytest.raises(RunDirError, match="the run has not trained yet"):
+        load_model(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"rows": [{"method": "vaem"}]}))
+    with pytest.raises(RunDirError, match=r"the run finished \(it has metrics.json\), but its weights are not in "
+                                          r"this directory.*--run-dir NEW"):
+        load_model(tmp_path)
+
+
+def test_a_batch_larger_than_an_epoch_is_refused_before_the_run_directory_is_claimed(project):
+    config = make_config("smoke", epochs=1, batch_size=1025, **SMALL)  # 2048 images: 1024 mixtures an epoch
+    with pytest.raises(BssvaeError, match=r"batch_size: 1025 is more than the 1024 training mixtures of an epoch"):
+        train(config, project / "r", progress=False, write_results=False)
+    assert not (project / "r" / "config.json").exists()  # the run directory is free for a corrected run
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c.update(model="x"), r"model: expected a mapping of the model's sizes, got str 'x'"),
+    (lambda c: c["model"].update(hidden_dims=5), r"hidden_dims: expected a list of positive layer sizes, got 5"),
+    (lambda c: c["model"].pop("hidden_dims"), r"model: missing keys \['hidden_dims'\]"),
+    (lambda c: c["model"].update(width=3), r"model: unknown keys \['width'\]"),
+    (lambda c: c.update(checkpoint_every_s="often"), r"checkpoint_every_s: expected a finite non-negative number"),
+    (lambda c: c.update(max_train_images=[1]), r"max_train_images: expected an integer"),
+])
+def test_a_malformed_run_config_is_named(tmp_path, edit, match):
+    config = make_config("smoke").to_dict()
+    edit(config)
+    (tmp_path / "config.json").write_text(json.dumps({"format_version": 1, "config": config}))
+    with pytest.raises(RunDirError, match=r"config.json: invalid run configuration \(" + match):
+        read_run_config(tmp_path)
+
+
+def test_a_run_config_that_is_not_text_is_named(tmp_path):
+    (tmp_path / "config.json").write_bytes(b'{"format_version": 1, "config": {"task": "\xff\xfe"}}')
+    with pytest.raises(RunDirError, match=r"config.json: unreadable \(UnicodeDecodeError"):
+        read_run_config(tmp_path)
+
+
+def test_a_run_directory_that_is_a_file_or_cannot_be_made_is_named(project):
+    (project / "afile").write_text("x")
+    config = make_config("smoke", epochs=1, **SMALL)
+    with pytest.raises(RunDirError, match="run directory .*afile is a file, not a directory"):
+        train(config, project / "afile", progress=False, write_results=False)
+    with pytest.raises(RunDirError, match=r"run directory .*afile/run: cannot write it \(Not a directory\)"):
+        train(config, project / "afile" / "run", progress=False, write_results=False)
