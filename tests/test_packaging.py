@@ -1778,3 +1778,54 @@ def test_ablations_readme_limits_the_batch_1024_plateau_to_what_was_measured():
     assert (f"(`epochs-cpu-bf16/`: {longest['psnr'] - base['psnr']:+.2f} dB at 2240 epochs against 280, to "
             f"{longest['psnr']:.2f} dB)") in text
     assert "The Adam recipe kept batch 512, eager." in text and "The profile keeps batch 512, eager." not in text
+
+
+def test_audio_test_intervals_numbers_come_from_their_file():
+    """results/ablations/audio-test-intervals: its oracle means reproduce the committed paper oracle rows, and the
+    ablations README quotes its command, commit, interval shares, oracles by class, hypothetical hold-outs, NMF fit
+    and MixIT mixtures of mixtures as the file has them."""
+    import pandas as pd
+
+    data = json.loads((ROOT / "results" / "ablations" / "audio-test-intervals" / "intervals.json").read_text())
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    assert data["command"].replace("python ", "BSSVAE_OFFLINE=1 .venv/bin/python ", 1) in text
+    assert f"commit {data['commit'][:7]}, {data['wall_seconds'] / 60:.1f} minutes" in text
+    assert not data["commit"].endswith("-dirty")
+    committed = pd.read_csv(ROOT / "results" / "paper" / "audio.csv").set_index("method")
+    for m in ("irm", "ibm"):  # the same 1,000 test mixtures and the same scoring as the committed oracle rows
+        for k in ("si_sdr", "sir", "sar"):
+            assert data["oracles"][m]["summary"][k] == pytest.approx(committed.loc[m, k], abs=1e-9), (m, k)
+    iv = data["intervals"]
+    test, train = iv["test pairs (the committed test set)"], iv["training pairs, exact"]
+    assert set(k for k, v in test["interval_mod_12_share"].items() if v > 0) == {"0", "4", "8"}
+
+    def pct(x):
+        return f"{100 * x:.1f} %"
+
+    assert (f"{pct(test['unison_or_octave'])} of the {test['n_pairs']:,} test pairs are unisons or octaves "
+            f"(unisons alone {pct(test['unison'])}), against {pct(train['unison_or_octave'])} of training pairs "
+            f"({pct(train['unison'])})") in text
+    irm, ibm = data["oracles"]["irm"]["by_class"], data["oracles"]["ibm"]["by_class"]
+    assert (f"IRM {irm['all']['si_sdr']:.2f} dB on all pairs, {irm['unison or octave']['si_sdr']:.2f} on the "
+            f"{irm['unison or octave']['n']} unisons or octaves, {irm['other']['si_sdr']:.2f} on the others; IBM "
+            f"{ibm['all']['si_sdr']:.2f}, {ibm['unison or octave']['si_sdr']:.2f} and {ibm['other']['si_sdr']:.2f}") in text
+    hyp = data["hypothetical_splits"]
+    p5 = hyp["period 5"]
+    assert (f"every pitch divisible by 5: IRM {p5['oracles']['irm']['summary']['si_sdr']:.2f} dB, with "
+            f"{pct(p5['intervals']['test pairs']['unison_or_octave'])} unisons or octaves") in text
+    randoms = [h["oracles"]["irm"]["summary"]["si_sdr"] for n, h in hyp.items() if n.startswith("random")]
+    assert f"IRM {', '.join(f'{v:.2f}' for v in randoms[:-1])} and {randoms[-1]:.2f} dB" in text
+    nmf = data["nmf"]
+    err = nmf["relative_l1_error"]
+    assert (f"relative L1 error {err['fitting mixtures (first 1000 of 2000)']:.2f} on its fitting mixtures, "
+            f"{err['fresh training mixtures (1000, seed 12345)']:.2f} on new training mixtures and "
+            f"{err['test mixtures (1000)']:.2f} on the test mixtures") in text
+    assert (f"SI-SDR {nmf['test_scores']['si_sdr']:.2f} dB, the committed run's "
+            f"{nmf['committed_seed0']['si_sdr']:.2f}") in text
+    moves = [h["oracles"]["irm"]["summary"]["si_sdr"] - irm["all"]["si_sdr"] for h in hyp.values()]
+    assert (f"moves the IRM by {min(moves):+.2f} to {max(moves):+.2f} dB, against the "
+            f"{22.66 - irm['all']['si_sdr']:.2f} dB between the committed IRM and the paper's") in text
+    mom = data["mixit_mixtures_of_mixtures"]
+    assert (f"by {100 * mom['relative_l1_sum_of_magnitudes_vs_magnitude_of_sum']['mean']:.1f} % of its total "
+            f"magnitude on average, and the two mixtures' natural levels lie "
+            f"{mom['natural_level_ratio_abs_db']['median']:.1f} dB apart at the median") in text
