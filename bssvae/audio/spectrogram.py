@@ -6,15 +6,24 @@ the STFT; we factor it as 512 frequency bins x 64 frames:
 
 - **16 kHz** sample rate: NSynth's native rate; it keeps everything below 8 kHz, where nearly all
   the energy of the orchestral instruments we use lies.
-- **n_fft = 1024** (64 ms Hann window, 15.6 Hz between bins): the harmonics of the lowest notes
-  (bassoon B♭1, 58 Hz) are 3.7 bins apart, more than the half-width of the Hann main lobe
-  (2 bins; 4 in all), so the partials of low notes stay resolved as separate peaks. The Nyquist bin (513th) is dropped: 512 bins, a power of 2.
+- **n_fft = 1024** (64 ms Hann window, 15.6 Hz between bins): two partials stay resolved as
+  separate peaks when they are more than the half-width of the Hann main lobe apart (2 bins; 4 in
+  all), i.e. for fundamentals above 31.25 Hz. Every instrument of the bank but the piano starts at
+  B♭1 (bassoon, 58 Hz: 3.7 bins between harmonics) or higher. The piano goes down to A0 (27.5 Hz):
+  the harmonics of its three lowest notes, A0, A♯0 and B0 (1.76 to 1.98 bins apart; all three are
+  training notes), are *not* resolved, and from C1 (32.7 Hz, 2.1 bins) to B1 they are resolved by
+  this criterion but their main lobes overlap (fewer than 4 bins apart). The Nyquist bin (513th)
+  is dropped: 512 bins, a power of 2.
 - **hop = 256** (75 % overlap, 16 ms): the usual overlap for a Hann window.
 - **T = 64 frames** (``center=True``): 63 hops = 16128 samples = 1.008 s of each note, its attack
   and sustain. 512 x 64 = 32768 = 2^15, Table I's size.
 
-Smaller profiles keep the 64 ms window and about 1 s of sound but halve the bandwidth (8 kHz
-sample rate) and the frame rate (:data:`SPECTROGRAMS`).
+The smaller geometries (:data:`SPECTROGRAMS`) both use an 8 kHz sample rate, half the bandwidth.
+The ``cpu`` profile's (8192 = 256 x 32) keeps the 64 ms window (n_fft = 512, 15.6 Hz bins) and
+0.99 s of sound, with half the frame rate (hop 256 = 32 ms). The ``smoke`` profile's (1024 = 64 x
+16) does not: n_fft = 128 is a 16 ms window with 62.5 Hz between bins, so the harmonics of every
+note up to B2 (123 Hz; 66 of the bank's 404 notes) are less than 2 bins apart and not resolved, and its 15 hops of 64
+samples cover 0.12 s. It exists for tests and says nothing about separation.
 
 **Normalisation.** Magnitudes are divided by the window's sum, ``sum(w) = n_fft / 2``. Since
 ``|X(f, t)| <= max|x| * sum(w)``, a waveform whose peak is at most 1 has all its normalised

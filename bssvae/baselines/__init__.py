@@ -8,7 +8,8 @@ same results rows, and skip-if-done / resume-if-interrupted behaviour.
 =========  ===================================================================  ===================
 method     what it is                                                           supervision
 =========  ===================================================================  ===================
-``nmf``    scikit-learn NMF dictionary learned on training mixtures, atoms      unsupervised
+``nmf``    scikit-learn NMF dictionary learned on training mixtures (each atom  unsupervised
+           a whole input: a 28 x 28 image, a whole F x T spectrogram), atoms
            clustered into K groups, Wiener-like masking (:mod:`.nmf`)
 ``glo``    GLO masking of Halperin, Ephrat & Hoshen, ICML 2019 (:mod:`.glo`)    semi-supervised
 ``mixit``  mixture invariant training, Wisdom et al., NeurIPS 2020 (:mod:`.mixit`)  unsupervised
@@ -37,8 +38,9 @@ ORACLE_METHODS = ("ibm", "irm")
 #: entry overrides the method's defaults key by key, and ``"<profile>/<task>"`` overrides both.
 METHOD_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "nmf": {
-        # components_per_source x K atoms (20 per source = the VAE's latent size per source);
-        # fit on n_fit training mixtures (drawn like the VAE's training mixtures).
+        # components_per_source x K atoms (20 per source = the MNIST VAE's latent size per source;
+        # the audio runs keep 20, where the audio VAE has 64 per source); fit on n_fit training
+        # mixtures (drawn like the VAE's training mixtures).
         "default": dict(components_per_source=20, n_fit=20000, max_iter=400, tol=1e-4,
                         beta_loss="frobenius", kmeans_n_init=10),
         "smoke": dict(n_fit=1000, max_iter=200),

@@ -15,9 +15,10 @@ Our choices (the paper under reproduction gives none):
   (:func:`bssvae.losses.laplace_nll`), so that MixIT and VAE-BSS differ in the training principle
   and not in the loss family; Wisdom et al. use a thresholded negative SNR on waveforms, which
   suits signed waveforms rather than non-negative images and magnitude spectrograms.
-- **Network**: the AE's network, Table I's sizes (encoder D-700-600-500-400-300 with BatchNorm and
-  ReLU to K codes of 20 dimensions; the shared decoder 20-300-...-700-D per source), with the final
-  sigmoid replaced by a softmax over the K sources: the decoder outputs K masks that sum to one,
+- **Network**: the AE's network at the run's sizes (Table I's: for MNIST the encoder
+  784-700-600-500-400-300 with BatchNorm and ReLU to K codes of 20 dimensions and the shared
+  decoder 20-300-...-700-784 per source; for audio 32768-2560-2048-1536-1024-512 to K codes of 64
+  dimensions, decoder mirrored), with the final sigmoid replaced by a softmax over the K sources: the decoder outputs K masks that sum to one,
   applied to the input. Mask-based separation with estimates that add up to the input is what
   Wisdom et al.'s TDCN++ does (masks and a mixture-consistency projection); it also makes MixIT's
   test estimates directly comparable with VAEM's, which add up to the mixture too.
@@ -26,7 +27,20 @@ Our choices (the paper under reproduction gives none):
   of a test mixture; TDCN++ normalises each example (global layer norm), and without a per-example
   normalisation BatchNorm's running statistics, gathered on MoMs, would not fit test mixtures.
 - **Data**: each training batch of 2B mixtures from ``task.epoch_batches`` (re-paired every epoch,
-  as for the VAE) is split into halves x1, x2: one epoch uses every training image once.
+  as for the VAE) is split into halves x1, x2. For MNIST one epoch uses every training image once
+  (up to the dropped remainder of a batch). For audio an epoch draws only ``len(train notes) // 2``
+  mixtures (151 at the paper's size) and drops the remainder of a batch: with batch 64, one step of
+  128 mixtures (64 MoMs) per epoch, 23 of the 151 unused.
+- **Mixtures of mixtures are added in the task's input domain.** x1 and x2 are what the VAE
+  trains on: for audio, magnitude spectrograms, each divided by its own peak
+  (:func:`bssvae.audio.task.normalize_by_mixture`). So an audio MoM is a sum of two magnitude
+  spectrograms at equal peaks, not, as in Wisdom et al., the spectrogram of the sum of two
+  waveforms at their natural levels: magnitudes of a waveform sum differ from the sum of
+  magnitudes wherever partials share a bin (by 8.8 % of the MoM's total magnitude on average,
+  ``results/ablations/audio-test-intervals``), and the natural level ratio of the two mixtures
+  (median 2.5 dB apart) is set to 0 dB. A waveform-domain MoM would need the waveforms of the
+  training mixtures, which ``task.epoch_batches`` does not return; the committed runs used the
+  magnitude-domain MoM.
 - **Loss assignment** is implemented here (it is short) rather than with asteroid's
   ``MixITLossWrapper``: ``pip install asteroid`` would pull pytorch-lightning, torchaudio 2.11
   (built for another torch), pesq, huggingface_hub and about 30 other packages into the environment.
