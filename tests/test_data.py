@@ -69,6 +69,22 @@ def test_test_mixtures_use_each_image_once(mnist_test_images):
     assert torch.equal(x, x2)
 
 
+def test_the_test_set_is_the_one_the_committed_results_were_scored_on(mnist_test_images):
+    """Seed 0's first mixtures are those kept, in float16, in a committed run's examples.npz (scored on the
+    test set of that seed); another seed draws other mixtures."""
+    import numpy as np
+
+    from bssvae.results import project_root
+
+    kept = np.load(project_root() / "results" / "paper" / "runs" / "mnist-vae-K2-M2-seed0" / "examples.npz")
+    n = len(kept["x"])
+    x, s = data.make_test_mixtures(mnist_test_images, n_digits=2, n_mixtures=5000, seed=0)
+    np.testing.assert_allclose(x[:n].numpy(), kept["x"].astype(np.float32), atol=1e-3)
+    np.testing.assert_allclose(s[:n].numpy(), kept["s"].astype(np.float32), atol=1e-3)
+    other, _ = data.make_test_mixtures(mnist_test_images, n_digits=2, n_mixtures=5000, seed=1)
+    assert float((other[:n] - x[:n]).abs().max()) > 0.5
+
+
 @pytest.mark.parametrize("m", [1, 2, 3, 4])
 def test_mixtures_of_m_digits(mnist_test_images, m):
     x, s = data.make_test_mixtures(mnist_test_images, n_digits=m, n_mixtures=100, seed=1)

@@ -129,3 +129,33 @@ def test_single_estimate_goes_to_the_source_it_explains_best():
     got = match_sources(torch.tensor([[[0.2]]]), ref)
     assert got.assignment.tolist() == [[0, -1]]
     assert float(((got.matched - ref) ** 2).sum()) == pytest.approx(0.09)
+
+
+def test_both_columns_at_their_absolute_level():
+    """A hand case pins each column's level, not only their difference: one constant source of 0.25 on the
+    halved scale (a digit pixel of 0.5) estimated as 0.30 (0.6). Our column scores the digit scale: PSNR
+    10 log10(1 / 0.1^2) = 20 dB, SSIM the luminance term of 0.5 and 0.6; the halved column scores 0.25 and
+    0.30 as they are: 26.02 dB and the luminance term of 0.25 and 0.30."""
+    s = torch.full((1, 1, 784), 0.25, dtype=torch.float64)
+    r = evaluate_images(s + 0.05, s)
+    c1 = 0.01**2
+    luminance = lambda a, b: (2 * a * b + c1) / (a * a + b * b + c1)  # noqa: E731
+    assert r.psnr == pytest.approx(20.0, abs=1e-9)
+    assert r.psnr_halved == pytest.approx(10 * math.log10(1 / 0.05**2), abs=1e-9)
+    assert r.ssim == pytest.approx(luminance(0.5, 0.6), rel=1e-9)
+    assert r.ssim_halved == pytest.approx(luminance(0.25, 0.30), rel=1e-9)
+
+
+def test_surplus_estimates_keep_their_order():
+    """K = 4 estimates of M = 1 source: the three left over come back in their original order."""
+    s = torch.ones(1, 1, 4)
+    est = torch.stack([torch.full((4,), v) for v in (0.1, 0.9, 0.3, 0.2)]).unsqueeze(0)
+    m = match_sources(est, s)
+    torch.testing.assert_close(m.matched[0, 0], torch.full((4,), 0.9))
+    torch.testing.assert_close(m.surplus[0, :, 0], torch.tensor([0.1, 0.3, 0.2]))
+
+
+def test_psnr_is_capped_where_the_error_is_tiny_but_not_zero():
+    ref = np.full((28, 28), 0.5)
+    assert psnr(ref, ref + 1e-7) == PSNR_CAP
+    assert psnr(ref, ref + 1e-3) == pytest.approx(60.0)

@@ -129,8 +129,17 @@ def test_corrupt_checkpoint_is_detected(project):
     config = make_config("smoke", epochs=2, **SMALL)
     train(config, project / "r", progress=False, stop_after_epochs=1, write_results=False)
     ck = project / "r" / json.loads((project / "r" / "checkpoint.json").read_text())["file"]
-    ck.write_bytes(ck.read_bytes()[:1000])
+    intact = ck.read_bytes()
+    ck.write_bytes(intact[:1000])
     with pytest.raises(RunDirError, match="corrupt or truncated"):
+        train(config, project / "r", progress=False, write_results=False)
+    # Flipped bytes inside a tensor still load with torch.load: only the recorded sha256 can tell.
+    flipped = bytearray(intact)
+    middle = len(flipped) // 2
+    flipped[middle:middle + 8] = bytes(b ^ 0xFF for b in flipped[middle:middle + 8])
+    ck.write_bytes(bytes(flipped))
+    torch.load(ck, weights_only=True)
+    with pytest.raises(RunDirError, match=r"corrupt or truncated \(its sha256 does not match"):
         train(config, project / "r", progress=False, write_results=False)
 
 
@@ -258,7 +267,7 @@ def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project, monkeypat
 def test_a_budgeted_run_resumes_with_the_time_it_had_spent(project, capsys, monkeypatch):
     import bssvae.train
 
-    monkeypatch.setattr(bssvae.train, "time", FakeClock())  # an epoch of 8 steps: well under the 3-s budget
+    monkeypatch.setattr(bssvae.train, "time", FakeClock(2.0 ** -4))  # an epoch of 8 steps: well under the 3-s budget
     config = make_config("smoke", n_sources=2, epochs=10 ** 4, budget_minutes=0.05, **SMALL)
     part = train(config, project / "run", progress=False, stop_after_epochs=1, write_results=False)
     assert not part["completed"]
@@ -276,14 +285,29 @@ def test_a_budgeted_run_resumes_with_the_time_it_had_spent(project, capsys, monk
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", [dict(precision="bf16"), dict(compile=True)], ids=["bf16", "compile"])
-def test_bf16_and_compile_train_like_fp32(project, variant):
+def test_bf16_and_compile_train_like_fp32(project, variant, monkeypatch):
     """The optional speed-ups change numerics, not what is learned: after the same smoke training,
-    the loss and the VAEM scores stay close to float32's (the choice of default is the benchmark's)."""
-    base = make_config("smoke", n_sources=2, epochs=2, **SMALL)
+    the loss and the VAEM scores stay close to float32's (the choice of default is the benchmark's).
+    The reference is float32 by name (auto could resolve to bf16 here), and spies on the training step's
+    autocast and on torch.compile check that the variant really ran its speed-up and the reference did not."""
+    import bssvae.train
+
+    used = []
+    real_step, real_compile = bssvae.train.train_step, torch.compile
+
+    def step(forward, opt, x, config, step, steps_per_epoch, amp=False, **kw):
+        used.append(("bf16", amp))
+        return real_step(forward, opt, x, config, step, steps_per_epoch, amp, **kw)
+
+    monkeypatch.setattr(bssvae.train, "train_step", step)
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: used.append(("compile", True)) or real_compile(*a, **k))
+    base = make_config("smoke", n_sources=2, epochs=2, precision="fp32", **SMALL)
     ref = train(base, project / "fp32", progress=False, write_results=False)
-    other = train(make_config("smoke", n_sources=2, epochs=2, **SMALL, **variant), project / "variant",
-                  progress=False, write_results=False)
+    assert ("bf16", True) not in used and ("compile", True) not in used
+    other = train(make_config("smoke", n_sources=2, epochs=2, **SMALL, **{"precision": "fp32", **variant}),
+                  project / "variant", progress=False, write_results=False)
     assert other["completed"]
+    assert ("bf16" if "precision" in variant else "compile", True) in used, used[-3:]
     loss_ref, loss = ref["history"][-1]["recon"], other["history"][-1]["recon"]
     assert abs(loss - loss_ref) < 0.05 * loss_ref, (loss, loss_ref)
     vaem_ref = next(r for r in ref["rows"] if r["method"] == "vaem")
@@ -562,3 +586,24 @@ def test_a_run_directory_that_is_a_file_or_cannot_be_made_is_named(project):
         train(config, project / "afile", progress=False, write_results=False)
     with pytest.raises(RunDirError, match=r"run directory .*afile/run: cannot write it \(Not a directory\)"):
         train(config, project / "afile" / "run", progress=False, write_results=False)
+
+
+def test_the_training_step_warms_beta_up_over_epochs_and_the_ae_has_no_kl():
+    """train_step, which train() and the benchmark run, takes beta from the global step counted in epochs
+    (2.5 of 5 warm-up epochs: half of beta), and the AE's objective is its reconstruction alone."""
+    from bssvae.losses import BETA
+    from bssvae.model import VAEBSS
+    from bssvae.train import make_optimizer, train_step
+
+    assert BETA == make_config("paper").beta == 0.5  # the paper's weight, whatever the default argument
+    x = torch.rand(16, 784, generator=torch.Generator().manual_seed(0)) * 0.5
+    config = make_config("smoke", beta=0.5, beta_warmup_epochs=5, **SMALL)
+    model = VAEBSS(config.model)
+    opt = make_optimizer(model, config)
+    assert train_step(model, opt, x, config, step=25, steps_per_epoch=10)[1] == pytest.approx(0.25)
+    assert train_step(model, opt, x, config, step=100, steps_per_epoch=10)[1] == pytest.approx(0.5)
+    ae = make_config("smoke", method="ae", **SMALL)
+    model = VAEBSS(ae.model)
+    terms, _, _ = train_step(model, make_optimizer(model, ae), x, ae, step=0, steps_per_epoch=10)
+    loss, recon, kl = terms.tolist()
+    assert kl == 0.0 and loss == pytest.approx(recon)
