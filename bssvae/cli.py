@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BssvaeError
+from .errors import BssvaeError, RunDirError
 
 EXIT_USAGE = 2
 
@@ -127,7 +127,6 @@ def cmd_evaluate(args) -> int:
 
     from .refine import REFINE_LR, REFINE_PRIOR
     from .results import append_rows, atomic_write_json, provenance, results_dir
-    from .errors import RunDirError
     from .train import build_task, evaluate_model, load_model, read_finished, resolve_device, write_npz
 
     try:  # checked before the evaluation, which may take minutes

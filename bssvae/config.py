@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,10 +49,10 @@ class ModelConfig:
         check_int("latent_dim", self.latent_dim, minimum=1)
         check_int("n_sources", self.n_sources, minimum=1)
         dims = self.hidden_dims
-        if (not isinstance(dims, (list, tuple)) or not dims
-                or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in dims)):
+        if not isinstance(dims, (list, tuple)) or not dims:
             raise BssvaeError(f"hidden_dims: expected a list of positive layer sizes, got {dims!r}")
-        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in dims))
+        object.__setattr__(self, "hidden_dims", tuple(check_int(f"hidden_dims[{i}]", h, minimum=1)
+                                                      for i, h in enumerate(dims)))
         if not isinstance(self.variational, bool):
             raise BssvaeError(f"variational: expected true or false, got {self.variational!r}")
 

@@ -28,6 +28,13 @@ def _describe(x) -> str:
     return f"{type(x).__name__} {x!r}"
 
 
+def check_finite(name: str, x: torch.Tensor, why: str = "") -> None:
+    """Refuse a tensor with NaN or inf entries, naming how many (``why``, if given, follows in brackets)."""
+    if not bool(torch.isfinite(x).all()):
+        raise BssvaeError(f"{name}: expected finite values, got {int((~torch.isfinite(x)).sum())} NaN or inf "
+                          f"entries{f' ({why})' if why else ''}")
+
+
 def check_tensor(
     name: str,
     x,
@@ -70,9 +77,7 @@ def check_tensor(
     if not torch.is_floating_point(x):
         x = x.float()
     if x.numel():
-        if not bool(torch.isfinite(x).all()):
-            n_bad = int((~torch.isfinite(x)).sum())
-            raise BssvaeError(f"{name}: expected finite values, got {n_bad} NaN or inf entries")
+        check_finite(name, x)
         lo, hi = float(x.min()), float(x.max())
         if min_value is not None and lo < min_value - tol:
             raise BssvaeError(f"{name}: expected values >= {min_value}, got a minimum of {lo:.6g}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import BssvaeError
+from .errors import check_finite
 
 
 def vaem(s_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -18,9 +18,7 @@ def vaem(s_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tenso
     Shape: s_hat (B, K, D), x (B, D) -> s_check (B, K, D).
     """
     for name, t in (("s_hat", s_hat), ("x", x)):
-        if not bool(torch.isfinite(t).all()):
-            raise BssvaeError(f"{name}: expected finite values, got {int((~torch.isfinite(t)).sum())} NaN or inf "
-                              "entries (VAEM cannot split a mixture by them)")
+        check_finite(name, t, "VAEM cannot split a mixture by them")
     x_hat = s_hat.sum(dim=1, keepdim=True)
     ok = x_hat > eps
     weights = torch.where(ok, s_hat / torch.where(ok, x_hat, torch.ones_like(x_hat)),

@@ -321,12 +321,13 @@ RUN_OUTPUTS = ("metrics.json", "provenance.json", "model.safetensors", "examples
                "checkpoint.json", "history.csv", "settings.json")
 
 
-def clear_run_outputs(config: TrainConfig, run_dir: Path) -> None:
+def clear_run_outputs(config: TrainConfig, run_dir: Path, claim: bool = True) -> None:
     """Start ``run_dir`` over for ``config``: the previous result must not outlive an interrupted restart.
 
-    Refuses (before deleting anything) a directory that holds another configuration.
+    Refuses (before deleting anything) a directory that holds another configuration. With ``claim=False``
+    it writes no config.json: :func:`train` leaves that to :func:`start_run`, after the task is checked.
     """
-    _prepare_run_dir(config, run_dir)
+    _prepare_run_dir(config, run_dir, claim=claim)
     for name in RUN_OUTPUTS:
         (run_dir / name).unlink(missing_ok=True)
     for path in run_dir.glob("checkpoint-*.pt"):
@@ -380,7 +381,7 @@ def make_run_config(profile: str = "cpu", task: str = "mnist", method: str = "va
     if overrides.get("precision") not in (None, "auto"):
         return config
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    if not (run_dir / "config.json").exists() or read_finished(run_dir) is None:
+    if not (run_dir / "config.json").exists() or not (run_dir / "metrics.json").exists():  # finished: metrics written last
         return config
     stored = read_run_config(run_dir).precision
     if stored in ("auto", config.precision):
@@ -554,7 +555,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
                             progress=progress, stop_after_epochs=stop_after_epochs)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if not resume:
-        clear_run_outputs(config, run_dir)
+        clear_run_outputs(config, run_dir, claim=False)
     done = read_finished(run_dir)
     if done is not None:
         _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration

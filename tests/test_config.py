@@ -51,7 +51,7 @@ def test_roundtrip():
     (dict(beta_warmup_epochs=float("inf")), "beta_warmup_epochs: expected a finite"),
     (dict(lr_warmup_epochs=float("nan")), "lr_warmup_epochs: expected a finite"),
     (dict(checkpoint_every_s=float("inf")), "checkpoint_every_s: expected a finite"),
-    (dict(model=dict(hidden_dims=(64, "32"))), r"hidden_dims: expected a list of positive layer sizes"),
+    (dict(model=dict(hidden_dims=(64, "32"))), r"hidden_dims\[1\]: expected an integer, got str '32'"),
 ])
 def test_bad_values_are_named(kwargs, match):
     with pytest.raises(BssvaeError, match=match):

@@ -555,6 +555,9 @@ def test_a_batch_larger_than_an_epoch_is_refused_before_the_run_directory_is_cla
     with pytest.raises(BssvaeError, match=r"batch_size: 1025 is more than the 1024 training mixtures of an epoch"):
         train(config, project / "r", progress=False, write_results=False)
     assert not (project / "r" / "config.json").exists()  # the run directory is free for a corrected run
+    with pytest.raises(BssvaeError, match=r"batch_size: 1025 is more than"):  # --restart: refused alike
+        train(config, project / "r", resume=False, progress=False, write_results=False)
+    assert not (project / "r" / "config.json").exists()
 
 
 @pytest.mark.parametrize("edit, match", [
