@@ -9,6 +9,8 @@ Variational Auto-Encoders", EUSIPCO 2021. One module per concept:
 - :mod:`bssvae.losses`  - Laplace likelihood, Gaussian KL, negative ELBO, beta warm-up
 - :mod:`bssvae.masks`   - VAEM masking
 - :mod:`bssvae.metrics` - source matching, PSNR, SSIM
+- :mod:`bssvae.confidence` - intervals over seeds, paired comparisons of recipes
+- :mod:`bssvae.paper`   - the paper's published numbers (Tables II and III), transcribed once
 - :mod:`bssvae.train`   - training, checkpoints, evaluation, run directories
 - :mod:`bssvae.cli`     - the ``bssvae`` command line
 - :mod:`bssvae.openmp`  - how PyTorch's threads wait between operators, chosen at import

@@ -16,9 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # bench/ is a top-level folder beside the package, not installed
@@ -26,10 +24,9 @@ if str(ROOT) not in sys.path:  # bench/ is a top-level folder beside the package
 
 from bench import report  # noqa: E402
 from bench.run import cpu_key  # noqa: E402
+from bssvae import confidence, paper  # noqa: E402
 from bssvae.config import optimizer_label  # noqa: E402
 
-#: The paper's VAEM PSNR (dB) on MNIST pairs per K (its Table II; not ours), quoted beside our runs.
-PAPER_VAEM_PSNR = {2: "26.69", 3: "27.68", 4: "n/a"}
 #: Where the rows of the cpu profile's recipes are: its committed runs (bf16, Muon), then its earlier recipes' runs, kept.
 CPU_RECIPES = {"bf16": "results/cpu/mnist.csv", "adam-bf16": "results/ablations/cpu-adam-bf16/mnist.csv",
                "fp32": "results/ablations/cpu-fp32-avx2/mnist.csv"}
@@ -38,13 +35,8 @@ BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /tab
 
 def mean_ci(values, digits: int = 2) -> str:
     """'mean ± half-width of the 95 % Student-t interval' over seeds, or the value alone for one seed."""
-    x = np.asarray(list(values), dtype=float)
-    if len(x) == 0:
-        return "n/a"
-    if len(x) == 1:
-        return f"{x[0]:.{digits}f}"
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return f"{x.mean():.{digits}f} ± {half:.{digits}f}"
+    values = list(values)
+    return confidence.t_interval(values).text(digits) if values else "n/a"
 
 
 def _pipe(header: list[str], rows: list[list[str]]) -> str:
@@ -53,13 +45,19 @@ def _pipe(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def paper_vaem_psnr(k: int) -> str:
+    """The paper's VAEM PSNR (dB) on MNIST pairs at K (its Table II, bssvae.paper; not ours), or 'n/a'."""
+    cell = paper.table_ii("vaem", k)
+    return "n/a" if cell is None else f"{cell[0]:.{paper.DECIMALS}f}"
+
+
 def paper_mnist(root: Path = ROOT) -> str:
     """MNIST pairs, PSNR (dB) on the halved scale, per method and K, with the paper's VAEM."""
     t = pd.read_csv(root / "results" / "paper" / "mnist.csv")
     t = t[t["n_digits"] == 2]
     methods = {"nmf": "NMF", "ae": "AE", "glo": "GLO", "mixit": "MixIT", "vae": "VAE", "vaem": "VAEM"}
     rows = [[f"K = {k}"] + [mean_ci(t[(t["method"] == m) & (t["n_sources"] == k)]["psnr_halved"]) for m in methods]
-            + [PAPER_VAEM_PSNR[k]] for k in (2, 3, 4)]
+            + [paper_vaem_psnr(k)] for k in (2, 3, 4)]
     return _pipe(["MNIST pairs, PSNR (dB), halved scale", *methods.values(), "paper VAEM"], rows)
 
 

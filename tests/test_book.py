@@ -222,31 +222,58 @@ def test_the_training_notebook_is_what_its_script_writes():
     assert [c.get("id") for c in committed.cells] == [c.get("id") for c in built.cells]
 
 
-#: The paper's Tables II and III, transcribed once here (PSNR dB / SSIM; SI-SDR, SIR, SAR dB), to check the
-#: copies the book's pages keep: a typo there would put a wrong paper number beside ours.
-PAPER_TABLE_II = {("nmf", 2): (17.22, 0.50), ("ae", 2): (15.96, 0.43), ("glo", 2): (24.63, 0.86),
-                  ("mixit", 2): (25.69, 0.88), ("vaem", 2): (26.69, 0.93), ("nmf", 3): (18.27, 0.44),
-                  ("ae", 3): (16.30, 0.43), ("mixit", 3): (25.41, 0.69), ("vaem", 3): (27.68, 0.94)}
-PAPER_TABLE_III = {"nmf": (5.40, 16.93, 7.96), "mixit": (6.64, 17.59, 8.26), "vae": (14.33, 29.92, 14.87),
-                   "vaem": (17.10, 29.55, 18.20), "ibm": (23.97, 48.89, 24.06), "irm": (22.66, 34.39, 23.23)}
+def _paper_numbers() -> set[float]:
+    """Every number of the paper's Tables II and III but those that are also common constants (0.5 and below)."""
+    from bssvae import paper
+
+    values = {v for cell in paper.TABLE_II.values() for v in cell} | {
+        v for row in paper.TABLE_III.values() for v in row.values()}
+    return {v for v in values if v > 0.5}
 
 
-def _page_constant(page: str, name: str):
-    """The literal value a page's code assigns to ``name`` at the start of a line (exactly once)."""
-    lines = (ROOT / "book" / page).read_text().splitlines()
-    starts = [i for i, line in enumerate(lines) if re.match(rf"{name}\s*=", line)]
-    assert len(starts) == 1, f"{page}: {len(starts)} assignments of {name}"
-    for end in range(starts[0] + 1, len(lines) + 1):  # the shortest run of lines that parses
-        try:
-            node = ast.parse("\n".join(lines[starts[0]:end])).body[0]
-        except SyntaxError:
-            continue
-        return ast.literal_eval(node.value)
-    raise AssertionError(f"{page}: the assignment of {name} does not parse")
+def _code_cells(page: Path) -> list[str]:
+    """The source of each ``{code-cell}`` of a MyST page, without its options block."""
+    cells, lines, i = [], page.read_text().splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("```{code-cell}"):
+            i += 1
+            if i < len(lines) and lines[i] == "---":  # a YAML options block
+                i = lines.index("---", i + 1) + 1
+            while i < len(lines) and lines[i].startswith(":") and not lines[i].startswith("::"):
+                i += 1  # short options (":tags: [...]")
+            start = i
+            while not lines[i].startswith("```"):
+                i += 1
+            cells.append("\n".join(lines[start:i]))
+        i += 1
+    return cells
 
 
-def test_the_pages_quote_the_papers_tables_as_published():
-    assert _page_constant("results/table2.md", "PAPER") == PAPER_TABLE_II
-    assert _page_constant("results/refinement.md", "PAPER_VAEM_K2") == PAPER_TABLE_II[("vaem", 2)]
-    table3 = _page_constant("audio/table3.md", "PAPER")
-    assert {m: (v["si_sdr"], v["sir"], v["sar"]) for m, v in table3.items()} == PAPER_TABLE_III
+def _float_literals(source: str) -> set[float]:
+    return {node.value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, float)}
+
+
+def test_the_paper_numbers_are_typed_once_in_bssvae_paper():
+    """Pages, scripts and the benchmark read the paper's tables from bssvae.paper: a copy typed again in their code
+    could drift from it (prose may quote them; code may not)."""
+    numbers, copies = _paper_numbers(), []
+    for page in sorted((ROOT / "book").rglob("*.md")):
+        for n, cell in enumerate(_code_cells(page)):
+            found = _float_literals(cell) & numbers
+            copies += [f"{page.relative_to(ROOT)} cell {n}: {sorted(found)}"] if found else []
+    for path in sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py"), *(ROOT / "bssvae").rglob("*.py")]):
+        if path.name != "paper.py":
+            found = _float_literals(path.read_text()) & numbers
+            copies += [f"{path.relative_to(ROOT)}: {sorted(found)}"] if found else []
+    assert not copies, "import them from bssvae.paper instead: " + "; ".join(copies)
+
+
+def test_the_code_cell_reader_finds_a_typed_copy(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n\nProse may say 26.69 dB.\n\n```{code-cell} ipython3\n---\ntags: [hide-input]\n---\n"
+                    "x = 1.5\n```\n\n```{code-cell} ipython3\n:tags: [hide-input]\n\nPAPER = {('vaem', 2): (26.69, 0.93)}\n```\n")
+    cells = _code_cells(page)
+    assert len(cells) == 2 and _float_literals(cells[0]) == {1.5}
+    assert _float_literals(cells[1]) & _paper_numbers() == {26.69, 0.93}
+

@@ -55,6 +55,16 @@ def _bench_entries(name: str = "bench.json") -> dict:
     return report.load(ROOT / "results" / name)["devices"]
 
 
+def test_readme_layout_names_every_module_of_the_package():
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `bssvae/` |"))
+    named = set(re.findall(r"`(\w+)/?`", row.split("|")[2]))
+    package = ROOT / "bssvae"
+    modules = {p.stem for p in package.glob("*.py") if not p.stem.startswith("_")}
+    modules |= {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert modules - named == set(), "name them in the README's layout table"
+    assert named - modules == set(), "the README's layout table names modules that do not exist"
+
+
 def test_readme_one_hour_numbers_come_from_the_committed_results():
     """The one-hour budget ran on its own (results/bench-60min.json); the README quotes it."""
     readme = " ".join((ROOT / "README.md").read_text().split())
