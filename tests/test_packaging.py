@@ -1616,6 +1616,61 @@ def test_three_iterations_on_the_epyc_over_six_seeds_come_from_the_runs():
     assert f"against the {22 - best:.2f} dB that 22 dB would need" in text
 
 
+def test_fp32_on_the_epyc_numbers_come_from_the_runs():
+    """results/ablations/precision-epyc: the suite's 15 minutes of the cpu profile's fp32 recipe on the Zen 4 (seeds 0
+    and 1, threads spinning), beside Muon's bf16 recipe of optimizer-epyc-bf16 (seeds 0 to 5). The ablations README
+    quotes each file's command, epochs, score and minutes to 18.7 dB, and what both READMEs conclude (bf16 is the
+    faster precision that keeps quality there) follows from the numbers."""
+    text = " ".join((ROOT / "results" / "ablations" / "README.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    folder = ROOT / "results" / "ablations" / "precision-epyc"
+    names = {0: "15min-fp32-b256-spin.json", 1: "15min-fp32-b256-spin-seed1.json"}
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted(names.values())
+    fp32, commits, speed = {}, set(), {}
+    for seed, name in names.items():
+        key, entry, score = fifteen_minutes(folder / name)
+        cfg, settings = entry["settings"]["our_config"], entry["settings"]
+        assert (cfg["precision"], cfg["optimizer"], cfg["batch_size"], cfg["lr"], cfg["seed"], cfg["lr_schedule"]) == (
+            "fp32", "adam", 256, 1e-3, seed, "cosine")
+        assert entry["command"] == ("python -m bench --recipes ours --minutes 15 --eval-every 60 --skip "
+                                    "throughput,inference,audio --set precision=fp32" + (f" --set seed={seed}" if seed else "")
+                                    + f" --output /tmp/scr/runs/{name}")
+        assert settings["gomp_spincount"] == "300000" and settings["omp_wait_policy"] == "PASSIVE"
+        assert key == ZEN4 and entry["hardware"]["cpu_id"] == {"vendor": "AuthenticAMD", "family": 25, "model": 17}
+        assert not entry["commit"].endswith("-dirty")
+        commits.add(entry["commit"])
+        (run,) = entry["quality"]["ours"]["runs"]
+        speed[seed] = run["mixtures"] / run["train_seconds"]
+        minutes = entry["quality"]["ours"]["minutes_to_db"]["18_7"]
+        fp32[seed] = score
+        assert (f"`{name}`: {score[0]:.1f} epochs, {score[1]:.2f} dB ({score[2]:.2f} halved), past 18.7 dB after "
+                f"{minutes:g} minutes") in text
+        assert entry["hardware"]["bf16_step_speedup"] > 1.1  # where precision="auto" would choose bf16
+    (commit,) = commits
+    assert f"Both ran at commit {commit[:7]}, one after the other" in text
+    bf16_folder = ROOT / "results" / "ablations" / "optimizer-epyc-bf16"
+    bf16 = [fifteen_minutes(bf16_folder / f"15min-muon-b1024-lr0.0056-spin{f'-seed{s}' if s else ''}.json")[2]
+            for s in range(6)]
+    low, high = min(b[1] for b in bf16), max(b[1] for b in bf16)
+    best_fp32 = max(f[1] for f in fp32.values())
+    assert best_fp32 < low  # what both READMEs conclude
+    said = (f"the best fp32 run {low - best_fp32:.2f} dB below the worst of Muon's six bf16 seeds ({low:.2f} to "
+            f"{high:.2f} dB), which differ among themselves by {high - low:.2f} dB")
+    assert said in text
+    shared = [bf16[s][1] - fp32[s][1] for s in names]
+    assert f"On seeds 0 and 1, which both ran, fp32 scored {shared[0]:.2f} and {shared[1]:.2f} dB less" in text
+    bf16_speed = []
+    for s in range(6):
+        entry = fifteen_minutes(bf16_folder / f"15min-muon-b1024-lr0.0056-spin{f'-seed{s}' if s else ''}.json")[1]
+        (run,) = entry["quality"]["ours"]["runs"]
+        bf16_speed.append(run["mixtures"] / run["train_seconds"])
+    assert (f"The fp32 runs trained {speed[0]:,.0f} and {speed[1]:,.0f} mixtures per second, Muon's bf16 recipe "
+            f"{min(bf16_speed):,.0f} to {max(bf16_speed):,.0f} in its six runs") in text
+    assert (f"the `cpu` profile's fp32 recipe reached {fp32[0][1]:.2f} and {fp32[1][1]:.2f} dB (seeds 0 and 1), below "
+            f"each of Muon's bf16 seeds ({low:.2f} to {high:.2f} dB), so bf16 stays the faster precision that keeps "
+            "quality there") in readme
+
+
 def test_the_best_15_minutes_measured_is_the_best_kept():
     """The README's "best 15 minutes measured" (one pass, our column) is the best score after 15 minutes of every
     suite file kept under results/, named by its file and recipe, and no bssvae train --minutes 15 run kept scored
