@@ -63,8 +63,8 @@ class Interval:
         return not (math.isnan(self.mean) or math.isnan(self.half))
 
     def text(self, digits: int = 2) -> str:
-        """'mean ± half' (the value alone without an interval, or for an exact score)."""
-        if not self.known or self.half == 0.0:
+        """'mean ± half' (the value alone for one seed, an exact score, or no interval)."""
+        if not self.known or self.n <= 1:
             return f"{self.mean:.{digits}f}"
         return f"{self.mean:.{digits}f} ± {self.half:.{digits}f}"
 
@@ -119,7 +119,11 @@ class PairedDifference:
 def mean_difference(differences: Iterable[float], level: float = LEVEL) -> PairedDifference:
     """The mean of per-seed differences between two recipes (one recipe's score minus the other's, seed by seed),
     with its standard error, confidence interval and the two-sided t-test of a zero mean
-    (:func:`scipy.stats.ttest_1samp`, the same test as :func:`scipy.stats.ttest_rel` on the two sides)."""
+    (:func:`scipy.stats.ttest_1samp`, the same test as :func:`scipy.stats.ttest_rel` on the two sides).
+
+    Where every difference is exactly the same, the t statistic is undefined (scipy warns and gives NaN for a zero
+    mean): the standard error is 0, the interval [m, m], and p is 0 for a non-zero m and 1 for m = 0. Differences
+    equal only up to rounding go through scipy as they are."""
     _check_level(level)
     d = _values("mean_difference", differences)
     m = float(d.mean())

@@ -8,28 +8,32 @@ test-set size and no scoring convention (the Table II page of the book discusses
 from __future__ import annotations
 
 import math
+import numbers
+from types import MappingProxyType
 
 from .errors import BssvaeError
 
+#: Read-only: a page that quotes them cannot change them by accident.
 #: Table II, MNIST pairs (M = 2): (method, K) -> (PSNR dB, SSIM). The paper has no K = 4 row, no plain-VAE or
 #: oracle column and no GLO result for K = 3.
-TABLE_II: dict[tuple[str, int], tuple[float, float]] = {
+TABLE_II: MappingProxyType[tuple[str, int], tuple[float, float]] = MappingProxyType({
     ("nmf", 2): (17.22, 0.50), ("ae", 2): (15.96, 0.43), ("glo", 2): (24.63, 0.86),
     ("mixit", 2): (25.69, 0.88), ("vaem", 2): (26.69, 0.93),
     ("nmf", 3): (18.27, 0.44), ("ae", 3): (16.30, 0.43),
     ("mixit", 3): (25.41, 0.69), ("vaem", 3): (27.68, 0.94),
-}
+})
 
 #: Table III, MUMS instrument-note spectrogram pairs, BSS Eval in dB: method -> {"si_sdr", "sir", "sar"}, in the
 #: paper's column order. The paper does not state K for it.
-TABLE_III: dict[str, dict[str, float]] = {
-    "nmf": {"si_sdr": 5.40, "sir": 16.93, "sar": 7.96},
-    "mixit": {"si_sdr": 6.64, "sir": 17.59, "sar": 8.26},
-    "vae": {"si_sdr": 14.33, "sir": 29.92, "sar": 14.87},
-    "vaem": {"si_sdr": 17.10, "sir": 29.55, "sar": 18.20},
-    "ibm": {"si_sdr": 23.97, "sir": 48.89, "sar": 24.06},
-    "irm": {"si_sdr": 22.66, "sir": 34.39, "sar": 23.23},
-}
+TABLE_III: MappingProxyType[str, MappingProxyType[str, float]] = MappingProxyType({
+    method: MappingProxyType(dict(zip(("si_sdr", "sir", "sar"), scores))) for method, scores in (
+        ("nmf", (5.40, 16.93, 7.96)),
+        ("mixit", (6.64, 17.59, 8.26)),
+        ("vae", (14.33, 29.92, 14.87)),
+        ("vaem", (17.10, 29.55, 18.20)),
+        ("ibm", (23.97, 48.89, 24.06)),
+        ("irm", (22.66, 34.39, 23.23)),
+    )})
 
 #: Decimals the paper prints: PSNR and BSS Eval in dB to 2, SSIM to 2.
 DECIMALS = 2
@@ -44,15 +48,20 @@ def table_ii(method: str, k: int) -> tuple[float, float] | None:
 
 
 def rounding_floor(published: float, decimals: int = DECIMALS) -> float:
-    """The lowest value that prints as ``published`` with ``decimals`` digits: 0.925 for the paper's SSIM of 0.93,
-    which stands for any value in [0.925, 0.935)."""
-    if not isinstance(decimals, int) or isinstance(decimals, bool) or decimals < 0:
+    """The lowest non-negative value that rounds half up to ``published`` with ``decimals`` digits: 0.925 for the
+    paper's SSIM of 0.93, which stands for any value in [0.925, 0.935). Every number the paper prints is
+    non-negative; a negative ``published`` is refused."""
+    if not isinstance(decimals, numbers.Integral) or isinstance(decimals, bool) or decimals < 0:
         raise BssvaeError(f"decimals: expected a non-negative int, got {decimals!r}")
-    return round(published - 0.5 * 10.0 ** -decimals, decimals + 1)
+    if not published >= 0:
+        raise BssvaeError(f"published: expected a non-negative number as the paper prints, got {published!r}")
+    return round(published - 0.5 * 10.0 ** -int(decimals), int(decimals) + 1)
 
 
 def reads_as(value: float, published: float, decimals: int = DECIMALS) -> bool:
-    """Whether ``value``, printed as the paper prints (``decimals`` digits), shows ``published`` or more: an SSIM
-    of 0.926 or 0.925 reads as the paper's 0.93, one of 0.924 does not. NaN never does."""
+    """Whether ``value``, rounded half up in decimal to ``decimals`` digits as the paper's numbers are read here,
+    shows ``published`` or more: an SSIM of 0.926 or 0.925 reads as the paper's 0.93, one of 0.924 does not. NaN
+    never does. (Python's own formatting rounds the binary float, so ``f"{0.925:.2f}"`` may print 0.92: this rule is
+    the decimal one.)"""
     floor = rounding_floor(published, decimals)
     return not math.isnan(value) and value >= floor

@@ -26,6 +26,7 @@ def test_one_seed_has_no_interval_and_an_oracle_an_exact_one():
     oracle = exact(21.16)
     assert oracle.known and oracle.half == 0.0 and (oracle.low, oracle.high) == (21.16, 21.16)
     assert oracle.text(1) == "21.2"
+    assert t_interval([2.0, 2.0]).text() == "2.00 ± 0.00"  # two seeds that agree: an interval, of zero width
 
 
 def test_t_interval_refuses_no_scores_and_nan():

@@ -35,3 +35,12 @@ def test_a_score_reads_as_the_papers_when_it_rounds_to_it():
     assert paper.reads_as(26.65, 26.7, decimals=1) and not paper.reads_as(26.64, 26.7, decimals=1)
     with pytest.raises(BssvaeError, match="decimals"):
         paper.rounding_floor(0.93, decimals=-1)
+    with pytest.raises(BssvaeError, match="non-negative number"):
+        paper.rounding_floor(-0.93)
+
+
+def test_tables_are_read_only():
+    with pytest.raises(TypeError):
+        paper.TABLE_II[("vaem", 2)] = (30.0, 0.99)
+    with pytest.raises(TypeError):
+        paper.TABLE_III["vaem"]["si_sdr"] = 30.0
