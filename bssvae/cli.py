@@ -275,7 +275,7 @@ def cmd_separate(args) -> int:
         raise BssvaeError(f"OUTPUT: cannot write {output}: no permission to write in {out_dir}")
     if output.exists() and Path(args.input).exists() and output.resolve() == Path(args.input).resolve():
         raise BssvaeError(f"OUTPUT: {output} is INPUT; writing it would replace the mixtures (name another file)")
-    model, config = load_model(args.run, "cpu")
+    model, _ = load_model(args.run, "cpu")
     x = read_mixtures(args.input)
     est = model.separate(x.reshape(x.shape[0], -1), mask=not args.no_mask, refine_steps=args.refine_steps)
     out = est.numpy().reshape(x.shape[0], model.n_sources, 28, 28)

@@ -8,10 +8,9 @@ test-set size and no scoring convention (the Table II page of the book discusses
 from __future__ import annotations
 
 import math
-import numbers
 from types import MappingProxyType
 
-from .errors import BssvaeError
+from .errors import BssvaeError, check_int
 
 #: Read-only: a page that quotes them cannot change them by accident.
 #: Table II, MNIST pairs (M = 2): (method, K) -> (PSNR dB, SSIM). The paper has no K = 4 row, no plain-VAE or
@@ -51,11 +50,10 @@ def rounding_floor(published: float, decimals: int = DECIMALS) -> float:
     """The lowest non-negative value that rounds half up to ``published`` with ``decimals`` digits: 0.925 for the
     paper's SSIM of 0.93, which stands for any value in [0.925, 0.935). Every number the paper prints is
     non-negative; a negative ``published`` is refused."""
-    if not isinstance(decimals, numbers.Integral) or isinstance(decimals, bool) or decimals < 0:
-        raise BssvaeError(f"decimals: expected a non-negative int, got {decimals!r}")
+    decimals = check_int("decimals", decimals, minimum=0)
     if not published >= 0:
         raise BssvaeError(f"published: expected a non-negative number as the paper prints, got {published!r}")
-    return round(published - 0.5 * 10.0 ** -int(decimals), int(decimals) + 1)
+    return round(published - 0.5 * 10.0 ** -decimals, decimals + 1)
 
 
 def reads_as(value: float, published: float, decimals: int = DECIMALS) -> bool:

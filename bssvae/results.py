@@ -155,6 +155,40 @@ def rows_without(table: pd.DataFrame, method: str, lacking: str,
     return have[(merged["_merge"] == "left_only").to_numpy()]
 
 
+#: Columns of a run's ``history.csv``, in this order where present (the training notebook plots loss, recon and kl).
+HISTORY_COLUMNS = ["epoch", "stage", "loss", "recon", "kl", "beta", "lr", "train_seconds"]
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    """Write a run's ``history.csv`` atomically, one row per epoch (an empty file for no epochs: a budget spent
+    before the first step)."""
+    df = pd.DataFrame(history)
+    cols = [c for c in HISTORY_COLUMNS if c in df] + [c for c in df if c not in HISTORY_COLUMNS]
+    atomic_write_text(Path(run_dir) / "history.csv", df[cols].to_csv(index=False) if len(df) else "")
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """A run's ``history.csv`` as records ([] without one, or for the empty file of no epochs); a damaged file,
+    or one without an 'epoch' column, raises :class:`~bssvae.errors.RunDirError`."""
+    from .errors import RunDirError
+
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text()
+        if not text.strip():
+            return []
+        records = pd.read_csv(io.StringIO(text)).to_dict("records")
+    except (OSError, ValueError, pd.errors.ParserError) as e:  # ValueError: bytes that are not UTF-8 text
+        raise RunDirError(f"{path}: unreadable history ({type(e).__name__}: {e}); restore it, or train the run "
+                          "again with --restart") from e
+    if records and "epoch" not in records[0]:
+        raise RunDirError(f"{path}: not a training history (no 'epoch' column); restore it, or train the run "
+                          "again with --restart")
+    return records
+
+
 def read_run_rows(run_dir: Path) -> list[dict] | None:
     """The results rows a finished run directory recorded in its ``metrics.json``; None if it has none."""
     try:

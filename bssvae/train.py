@@ -28,19 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
 from .config import PRECISION_RECIPES, TrainConfig, check_device_name
-from .errors import BssvaeError, RunDirError, check_choice, check_int
+from .errors import BssvaeError, RunDirError, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
 from .model import VAEBSS
-from .results import (append_rows, atomic_write_bytes, atomic_write_json, atomic_write_text, cpu_bf16_speedup,
-                      cpu_vector_flags, git_commit, has_native_bf16, provenance, results_dir, run_dir_label)
+from .results import (append_rows, atomic_write_bytes, atomic_write_json, cpu_bf16_speedup, cpu_vector_flags,
+                      git_commit, has_native_bf16, provenance, read_history, results_dir, run_dir_label, write_history)
 
 N_EXAMPLES = 12
 # Fields that may differ when a run is resumed elsewhere without changing its result.
@@ -182,6 +181,11 @@ def _state_bytes(obj: dict) -> bytes:
     return buf.getvalue()
 
 
+def checkpoint_name(epoch: int) -> str:
+    """The file name of the checkpoint written after ``epoch`` epochs."""
+    return f"checkpoint-{epoch:06d}.pt"
+
+
 def save_checkpoint(run_dir: Path, state: dict) -> None:
     """Write the training state as a new generation file, then switch the pointer to it.
 
@@ -190,7 +194,7 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
     one, never a pointer to a partial file. Older generations are deleted after the switch.
     """
     data = _state_bytes(state)
-    name = f"checkpoint-{int(state['epoch']):06d}.pt"
+    name = checkpoint_name(int(state["epoch"]))
     atomic_write_bytes(run_dir / name, data)
     atomic_write_json(run_dir / "checkpoint.json", {"file": name, "sha256": hashlib.sha256(data).hexdigest(),
                                                     "epoch": int(state["epoch"])})
@@ -321,17 +325,15 @@ RUN_OUTPUTS = ("metrics.json", "provenance.json", "model.safetensors", "examples
                "checkpoint.json", "history.csv", "settings.json")
 
 
-def clear_run_outputs(config: TrainConfig, run_dir: Path, claim: bool = True) -> None:
+def clear_run_outputs(config: TrainConfig, run_dir: Path) -> None:
     """Start ``run_dir`` over for ``config``: the previous result must not outlive an interrupted restart.
 
-    Refuses (before deleting anything) a directory that holds another configuration. With ``claim=False``
-    it writes no config.json: :func:`train` leaves that to :func:`start_run`, after the task is checked.
+    Refuses (before deleting anything) a directory that holds another configuration. Writes no config.json:
+    :func:`start_run` claims the directory once the task is checked.
     """
-    _prepare_run_dir(config, run_dir, claim=claim)
-    for name in RUN_OUTPUTS:
-        (run_dir / name).unlink(missing_ok=True)
-    for path in run_dir.glob("checkpoint-*.pt"):
-        path.unlink()
+    check_run_dir(config, run_dir)
+    for name in run_outputs(run_dir):
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 def read_finished(run_dir: Path) -> dict | None:
@@ -398,9 +400,9 @@ def run_outputs(run_dir: Path) -> list[str]:
     return found + sorted(p.name for p in run_dir.glob("checkpoint-*.pt"))
 
 
-def _prepare_run_dir(config: TrainConfig, run_dir: Path, claim: bool = True) -> None:
-    """Claim ``run_dir`` for ``config``: write its config.json, or refuse a directory that holds another run
-    (only that with ``claim=False``)."""
+def check_run_dir(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse a ``run_dir`` that cannot take a run of ``config``: a file, a directory holding a run of another
+    configuration, or run outputs without the config.json that says how they were made. Writes nothing."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} is a file, not a directory; choose another run directory")
@@ -413,22 +415,28 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, claim: bool = True) -> 
             raise RunDirError(f"{run_dir} holds a run with another configuration (differs in {diff}"
                               f"{': ' + detail if detail else ''}){precision_recipe_hint(config, stored, diff)}; "
                               "choose another run directory or delete it")
-    else:
-        # Outputs without their config: the settings that made them are unknown, and taking this run's
-        # would rewrite a finished run's config or resume a checkpoint with other settings.
-        found = run_outputs(run_dir)
-        if found:
-            raise RunDirError(f"{run_dir} holds run outputs ({', '.join(found)}) but no config.json, so the "
-                              "settings they were made with are unknown; restore its config.json, or choose "
-                              "another run directory (or delete this one to start over)")
-        if not claim:
-            return
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
-                                                        "bssvae_version": __version__, "config": config.to_dict()})
-        except OSError as e:  # e.g. a parent that is a file, or a folder this user may not write
-            raise RunDirError(f"run directory {run_dir}: cannot write it ({e.strerror or e})") from e
+        return
+    # Outputs without their config: the settings that made them are unknown, and taking this run's
+    # would rewrite a finished run's config or resume a checkpoint with other settings.
+    found = run_outputs(run_dir)
+    if found:
+        raise RunDirError(f"{run_dir} holds run outputs ({', '.join(found)}) but no config.json, so the "
+                          "settings they were made with are unknown; restore its config.json, or choose "
+                          "another run directory (or delete this one to start over)")
+
+
+def claim_run_dir(config: TrainConfig, run_dir: Path) -> None:
+    """Claim ``run_dir`` for ``config`` (:func:`check_run_dir`, then its config.json, if it has none yet)."""
+    run_dir = Path(run_dir)
+    check_run_dir(config, run_dir)
+    if (run_dir / "config.json").exists():
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", {"format_version": RUN_FORMAT_VERSION,
+                                                    "bssvae_version": __version__, "config": config.to_dict()})
+    except OSError as e:  # e.g. a parent that is a file, or a folder this user may not write
+        raise RunDirError(f"run directory {run_dir}: cannot write it ({e.strerror or e})") from e
 
 
 def load_model(run_dir: Path, device: str | torch.device = "cpu",
@@ -462,7 +470,7 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
                               "epochs (no model.safetensors); finish it first by running the same "
                               "`bssvae train` command again, which resumes it")
         state = ckpt["model"]
-        _check_finite(run_dir / f"checkpoint-{int(ckpt.get('epoch', 0)):06d}.pt", state)
+        _check_finite(run_dir / checkpoint_name(int(ckpt.get("epoch", 0))), state)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -475,30 +483,30 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu",
 
 
 def start_run(config: TrainConfig, run_dir: Path, task=None, check_task=None):
-    """What every run does first: pick the device, set threads, check the run directory, seed,
-    build the task, check it (``check_task(task)``, if given), claim the run directory, read the commit
-    (the code this session runs: read at its start, not when the run ends). A run that the task's check
-    refuses leaves no config.json behind, which would hold the directory to its refused settings.
+    """What every run does first: pick the device, set threads, check the run directory, seed, build the task,
+    check that the model takes its inputs (and ``check_task(task)``, if given), claim the run directory, read the
+    commit (the code this session runs: read at its start, not when the run ends). A run that a check refuses
+    leaves no config.json behind, which would hold the directory to its refused settings.
     Returns ``(device, task, wall-clock start, commit)``."""
     device = resolve_device(config.device)
     if device.type == "cpu":
         configure_threads()
-    _prepare_run_dir(config, run_dir, claim=False)  # refused before the task is built
+    check_run_dir(config, run_dir)  # refused before the task is built
     wall0 = time.perf_counter()
     torch.manual_seed(config.seed)
     task = task if task is not None else build_task(config, device)
-    if check_task is not None:
-        check_task(task)
-    _prepare_run_dir(config, run_dir)
-    return device, task, wall0, git_commit()
-
-
-def check_task_fits(config: TrainConfig, task) -> None:
-    """Refuse a VAE or AE run whose model does not take the task's inputs, or whose batch is larger than an
-    epoch's mixtures (the epoch would be one smaller batch, while the run records the batch size it asked for)."""
     if task.input_dim != config.model.input_dim:
         raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
                           f"the model expects {config.model.input_dim}")
+    if check_task is not None:
+        check_task(task)
+    claim_run_dir(config, run_dir)
+    return device, task, wall0, git_commit()
+
+
+def check_batch_fits(config: TrainConfig, task) -> None:
+    """Refuse a VAE or AE run whose batch is larger than an epoch's mixtures (the epoch would be one smaller
+    batch, while the run records the batch size it asked for)."""
     if config.batch_size > task.mixtures_per_epoch:
         raise BssvaeError(f"batch_size: {config.batch_size} is more than the {task.mixtures_per_epoch} training "
                           f"mixtures of an epoch of this {task.name} run; choose at most {task.mixtures_per_epoch} "
@@ -555,20 +563,20 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
                             progress=progress, stop_after_epochs=stop_after_epochs)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if not resume:
-        clear_run_outputs(config, run_dir, claim=False)
+        clear_run_outputs(config, run_dir)
     done = read_finished(run_dir)
     if done is not None:
-        _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
+        check_run_dir(config, run_dir)  # refuses a directory holding another configuration
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
-        return {"run_dir": run_dir, "rows": done["rows"], "history": _read_history(run_dir), "completed": True}
+        return {"run_dir": run_dir, "rows": done["rows"], "history": read_history(run_dir), "completed": True}
     if resume and (run_dir / "model.safetensors").exists() and not (run_dir / "checkpoint.json").exists():
         # e.g. weights trained on a GPU and copied here without their checkpoint, metrics.json lost
         raise RunDirError(f"{run_dir} holds model.safetensors but neither metrics.json nor a checkpoint, so training "
                           "would start over from epoch 0 and replace those weights; `bssvae evaluate --run "
                           f"{run_dir} --write` scores them and writes metrics.json (the run is then finished), "
                           "and `bssvae train` with --restart trains the run again")
-    device, task, wall0, commit = start_run(config, run_dir, task, check_task=lambda t: check_task_fits(config, t))
+    device, task, wall0, commit = start_run(config, run_dir, task, check_task=lambda t: check_batch_fits(config, t))
     gen = torch.Generator().manual_seed(config.seed)
     model = VAEBSS(config.model).to(device)
     opt = make_optimizer(model, config)
@@ -592,7 +600,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
         start_epoch, train_seconds = int(ckpt["epoch"]), float(ckpt["train_seconds"])
         spent = bool(ckpt.get("budget_spent", False))
-        history = _read_history(run_dir)[:start_epoch + spent]  # + the partial epoch a budget ended
+        history = read_history(run_dir)[:start_epoch + spent]  # + the partial epoch a budget ended
         if len(history) < start_epoch:  # resuming would leave a gap in it
             raise RunDirError(f"{run_dir / 'history.csv'}: holds {len(history)} epochs, but the checkpoint is after "
                               f"epoch {start_epoch}; the history of the missing epochs is lost: restore the file, or "
@@ -629,7 +637,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
             n_batches += 1
         if spent and n_batches == 0:  # the budget ran out exactly at the end of the previous epoch
             train_seconds += time.perf_counter() - t0
-            _write_history(run_dir, history)
+            write_history(run_dir, history)
             _save_state(run_dir, model, opt, gen, device, epoch, train_seconds, resumed_from, True)
             break
         means = (sums / max(1, n_batches)).tolist()  # one device sync per epoch
@@ -647,7 +655,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
             bar.update(1)
         is_last = epoch + 1 == end_epoch or spent
         if is_last or time.perf_counter() - last_ckpt >= config.checkpoint_every_s:
-            _write_history(run_dir, history)
+            write_history(run_dir, history)
             # A budget spent inside an epoch: the checkpoint counts the whole epochs before it and says
             # that training is over, so a resume goes straight to the evaluation.
             _save_state(run_dir, model, opt, gen, device, epoch + (not spent), train_seconds, resumed_from, spent)
@@ -736,24 +744,3 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def _write_history(run_dir: Path, history: list[dict]) -> None:
-    # no epochs (a budget spent before the first step): an empty file, as the baselines write it
-    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False) if history else "")
-
-
-def _read_history(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "history.csv"
-    if not path.exists():
-        return []
-    try:
-        text = path.read_text()
-        if not text.strip():  # what _write_history writes for no epochs
-            return []
-        records = pd.read_csv(io.StringIO(text)).to_dict("records")
-    except (OSError, ValueError, pd.errors.ParserError) as e:  # ValueError: bytes that are not UTF-8 text
-        raise RunDirError(f"{path}: unreadable history ({type(e).__name__}: {e}); restore it, or train the run "
-                          "again with --restart") from e
-    if records and "epoch" not in records[0]:
-        raise RunDirError(f"{path}: not a training history (no 'epoch' column); restore it, or train the run "
-                          "again with --restart")
-    return records

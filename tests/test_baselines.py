@@ -265,3 +265,13 @@ def test_an_unreadable_baseline_result_is_named(project, task):
     (d / "metrics.json").write_text('{"rows": ')
     with pytest.raises(RunDirError, match=r"metrics.json: unreadable"):
         run_baseline(cfg("irm"), run_dir=d, task=task, write_results=False)
+
+
+def test_a_baseline_whose_model_does_not_take_the_task_is_refused_before_the_directory_is_claimed(project, task):
+    """As for the VAE: a refused run leaves no config.json, which would hold the directory to its refused settings."""
+    c = cfg("mixit", epochs=1)
+    wrong = TrainConfig.from_dict({**c.to_dict(), "model": {**c.to_dict()["model"], "input_dim": 100}})
+    for resume in (True, False):
+        with pytest.raises(BssvaeError, match=r"model.input_dim: the mnist task has 784 inputs, the model expects 100"):
+            run_baseline(wrong, run_dir=project / "r", task=task, write_results=False, resume=resume)
+        assert not (project / "r" / "config.json").exists()

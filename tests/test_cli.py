@@ -125,10 +125,10 @@ def test_train_reloads_a_finished_run_in_its_precision_unless_restarted(tmp_path
     (as the book and sweeps reload it); --restart asks for this machine's recipe, refused with the way back."""
     import bssvae.train
     from bssvae.config import make_config
-    from bssvae.train import clear_run_outputs
+    from bssvae.train import claim_run_dir
 
     monkeypatch.setattr(bssvae.train, "cpu_prefers_bf16", lambda: False)
-    clear_run_outputs(make_config("cpu", device="cpu", precision="bf16"), tmp_path)
+    claim_run_dir(make_config("cpu", device="cpu", precision="bf16"), tmp_path)
     row = {"method": "vaem", "psnr": 20.0}
     (tmp_path / "metrics.json").write_text(json.dumps({"rows": [row]}))
     argv = ["train", "--profile", "cpu", "--device", "cpu", "--run-dir", str(tmp_path), "--no-results", "--quiet"]
@@ -369,9 +369,9 @@ def test_a_transparent_png_is_composited_onto_black(tmp_path, mode):
 
 
 def test_separate_says_an_audio_run_is_one_before_looking_for_its_weights(tmp_path, capsys):
-    from bssvae.train import clear_run_outputs
+    from bssvae.train import claim_run_dir
 
-    clear_run_outputs(make_config("smoke", task="audio"), tmp_path / "audio")  # config.json, no weights
+    claim_run_dir(make_config("smoke", task="audio"), tmp_path / "audio")  # config.json, no weights
     np.save(tmp_path / "in.npy", np.zeros((28, 28), np.float32))
     assert main(["separate", "--run", str(tmp_path / "audio"), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")]) == 2
     assert "is a 'audio' run; `separate` takes MNIST-like images" in capsys.readouterr().err

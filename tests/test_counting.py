@@ -104,11 +104,11 @@ def _fake_run(project, k=4):
 
     from bssvae.config import make_config
     from bssvae.model import VAEBSS
-    from bssvae.train import _prepare_run_dir, default_run_dir
+    from bssvae.train import claim_run_dir, default_run_dir
 
     config = make_config("smoke", "mnist", "vae", k)
     run = default_run_dir(config)
-    _prepare_run_dir(config, run)
+    claim_run_dir(config, run)
     model = VAEBSS(config.model)
     save_file({n: t.contiguous() for n, t in model.state_dict().items()}, str(run / "model.safetensors"))
     return run

@@ -165,10 +165,10 @@ def test_a_finished_run_of_the_other_precision_recipe_names_the_way_to_it(projec
 
     from bssvae.config import make_config
     from bssvae.results import results_dir
-    from bssvae.train import clear_run_outputs
+    from bssvae.train import claim_run_dir
 
     run_dir = results_dir("cpu") / "runs" / "mnist-vae-K2-M2-seed0"
-    clear_run_outputs(make_config("cpu", device="cpu", precision="bf16"), run_dir)
+    claim_run_dir(make_config("cpu", device="cpu", precision="bf16"), run_dir)
     (run_dir / "metrics.json").write_text(json.dumps({"rows": []}))  # finished
     p = project / "s.yaml"
     p.write_text("profile: cpu\ngrid:\n  - seeds: [0]\n    overrides: {precision: fp32, device: cpu}\n")

@@ -419,13 +419,13 @@ def test_bssvae_threads_sets_the_threads_and_refuses_what_is_not_a_count(monkeyp
 def test_a_run_of_the_other_precision_recipe_is_refused_with_the_way_to_it(tmp_path):
     """A cpu-profile run trained in bf16 (native-bf16 CPU), asked for again where auto means fp32."""
     from bssvae.config import make_config
-    from bssvae.train import clear_run_outputs
+    from bssvae.train import claim_run_dir
 
-    clear_run_outputs(make_config("cpu", device="cpu", precision="bf16"), tmp_path)
+    claim_run_dir(make_config("cpu", device="cpu", precision="bf16"), tmp_path)
     with pytest.raises(RunDirError, match=r"differs in \['batch_size', 'epochs', 'lr', 'optimizer', 'precision'\]: "
                                           r"batch_size: stored 1024, asked 256.*optimizer: stored 'muon', asked 'adam'"
                                           r".*--precision bf16 asks for the stored one"):
-        clear_run_outputs(make_config("cpu", device="cpu", precision="fp32"), tmp_path)
+        claim_run_dir(make_config("cpu", device="cpu", precision="fp32"), tmp_path)
 
 
 def test_a_finished_run_is_reloaded_in_the_precision_it_trained_in(tmp_path, monkeypatch):
@@ -434,11 +434,11 @@ def test_a_finished_run_is_reloaded_in_the_precision_it_trained_in(tmp_path, mon
     precision still get this machine's recipe, which train() refuses with the way to the stored one."""
     import bssvae.train
     from bssvae.config import make_config
-    from bssvae.train import clear_run_outputs, make_run_config
+    from bssvae.train import claim_run_dir, make_run_config
 
     monkeypatch.setattr(bssvae.train, "cpu_prefers_bf16", lambda: False)
     stored = make_config("cpu", device="cpu", precision="bf16")
-    clear_run_outputs(stored, tmp_path)
+    claim_run_dir(stored, tmp_path)
     assert make_run_config("cpu", device="cpu", run_dir=tmp_path).precision == "fp32"  # not finished
     (tmp_path / "metrics.json").write_text(json.dumps({"rows": []}))
     assert make_run_config("cpu", device="cpu", run_dir=tmp_path) == stored
@@ -538,10 +538,10 @@ def test_a_damaged_history_is_named(project):
 
 def test_a_finished_run_without_its_weights_says_so(tmp_path):
     """A committed run keeps metrics.json but not its weights, which git does not hold."""
-    from bssvae.train import clear_run_outputs
+    from bssvae.train import claim_run_dir
 
     config = make_config("smoke", epochs=1, **SMALL)
-    clear_run_outputs(config, tmp_path)  # config.json only
+    claim_run_dir(config, tmp_path)  # config.json only
     with pytest.raises(RunDirError, match="the run has not trained yet"):
         load_model(tmp_path)
     (tmp_path / "metrics.json").write_text(json.dumps({"rows": [{"method": "vaem"}]}))

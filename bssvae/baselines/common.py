@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ..errors import BssvaeError, RunDirError
-from ..results import (append_rows, atomic_write_json, atomic_write_text,
-                       provenance, results_dir, run_dir_label)
+from ..results import (append_rows, atomic_write_json, provenance, read_history,  # noqa: F401 (glo, mixit: history)
+                       results_dir, run_dir_label, write_history)
 
 N_EXAMPLES = 12
-#: Columns of ``history.csv`` (the training notebook plots loss, recon and kl).
-HISTORY_COLUMNS = ["epoch", "stage", "loss", "recon", "kl", "beta", "lr", "train_seconds"]
 
 
 @dataclass
@@ -65,19 +62,6 @@ class MethodOutput:
     completed: bool = True
     device: str | None = None  # where it ran, when not the run's device (e.g. scikit-learn on the CPU)
     info: dict = field(default_factory=dict)  # recorded in metrics.json
-
-
-def write_history(run_dir: Path, history: list[dict]) -> None:
-    df = pd.DataFrame(history)
-    cols = [c for c in HISTORY_COLUMNS if c in df] + [c for c in df if c not in HISTORY_COLUMNS]
-    atomic_write_text(Path(run_dir) / "history.csv", df[cols].to_csv(index=False) if len(df) else "")
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "history.csv"
-    if not path.exists() or path.stat().st_size == 0:
-        return []
-    return pd.read_csv(path).to_dict("records")
 
 
 def _normalised(settings: dict) -> dict:
@@ -126,7 +110,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
                write_results: bool = True, resume: bool = True, progress: bool = False,
                stop_after_epochs: int | None = None, settings: dict | None = None) -> dict[str, Any]:
     """Fit, separate, evaluate and record one baseline run (see :func:`bssvae.baselines.run_baseline`)."""
-    from ..train import _prepare_run_dir, clear_run_outputs, default_run_dir, read_finished, start_run, write_npz
+    from ..train import check_run_dir, clear_run_outputs, default_run_dir, read_finished, start_run, write_npz
     from . import ORACLE_METHODS
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
@@ -135,7 +119,7 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
         clear_run_outputs(config, run_dir)
     done = read_finished(run_dir)
     if done is not None:
-        _prepare_run_dir(config, run_dir)  # refuses a directory holding another configuration
+        check_run_dir(config, run_dir)  # refuses a directory holding another configuration
         _check_settings(settings, run_dir)
         if write_results:  # idempotent: re-adds rows lost if a run stopped between its two writes
             append_rows(results_dir(config.profile) / f"{config.task}.csv", done["rows"])
@@ -146,9 +130,6 @@ def run_method(config, fit_and_separate: Callable[[RunContext], MethodOutput], r
     device, task, wall0, commit = start_run(config, run_dir, task)
     _check_settings(settings, run_dir)  # a checkpoint resumes only under the settings it was made with
     atomic_write_json(run_dir / "settings.json", _normalised(settings))
-    if task.input_dim != config.model.input_dim:
-        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
-                          f"the configuration expects {config.model.input_dim}")
     ctx = RunContext(config, task, run_dir, device, settings, resume, progress, stop_after_epochs)
     out = fit_and_separate(ctx)
     if out.history:
