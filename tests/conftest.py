@@ -24,12 +24,13 @@ def mnist_test_images():
 
 @pytest.fixture
 def flip_tensor_bytes():
-    """Invert 64 bytes inside a safetensors file's tensor data (past its header), as a damaged disk might."""
-    def flip(path):
+    """Invert ``n`` bytes in the middle of a file's data, as a damaged disk might: by default a safetensors file's
+    tensor data (past its header); with ``data_start``, the bytes from there (0: the whole file)."""
+    def flip(path, data_start=None, n=64):
         data = bytearray(path.read_bytes())
-        start = 8 + int.from_bytes(data[:8], "little")
+        start = 8 + int.from_bytes(data[:8], "little") if data_start is None else data_start
         middle = start + (len(data) - start) // 2
-        data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+        data[middle:middle + n] = bytes(b ^ 0xFF for b in data[middle:middle + n])
         path.write_bytes(bytes(data))
     return flip
 

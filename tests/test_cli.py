@@ -355,17 +355,18 @@ def test_inputs_that_numpy_reads_differently_are_read_or_named(run_dir, tmp_path
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA"])
 def test_a_transparent_png_is_composited_onto_black(tmp_path, mode):
-    """A white digit drawn on a transparent ground (a common way to save one) is white ink on black, as in
-    MNIST; dropping the alpha would make every pixel white."""
+    """A grey digit drawn on a transparent ground (a common way to save one) is grey ink on black, as in
+    MNIST: ink times its opacity. Dropping the alpha would make every pixel grey; reading the alpha alone as the
+    image would make the ink white."""
     from bssvae.cli import read_mixtures
 
     alpha = np.zeros((28, 28), np.uint8)
     alpha[8:20, 12:16] = 255
-    alpha[8:20, 16] = 51  # an anti-aliased edge: 20 % white
-    white = np.full((28, 28), 255, np.uint8)
-    channels = [white, white, white, alpha] if mode == "RGBA" else [white, alpha]
+    alpha[8:20, 16] = 51  # an anti-aliased edge: 20 % opaque
+    ink = np.full((28, 28), 128, np.uint8)
+    channels = [ink, ink, ink, alpha] if mode == "RGBA" else [ink, alpha]
     Image.fromarray(np.stack(channels, -1), mode).save(tmp_path / "digit.png")
-    np.testing.assert_allclose(read_mixtures(tmp_path / "digit.png")[0], alpha / 255.0, atol=1 / 255)
+    np.testing.assert_allclose(read_mixtures(tmp_path / "digit.png")[0], (128 / 255) * alpha / 255.0, atol=1 / 255)
 
 
 def test_separate_says_an_audio_run_is_one_before_looking_for_its_weights(tmp_path, capsys):

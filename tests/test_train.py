@@ -125,7 +125,7 @@ def test_sigkill_and_resume(project):
     assert [r["ssim"] for r in got] == [r["ssim"] for r in ref]
 
 
-def test_corrupt_checkpoint_is_detected(project):
+def test_corrupt_checkpoint_is_detected(project, flip_tensor_bytes):
     config = make_config("smoke", epochs=2, **SMALL)
     train(config, project / "r", progress=False, stop_after_epochs=1, write_results=False)
     ck = project / "r" / json.loads((project / "r" / "checkpoint.json").read_text())["file"]
@@ -134,10 +134,9 @@ def test_corrupt_checkpoint_is_detected(project):
     with pytest.raises(RunDirError, match="corrupt or truncated"):
         train(config, project / "r", progress=False, write_results=False)
     # Flipped bytes inside a tensor still load with torch.load: only the recorded sha256 can tell.
-    flipped = bytearray(intact)
-    middle = len(flipped) // 2
-    flipped[middle:middle + 8] = bytes(b ^ 0xFF for b in flipped[middle:middle + 8])
-    ck.write_bytes(bytes(flipped))
+    ck.write_bytes(intact)
+    flip_tensor_bytes(ck, data_start=0, n=8)
+    assert ck.read_bytes() != intact
     torch.load(ck, weights_only=True)
     with pytest.raises(RunDirError, match=r"corrupt or truncated \(its sha256 does not match"):
         train(config, project / "r", progress=False, write_results=False)
