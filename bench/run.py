@@ -33,7 +33,7 @@ from bench.ours import OursTrainer
 from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throughput_window, timed_run
 from bench.worker import TRAINERS, StepWorker, timed_trainers
 from bssvae import paper
-from bssvae.config import make_config, optimizer_label
+from bssvae.config import DECAYING_SCHEDULES, make_config, optimizer_label
 from bssvae.errors import BssvaeError
 from bssvae.optim import NEWTON_SCHULZ_DTYPE, newton_schulz_flops
 from bssvae.results import atomic_write_json, bf16_instructions, git_commit, hardware, package_versions, project_root
@@ -332,7 +332,7 @@ def measure_quality(config, task, device, args, ours_throughput, log) -> dict:
             runs.append(run)
         out["ours"] = summarise_runs(runs, budgets, fitted=args.ours_runs in PER_BUDGET)
         if args.ours_runs == "budgeted":
-            follows = " following its training clock" if config.lr_schedule in ("cosine", "linear") else ""
+            follows = " following its training clock" if config.lr_schedule in DECAYING_SCHEDULES else ""
             out["ours"]["runs_are"] = f"one run per budget, its {config.lr_schedule} schedule{follows}"
     if "authors" in args.recipes:
         print(f"  authors: {longest / 60:g}-minute run", file=log, flush=True)

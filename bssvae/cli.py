@@ -41,7 +41,7 @@ def _minutes(text: str) -> float:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from .config import LR_SCHEDULES, MUON_LAYERS, OPTIMIZERS, PROFILES, TASKS
+    from .config import LR_SCHEDULES, MUON_LAYERS, OPTIMIZERS, PROFILES, TASKS, WSD_DECAY_FRACTION
 
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
                    help="named settings: smoke (seconds, for tests), cpu (about 15 min per model on 2 "
@@ -59,14 +59,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
     p.add_argument("--minutes", type=_minutes, default=None,
                    help="a training-time budget: stop at the first step that reaches it (or after the epochs, "
-                        "if sooner), a cosine or linear learning rate reaching zero there; the run is then not "
-                        "bit-reproducible, and its rows record the epochs it trained (default: none)")
+                        "if sooner), a decaying learning rate (cosine, linear, wsd) reaching zero there; the run is "
+                        "then not bit-reproducible, and its rows record the epochs it trained (default: none)")
     p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
     p.add_argument("--lr", type=float, default=None, help="override the profile's learning rate")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                    help="override the profile's learning-rate schedule: cosine or linear (down to zero at the last "
-                        "epoch, or at the --minutes budget), exponential (x 0.9998 per epoch, the authors'), "
-                        "constant")
+                        "epoch, or at the --minutes budget), wsd (the peak held, then a straight line to zero over "
+                        f"the last {100 * WSD_DECAY_FRACTION:g} %% of the run), exponential (x 0.9998 per epoch, the "
+                        "authors'), constant")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help="override the profile's optimizer: adam (the authors', every profile's but the cpu profile's "
                         "VAE and AE in bf16, which train with muon and take the Adam recipe of its baselines "
@@ -127,7 +128,8 @@ def cmd_evaluate(args) -> int:
 
     from .refine import REFINE_LR, REFINE_PRIOR
     from .results import append_rows, atomic_write_json, provenance, results_dir
-    from .train import build_task, evaluate_model, load_model, read_finished, resolve_device, write_npz
+    from .train import (build_task, evaluate_model, load_model, read_finished, recorded_training, resolve_device,
+                        write_npz)
 
     try:  # checked before the evaluation, which may take minutes
         prev = read_finished(args.run) or {}
@@ -147,7 +149,7 @@ def cmd_evaluate(args) -> int:
     # a budget let it train), printed and written alike; vaem-refined is the vaem model, so it takes vaem's.
     # Without a readable metrics.json, they are those its provenance.json recorded when training ended.
     trained = {r["method"]: r for r in prev.get("rows", [])}
-    recorded = _training_facts(args.run)
+    recorded = recorded_training(args.run)
     for row in rows:
         before = trained.get(row["method"], trained.get("vaem", recorded))
         for key in ("train_seconds", "device", "epochs"):
@@ -165,20 +167,6 @@ def cmd_evaluate(args) -> int:
         if not args.no_results:
             append_rows(results_dir(config.profile) / f"{task.name}.csv", rows)
     return 0
-
-
-def _training_facts(run: Path) -> dict:
-    """The training time, device and (for a budgeted run) epochs that ``run``'s provenance.json recorded when
-    its training ended; {} where it has none."""
-    try:
-        prov = json.loads((Path(run) / "provenance.json").read_text())
-        facts = {"train_seconds": round(float(prov["train_seconds"]), 2), "device": prov["hardware"]["device"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    budget = prov.get("budget")
-    if isinstance(budget, dict) and "epochs_trained" in budget:
-        facts["epochs"] = budget["epochs_trained"]
-    return facts
 
 
 def _png_pixels(im) -> np.ndarray:

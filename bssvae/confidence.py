@@ -14,7 +14,7 @@ from typing import Iterable, Literal
 import numpy as np
 from scipy import stats
 
-from .errors import BssvaeError
+from .errors import BssvaeError, check_real
 
 #: The confidence level of every interval the book and the README print.
 LEVEL = 0.95
@@ -33,8 +33,7 @@ def _values(name: str, values: Iterable[float]) -> np.ndarray:
 
 
 def _check_level(level: float) -> None:
-    if not 0.0 < level < 1.0:
-        raise BssvaeError(f"level: expected a confidence level in (0, 1), got {level!r}")
+    check_real("level", level, expected="a confidence level in (0, 1)", low=0, high=1, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BssvaeError, check_choice, check_int
+from .errors import BssvaeError, check_bool, check_choice, check_int, check_real
 
 TASKS = ("mnist", "audio")
 METHODS = ("vae", "ae")  # trained by bssvae.train; baselines register more in bssvae.baselines
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Devices a run may name: ``auto`` (the GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-LR_SCHEDULES = ("cosine", "linear", "exponential", "constant")
+LR_SCHEDULES = ("cosine", "linear", "wsd", "exponential", "constant")
+#: The schedules that end at zero when the run ends (at its last epoch, or at its budget): bssvae.train.lr_at.
+DECAYING_SCHEDULES = ("cosine", "linear", "wsd")
+#: ``wsd`` (warm-up, stable, decay) holds the peak, then falls in a straight line to zero over this last fraction of
+#: the run.
+WSD_DECAY_FRACTION = 0.2
 OPTIMIZERS = ("adam", "muon")  # built by bssvae.optim.make_optimizer
 MUON_LAYERS = ("hidden", "all")  # which weight matrices Muon updates: bssvae.optim.muon_matrices
 MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
@@ -53,8 +57,7 @@ class ModelConfig:
             raise BssvaeError(f"hidden_dims: expected a list of positive layer sizes, got {dims!r}")
         object.__setattr__(self, "hidden_dims", tuple(check_int(f"hidden_dims[{i}]", h, minimum=1)
                                                       for i, h in enumerate(dims)))
-        if not isinstance(self.variational, bool):
-            raise BssvaeError(f"variational: expected true or false, got {self.variational!r}")
+        check_bool("variational", self.variational)
 
     @classmethod
     def mnist(cls, n_sources: int = 2, variational: bool = True) -> "ModelConfig":
@@ -109,14 +112,16 @@ class TrainConfig:
         muon_momentum: with ``optimizer="muon"``, the decay of Muon's (Nesterov) momentum, in [0, 1)
             (default 0.95, PyTorch's).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` (half a cosine down to
-            zero at the run's end), ``linear`` (a straight line down to zero at the run's end) or ``constant``.
+            zero at the run's end), ``linear`` (a straight line down to zero at the run's end), ``wsd`` (the peak
+            held, then a straight line down to zero over the last :data:`WSD_DECAY_FRACTION` of the run) or
+            ``constant``.
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
         lr_warmup_epochs: linear learning-rate warm-up (0: none).
         budget_minutes: a training-time budget, or None (the run ends after ``epochs``). With a
             budget the run stops at the first step that reaches it, or after ``epochs`` if that comes
-            first, and a cosine or linear schedule follows whichever of the two is further spent, so that its
-            learning rate reaches zero when the run ends however fast the machine runs. Where a
+            first, and a decaying schedule (cosine, linear, wsd) follows whichever of the two is further spent,
+            so that its learning rate reaches zero when the run ends however fast the machine runs. Where a
             budgeted run stops depends on the machine's speed, so it is not bit-reproducible; it
             records the epochs it trained (``epochs`` of its results rows).
         precision: ``fp32``, ``bf16`` (autocast for matrix products; weights stay fp32), or ``auto``:
@@ -176,31 +181,27 @@ class TrainConfig:
         object.__setattr__(self, "muon_ns_steps", check_int("muon_ns_steps", self.muon_ns_steps, minimum=1))
         if self.muon_ns_steps > 99:  # torch.optim.Muon refuses 100 and more
             raise BssvaeError(f"muon_ns_steps: expected at most 99 Newton-Schulz iterations, got {self.muon_ns_steps}")
-        m = self.muon_momentum
-        if not isinstance(m, (int, float)) or isinstance(m, bool) or not 0 <= m < 1:
-            raise BssvaeError(f"muon_momentum: expected a number in [0, 1), got {m!r}")
+        m = check_real("muon_momentum", self.muon_momentum, expected="a number in [0, 1)", low=0, high=1,
+                       high_open=True)
         muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps, TrainConfig.muon_momentum)
         if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m) != muon_defaults:
             raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum: settings of optimizer 'muon', but the run's "
                               f"optimizer is {self.optimizer!r}")
         # finite: inf trains to NaN, and config.json would hold Infinity, which is not JSON
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay", "checkpoint_every_s"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf:
-                raise BssvaeError(f"{name}: expected a finite non-negative number, got {v!r}")
+            check_real(name, getattr(self, name), expected="a finite non-negative number", low=0)
         object.__setattr__(self, "test_seed", check_int("test_seed", self.test_seed, minimum=0))
         if self.max_train_images is not None:
             object.__setattr__(self, "max_train_images",
                                check_int("max_train_images", self.max_train_images, minimum=1))
-        if not isinstance(self.compile, bool):
-            raise BssvaeError(f"compile: expected true or false, got {self.compile!r}")
+        check_bool("compile", self.compile)
         if not isinstance(self.profile, str):
             raise BssvaeError(f"profile: expected a profile's name, got {self.profile!r}")
         if self.lr <= 0:
             raise BssvaeError(f"lr: expected a positive learning rate, got {self.lr!r}")
-        v = self.budget_minutes
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < float("inf")):
-            raise BssvaeError(f"budget_minutes: expected a positive number of minutes or None, got {v!r}")
+        if self.budget_minutes is not None:
+            check_real("budget_minutes", self.budget_minutes, expected="a positive number of minutes or None", low=0,
+                       low_open=True)
         if not 0 < self.lr_decay <= 1:
             raise BssvaeError(f"lr_decay: expected a factor in (0, 1] applied each epoch, got {self.lr_decay!r}")
         if self.task == "mnist" and self.n_test * self.n_digits > MNIST_TEST_IMAGES:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import BssvaeError, check_int, check_tensor
+from .errors import BssvaeError, check_int, check_real, check_tensor
 
 #: Numbers of digits per mixture used to fit the threshold and to evaluate (the issue's protocol).
 DIGIT_COUNTS = (1, 2, 3)
@@ -58,8 +58,7 @@ def count_sources(shares, threshold: float) -> torch.Tensor:
     Shape: shares (B, K) -> (B,) int64.
     """
     shares = check_tensor("shares", shares, ndim=2)
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not np.isfinite(threshold):
-        raise BssvaeError(f"threshold: expected a finite number, got {threshold!r}")
+    check_real("threshold", threshold)
     return (shares > threshold).sum(dim=1)
 
 

@@ -99,6 +99,28 @@ def check_int(name: str, value, *, minimum: int | None = None) -> int:
     return value
 
 
+def check_real(name: str, value, *, expected: str = "a finite number", low: float | None = None,
+               high: float | None = None, low_open: bool = False, high_open: bool = False):
+    """Validate a real-number argument: an int or float (not a bool), finite, and within ``low`` and ``high`` where
+    given (each end excluded where its ``*_open`` is set). The error reads "NAME: expected EXPECTED, got VALUE", so
+    ``expected`` should say the accepted range in words."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise BssvaeError(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """Validate a true-or-false argument (1, 0 and strings are refused: a config file's "false" is not False)."""
+    if not isinstance(value, bool):
+        raise BssvaeError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
 def check_choice(name: str, value, choices) -> str:
     """Validate that ``value`` is one of ``choices``."""
     if value not in choices:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from types import MappingProxyType
 
-from .errors import BssvaeError, check_int
+from .errors import check_int, check_real
 
 #: Read-only: a page that quotes them cannot change them by accident.
 #: Table II, MNIST pairs (M = 2): (method, K) -> (PSNR dB, SSIM). The paper has no K = 4 row, no plain-VAE or
@@ -51,8 +51,7 @@ def rounding_floor(published: float, decimals: int = DECIMALS) -> float:
     paper's SSIM of 0.93, which stands for any value in [0.925, 0.935). Every number the paper prints is
     non-negative; a negative ``published`` is refused."""
     decimals = check_int("decimals", decimals, minimum=0)
-    if not published >= 0:
-        raise BssvaeError(f"published: expected a non-negative number as the paper prints, got {published!r}")
+    check_real("published", published, expected="a non-negative number as the paper prints", low=0)
     return round(published - 0.5 * 10.0 ** -decimals, decimals + 1)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import BssvaeError, check_int
+from .errors import check_int, check_real
 from .losses import laplace_nll
 from .model import VAEBSS
 
@@ -52,10 +52,8 @@ def refine_latents(model: VAEBSS, x: torch.Tensor, z0: torch.Tensor | None = Non
     Shape: x (B, D) -> z (B, K, Dz), float32, detached.
     """
     steps = check_int("steps", steps, minimum=0)
-    if not lr > 0:
-        raise BssvaeError(f"lr: expected a positive learning rate, got {lr!r}")
-    if not prior_weight >= 0:
-        raise BssvaeError(f"prior_weight: expected a weight >= 0, got {prior_weight!r}")
+    check_real("lr", lr, expected="a positive learning rate", low=0, low_open=True)
+    check_real("prior_weight", prior_weight, expected="a weight >= 0", low=0)
     was_training = model.training
     model.eval()
     params = list(model.parameters())

@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -175,7 +174,7 @@ def _command(run: SweepRun, use_notebook: bool, out_tmp: Path) -> list[str]:
         spec = json.dumps({"profile": run.profile, "task": run.task, "method": run.method,
                            "n_sources": run.n_sources, "n_digits": run.n_digits, "seed": run.seed,
                            **dict(run.overrides)})
-        return [sys.executable, "-c", f"import sys; from bssvae.sweep import train_one; train_one(sys.argv[1])", spec]
+        return [sys.executable, "-c", "import sys; from bssvae.sweep import train_one; train_one(sys.argv[1])", spec]
     cmd = [sys.executable, "-m", "papermill", str(project_root() / NOTEBOOK), str(out_tmp), "--kernel", "python3",
            "--cwd", str(project_root() / NOTEBOOK.parent), "--log-level", "WARNING",
            "-p", "profile", run.profile, "-p", "task", run.task, "-p", "method", run.method,

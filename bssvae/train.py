@@ -33,7 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
-from .config import PRECISION_RECIPES, TrainConfig, check_device_name
+from .config import DECAYING_SCHEDULES, PRECISION_RECIPES, WSD_DECAY_FRACTION, TrainConfig, check_device_name
 from .errors import BssvaeError, RunDirError, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
@@ -151,7 +151,8 @@ def budget_spent(config: TrainConfig, elapsed_s: float) -> bool:
 def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, elapsed_s: float = 0.0) -> float:
     """Learning rate at a step: linear warm-up, then the configured schedule.
 
-    A cosine or linear schedule decays from the peak ``lr`` to zero over the steps after the warm-up.
+    A cosine, linear or wsd schedule decays from the peak ``lr`` to zero over the steps after the warm-up (wsd holds
+    the peak until the last :data:`~bssvae.config.WSD_DECAY_FRACTION` of them).
     With ``budget_minutes``, its progress is the larger of the fraction of steps done and the fraction
     of the budget spent (``elapsed_s`` training seconds), so that it ends at zero when the run ends,
     at the budget or at its last epoch, whichever comes first.
@@ -163,10 +164,12 @@ def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, elapsed_s: float
         return config.lr * (step + 1) / warm
     if config.lr_schedule == "exponential":  # authors: lr x 0.9998 after each epoch
         return config.lr * config.lr_decay ** math.floor(epoch)
-    if config.lr_schedule in ("cosine", "linear"):
+    if config.lr_schedule in DECAYING_SCHEDULES:
         progress = min(1.0, max((step - warm) / max(1.0, total - warm), budget_fraction(config, elapsed_s)))
         if config.lr_schedule == "linear":
             return config.lr * (1.0 - progress)
+        if config.lr_schedule == "wsd":
+            return config.lr * min(1.0, (1.0 - progress) / WSD_DECAY_FRACTION)
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     return config.lr
 
@@ -352,6 +355,20 @@ def read_finished(run_dir: Path) -> dict | None:
                           "scores its weights again and writes a new one; `bssvae train` with --restart trains the "
                           "run again") from e
     return done
+
+
+def recorded_training(run_dir: Path) -> dict:
+    """The training time, device and (for a budgeted run) epochs that the run's ``provenance.json`` recorded when its
+    training ended (:func:`train` writes them), as results rows name them; {} where it has none or cannot be read."""
+    try:
+        prov = json.loads((Path(run_dir) / "provenance.json").read_text())
+        facts = {"train_seconds": round(float(prov["train_seconds"]), 2), "device": prov["hardware"]["device"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    budget = prov.get("budget")
+    if isinstance(budget, dict) and "epochs_trained" in budget:
+        facts["epochs"] = budget["epochs_trained"]
+    return facts
 
 
 def precision_recipe_hint(config: TrainConfig, stored: TrainConfig, diff: list[str]) -> str:

@@ -1,5 +1,4 @@
 import dataclasses
-import io
 import json
 import subprocess
 import sys
@@ -248,7 +247,6 @@ def test_readme_bssvae_commands_parse():
     ``train`` command makes a valid config: the README cannot name an option or a value that the command refuses."""
     import re
     import shlex
-    from pathlib import Path
 
     from bssvae.cli import _config_from, build_parser
 

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,7 +14,7 @@ from bssvae.config import make_config
 from bssvae.errors import BssvaeError, RunDirError
 from bssvae.metrics import evaluate_images
 from bssvae.train import (budget_spent, default_run_dir, load_checkpoint, load_model, lr_at, read_run_config,
-                           resolve_device, train)
+                           recorded_training, resolve_device, train)
 
 SMALL = dict(max_train_images=2048, n_test=200)
 
@@ -214,6 +213,22 @@ def test_a_linear_schedule_falls_in_a_straight_line_to_zero_at_the_end_of_the_ru
     assert lr_at(b, 0, 10, elapsed_s=600.0) == 0.0
 
 
+def test_a_wsd_schedule_holds_the_peak_then_falls_in_a_straight_line_over_the_last_fifth():
+    from bssvae.config import WSD_DECAY_FRACTION
+
+    assert WSD_DECAY_FRACTION == 0.2
+    c = make_config("smoke", lr=1.0, epochs=10, lr_schedule="wsd")  # 100 steps: the fall starts at step 80
+    assert [lr_at(c, s, 10) for s in (0, 50, 80, 85, 90, 95, 100, 150)] == pytest.approx(
+        [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+    warm = make_config("smoke", lr=1.0, epochs=10, lr_schedule="wsd", lr_warmup_epochs=5)
+    assert lr_at(warm, 24, 10) == pytest.approx(0.5) and lr_at(warm, 50, 10) == pytest.approx(1.0)
+    assert lr_at(warm, 95, 10) == pytest.approx(0.5)  # 45 of the 50 steps after the warm-up: half the last fifth
+    b = make_config("smoke", lr=1.0, epochs=10, lr_schedule="wsd", budget_minutes=1.0)
+    assert lr_at(b, 0, 10, elapsed_s=47.9) == 1.0 and lr_at(b, 0, 10, elapsed_s=54.0) == pytest.approx(0.5)
+    assert lr_at(b, 90, 10, elapsed_s=0.0) == pytest.approx(0.5)  # the steps lead
+    assert lr_at(b, 0, 10, elapsed_s=60.0) == 0.0
+
+
 @pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), True, "15"])
 def test_a_budget_that_is_not_a_positive_number_of_minutes_is_refused(value):
     with pytest.raises(BssvaeError, match="budget_minutes"):
@@ -251,6 +266,10 @@ def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project, monkeypat
     assert all(r["epochs"] == trained for r in result["rows"])
     prov = json.loads((project / "run" / "provenance.json").read_text())
     assert prov["budget"] == {"minutes": 0.05, "epochs_trained": trained, "ended_by": "budget"}
+    # what `bssvae evaluate` takes from the provenance where metrics.json cannot be read: the rows' training facts
+    (vaem,) = [r for r in result["rows"] if r["method"] == "vaem"]
+    assert recorded_training(project / "run") == {k: vaem[k] for k in ("train_seconds", "device", "epochs")}
+    assert recorded_training(project / "nowhere") == {}
     ckpt = load_checkpoint(project / "run")
     assert ckpt["budget_spent"] and ckpt["epoch"] == math.floor(trained)
     # Killed between the checkpoint and the weights: the checkpoint holds the whole run, and a rerun

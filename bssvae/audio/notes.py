@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BssvaeError, DataError, check_int
+from ..errors import BssvaeError, DataError, check_int, check_real
 
 #: Peak below which a rendered or loaded note counts as silent and is left out.
 SILENCE_PEAK = 1e-4
@@ -272,8 +272,7 @@ def render_notes(sample_rate: int, n_samples: int, instruments=tuple(INSTRUMENTS
     velocity = check_int("velocity", velocity, minimum=1)
     render_rate = check_int("render_rate", render_rate, minimum=1)
     pitch_stride = check_int("pitch_stride", pitch_stride, minimum=1)
-    if not 0 < hold_fraction <= 1:
-        raise BssvaeError(f"hold_fraction: expected a number in (0, 1], got {hold_fraction!r}")
+    check_real("hold_fraction", hold_fraction, expected="a number in (0, 1]", low=0, low_open=True, high=1)
     chosen = _resolve_instruments(instruments)
     sf_path = Path(soundfont) if soundfont is not None else soundfont_path()
     n_render = int(np.ceil(n_samples * render_rate / sample_rate)) + 64  # margin for the resampler
