@@ -28,7 +28,7 @@ class OursTrainer:
     Args:
         config: the run (profile settings plus overrides); ``config.epochs`` ends the iterator, or
             ``config.budget_minutes`` of time spent inside ``next()`` if that comes first (the
-            cosine or linear schedule then follows that clock, as in ``train()``).
+            decaying schedule, cosine, linear or wsd, then follows that clock, as in ``train()``).
         task: a prepared task (for example :class:`bssvae.data.MnistTask`) on ``device``.
         device: where the model and the data live.
         adam_kwargs: if given, Adam (with Muon, the Adam of the other parameters) is built with these

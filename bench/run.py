@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also evaluate every this many training seconds, for the time-to-threshold resolution "
                         "(default: 30; 0: only at the budgets)")
     p.add_argument("--ours-runs", choices=("budgeted", "fitted", "single"), default="budgeted",
-                   help="budgeted: one run of our recipe per budget, its cosine or linear schedule following the run's "
+                   help="budgeted: one run of our recipe per budget, its decaying schedule following the run's "
                         "training clock (TrainConfig.budget_minutes), so that it ends at the budget; fitted: "
                         "one run per budget, its epochs (and so its schedule) planned from a throughput "
                         "measured before it; single: one run of the longest budget evaluated at every mark "

@@ -113,8 +113,8 @@ class TrainConfig:
             (default 0.95, PyTorch's).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` (half a cosine down to
             zero at the run's end), ``linear`` (a straight line down to zero at the run's end), ``wsd`` (the peak
-            held, then a straight line down to zero over the last :data:`WSD_DECAY_FRACTION` of the run) or
-            ``constant``.
+            held, then a straight line down to zero over the last :data:`WSD_DECAY_FRACTION` of the steps after
+            the warm-up, or of the budget) or ``constant``.
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
         lr_warmup_epochs: linear learning-rate warm-up (0: none).
@@ -183,13 +183,15 @@ class TrainConfig:
             raise BssvaeError(f"muon_ns_steps: expected at most 99 Newton-Schulz iterations, got {self.muon_ns_steps}")
         m = check_real("muon_momentum", self.muon_momentum, expected="a number in [0, 1)", low=0, high=1,
                        high_open=True)
+        object.__setattr__(self, "muon_momentum", m)  # a numpy scalar made a Python number: config.json stays JSON
         muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps, TrainConfig.muon_momentum)
         if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m) != muon_defaults:
             raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum: settings of optimizer 'muon', but the run's "
                               f"optimizer is {self.optimizer!r}")
         # finite: inf trains to NaN, and config.json would hold Infinity, which is not JSON
         for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay", "checkpoint_every_s"):
-            check_real(name, getattr(self, name), expected="a finite non-negative number", low=0)
+            object.__setattr__(self, name, check_real(name, getattr(self, name), expected="a finite non-negative number",
+                                                      low=0))
         object.__setattr__(self, "test_seed", check_int("test_seed", self.test_seed, minimum=0))
         if self.max_train_images is not None:
             object.__setattr__(self, "max_train_images",
@@ -200,8 +202,9 @@ class TrainConfig:
         if self.lr <= 0:
             raise BssvaeError(f"lr: expected a positive learning rate, got {self.lr!r}")
         if self.budget_minutes is not None:
-            check_real("budget_minutes", self.budget_minutes, expected="a positive number of minutes or None", low=0,
-                       low_open=True)
+            object.__setattr__(self, "budget_minutes", check_real(
+                "budget_minutes", self.budget_minutes, expected="a positive number of minutes or None", low=0,
+                low_open=True))
         if not 0 < self.lr_decay <= 1:
             raise BssvaeError(f"lr_decay: expected a factor in (0, 1] applied each epoch, got {self.lr_decay!r}")
         if self.task == "mnist" and self.n_test * self.n_digits > MNIST_TEST_IMAGES:

@@ -101,10 +101,17 @@ def check_int(name: str, value, *, minimum: int | None = None) -> int:
 
 def check_real(name: str, value, *, expected: str = "a finite number", low: float | None = None,
                high: float | None = None, low_open: bool = False, high_open: bool = False):
-    """Validate a real-number argument: an int or float (not a bool), finite, and within ``low`` and ``high`` where
-    given (each end excluded where its ``*_open`` is set). The error reads "NAME: expected EXPECTED, got VALUE", so
-    ``expected`` should say the accepted range in words."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """Validate a real-number argument and return it as a Python int or float: an int or float, or a numpy integer or
+    floating scalar (not a bool), finite, and within ``low`` and ``high`` where given (each end excluded where its
+    ``*_open`` is set). Strings, tensors and None are refused. The error reads "NAME: expected EXPECTED, got VALUE",
+    so ``expected`` should say the accepted range in words."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok:
+        value = int(value) if isinstance(value, (int, np.integer)) else float(value)
+        try:
+            ok = math.isfinite(value)
+        except OverflowError:  # an int beyond the float range
+            ok = False
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -48,6 +48,54 @@ def test_check_real_ends_and_default():
         check_real("f", 1, high=1, high_open=True)
 
 
+def test_check_real_takes_numpy_scalars_as_python_numbers():
+    """numpy scalars (what an array's element is) pass and come back as Python numbers, so a config holding one still
+    writes JSON; an int past the float range is refused, not an OverflowError."""
+    for given, want in ((np.float32(0.5), 0.5), (np.float64(0.25), 0.25), (np.int64(3), 3)):
+        got = check_real("x", given)
+        assert got == want and type(got) is type(want)
+    with pytest.raises(BssvaeError, match="x: expected a finite number"):
+        check_real("x", 10 ** 400)
+    with pytest.raises(BssvaeError, match="x: expected a finite number"):
+        check_real("x", torch.tensor(0.5))
+
+
+def test_the_callers_refuse_what_check_real_refuses():
+    """Each call site names its argument and the range it accepts, with the bounds the docs give."""
+    from bssvae.confidence import t_interval
+    from bssvae.config import make_config
+    from bssvae.counting import count_sources
+    from bssvae.paper import rounding_floor
+
+    with pytest.raises(BssvaeError, match=r"level: expected a confidence level in \(0, 1\), got '0.9'"):
+        t_interval([1.0, 2.0], level="0.9")
+    assert t_interval([1.0, 2.0], level=np.float32(0.5)).n == 2
+    with pytest.raises(BssvaeError, match="published: expected a non-negative number as the paper prints, got inf"):
+        rounding_floor(math.inf)
+    with pytest.raises(BssvaeError, match="threshold: expected a finite number, got nan"):
+        count_sources(torch.ones(2, 3), math.nan)
+    with pytest.raises(BssvaeError, match=r"muon_momentum: expected a number in \[0, 1\), got 1.0"):
+        make_config("smoke", optimizer="muon", muon_momentum=1.0)
+    c = make_config("smoke", lr=np.float32(0.5), budget_minutes=np.int64(2), beta=np.float64(0.25))
+    assert (type(c.lr), type(c.budget_minutes), type(c.beta)) == (float, int, float)
+    assert c.to_dict()["lr"] == 0.5  # JSON-safe
+
+
+def test_refine_refuses_a_learning_rate_or_prior_weight_out_of_range():
+    from bssvae.config import ModelConfig
+    from bssvae.model import VAEBSS
+    from bssvae.refine import refine_latents
+
+    model = VAEBSS(ModelConfig(input_dim=4, hidden_dims=(3,), latent_dim=2, n_sources=2))
+    x = torch.rand(2, 4) * 0.5
+    for kwargs, match in (({"lr": math.inf}, "lr: expected a positive learning rate, got inf"),
+                          ({"lr": 0.0}, "lr: expected a positive learning rate, got 0.0"),
+                          ({"prior_weight": -1.0}, r"prior_weight: expected a weight >= 0, got -1.0")):
+        with pytest.raises(BssvaeError, match=match):
+            refine_latents(model, x, steps=1, **kwargs)
+    assert refine_latents(model, x, steps=1, prior_weight=0.0).shape == (2, 2, 2)
+
+
 def test_check_bool_refuses_lookalikes():
     assert check_bool("compile", True) is True and check_bool("compile", False) is False
     for bad in (1, 0, "false", None, np.bool_(True)):

@@ -82,7 +82,8 @@ def test_readme_one_hour_numbers_come_from_the_committed_results():
     ours, authors = (q[recipe]["psnr_after_minutes"]["60"] for recipe in ("ours", "authors"))
     at15 = _bench_entries()[AVX2]["psnr_after_15_min"]
     assert (f"In the suite's one-hour budget on the AVX2 EPYC (`results/bench-60min.json`), our fp32 recipe reached "
-            f"{ours:.2f} dB, {ours - at15:.2f} dB more than with the 15-minute budget of its entry in `results/bench.json`, and "
+            f"{ours:.2f} dB, {ours - at15:.2f} dB more than with the 15-minute budget of its entry in `results/bench.json` (a "
+            "run of another day), and "
             f"the authors' recipe {authors:.2f} dB") in _text(README)
     assert max(ours, authors) < VAEM_K2_PSNR
 
@@ -759,8 +760,8 @@ def test_readme_precision_probe_numbers_come_from_the_committed_results():
         for name, k in (("amd", NATIVE_BF16), ("amx", "cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"))}
     assert min(step_ratio.values()) > BF16_MIN_SPEEDUP
     for text in (f"runs bf16 at least {BF16_MIN_SPEEDUP}x faster",
-                 f"an Intel Xeon whose virtual machine hides its AMX reports AVX512-BF16, yet ran the probe at "
-                 f"{hw['bf16_step_speedup']:.2f}x in bf16"):
+                 f"an Intel Xeon whose virtual machine hides its AMX reports AVX512-BF16, yet ran the earlier "
+                 f"two-thread probe at {hw['bf16_step_speedup']:.2f}x in bf16"):
         assert text in readme, text
 
 
@@ -1902,14 +1903,15 @@ def test_short_budget_on_the_epyc_numbers_come_from_the_runs():
     assert f"All six ran at commit {commit}" in text and f"({sum(minutes) / len(minutes):.1f} minutes each)" in text
     passed = sum(s[1] >= 18.7 for s in scores.values())
     assert f"{['none', 'one', 'two', 'three'][passed]} of the six at 18.7 dB or more" in text
-    # the 15-minute cosine runs of Muon's recipe on this CPU, at their evaluation after 3 minutes
+    # the six 15-minute cosine runs of Muon's recipe on this CPU, at their evaluation after 3 minutes
     at3 = [next(r["vaem_psnr"] for r in entry["quality"]["ours"]["runs"][0]["curve"] if r["target_s"] == 180)
-           for key, entry, _ in epyc_muon_runs().values() if key == ZEN4]
-    assert len(at3) == 5 and f"had scored {min(at3):.2f} to {max(at3):.2f} dB at their evaluation after 3 minutes" in text
+           for _, entry, _ in epyc_muon_runs().values()]
+    assert len(at3) == 6 and (f"The six 15-minute runs of Muon's recipe in `optimizer-epyc-bf16/` had scored "
+                              f"{min(at3):.2f} to {max(at3):.2f} dB at their evaluation after 3 minutes") in text
     assert min(at3) > max(scores["muon", s][1] for s in (0, 1, 2))  # "costs more than it gives"
     readme = _text(README)
     for name, words in (("muon", "the profile's recipe reached {} to {} dB along its cosine"),
-                        ("adam", "Adam's bf16 recipe {} to {} dB (`results/ablations/short-budget-epyc/`")):
+                        ("adam", "Adam's bf16 recipe {} to {} dB along its cosine (`results/ablations/short-budget-epyc/`")):
         values = [scores[name, s][1] for s in (0, 1, 2)]
         assert words.format(f"{min(values):.2f}", f"{max(values):.2f}") in readme, name
 
@@ -1941,10 +1943,32 @@ def test_wsd_on_the_epyc_numbers_come_from_the_runs():
                      else ROOT / "results" / "ablations" / "optimizer-epyc-bf16" /
                      f"15min-muon-b1024-lr0.0056-spin{f'-seed{seed}' if seed else ''}.json")
             _, _, other_cfg, cos[minutes, seed] = _budget_run(other)
-            assert (other_cfg["lr_schedule"], other_cfg["seed"], other_cfg["batch_size"]) == ("cosine", seed, 1024)
-    assert len(list(folder.glob("*.json"))) == 5
+            assert (other_cfg["lr_schedule"], other_cfg["seed"], other_cfg["batch_size"], other_cfg["optimizer"],
+                    other_cfg["lr"], other_cfg["muon_ns_steps"]) == ("cosine", seed, 1024, "muon", 0.0056, 5)
     (commit,) = commits
-    assert f"All five ran at commit {commit}" in text
+    assert f"These five ran at commit {commit}" in text
+    # then Adam's bf16 recipe with wsd, 3 minutes, beside its cosine's runs of short-budget-epyc
+    adam, adam_commits = {}, set()
+    for seed in (0, 1, 2):
+        file = f"3min-adam-b512-lr0.002-wsd-spin{f'-seed{seed}' if seed else ''}.json"
+        key, entry, cfg, score = _budget_run(folder / file)
+        assert (cfg["optimizer"], cfg["batch_size"], cfg["lr"], cfg["seed"], cfg["precision"], cfg["lr_schedule"],
+                cfg["budget_minutes"]) == ("adam", 512, 0.002, seed, "bf16", "wsd", 3)
+        assert entry["command"] == ("python -m bench --recipes ours --minutes 3 --eval-every 60 --skip "
+                                    "throughput,inference,audio --set optimizer=adam --set batch_size=512 --set lr=0.002 "
+                                    f"--set lr_schedule=wsd --set seed={seed} --output results/ablations/wsd-epyc/{file}")
+        assert key == ZEN4 and entry["settings"]["gomp_spincount"] == "300000" and not entry["commit"].endswith("-dirty")
+        adam_commits.add(entry["commit"][:7])
+        cosine = _budget_run(cosine3 / f"3min-adam-b512-lr0.002-spin{f'-seed{seed}' if seed else ''}.json")[3]
+        adam[seed] = (score, cosine)
+    assert len(list(folder.glob("*.json"))) == 8
+    (adam_commit,) = adam_commits
+    assert f"at commit {adam_commit}, the same way" in text
+    a = [adam[s][0] for s in (0, 1, 2)]
+    assert (f": {_listed([x[1] for x in a])} dB ({_listed([x[0] for x in a], '.1f')} epochs), against its cosine's "
+            f"{_listed([adam[s][1][1] for s in (0, 1, 2)])} dB, "
+            + _listed([f"{adam[s][0][1] - adam[s][1][1]:+.2f}" for s in (0, 1, 2)], "") + " dB: "
+            + ["none", "one", "two", "all three"][sum(x[1] >= 18.7 for x in a)] + " of three at 18.7 dB or more") in text
 
     def listed(scores, i, fmt=".2f"):
         return _listed([s[i] for s in scores], fmt)
@@ -1954,6 +1978,9 @@ def test_wsd_on_the_epyc_numbers_come_from_the_runs():
     assert (f"After 3 minutes: {listed(w3, 1)} dB ({listed(w3, 0, '.1f')} epochs), against the cosine's "
             f"{listed(c3, 1)} dB on the same seeds") in text
     assert "gains of " + _listed([f"{g:+.2f}" for g in gains3], "") + " dB; none at 18.7 dB" in text
+    adam_cosine = [_budget_run(cosine3 / f"3min-adam-b512-lr0.002-spin{f'-seed{s}' if s else ''}.json")[3][1]
+                   for s in (0, 1, 2)]
+    assert sum(a >= 18.7 for a in adam_cosine) == 1 and "where Adam's recipe along its cosine put one of three" in text
     assert min(gains3) > 0 and max(w[1] for w in w3) < 18.7
     w15, c15 = [wsd[15, s] for s in (0, 1)], [cos[15, s] for s in (0, 1)]
     gains15 = [w[1] - c[1] for w, c in zip(w15, c15)]
@@ -1965,23 +1992,32 @@ def test_wsd_on_the_epyc_numbers_come_from_the_runs():
     six = [score[1] for _, _, score in epyc_muon_runs().values()]
     assert min(w[1] for w in w15) > max(six)  # "each above all six of the cosine's seeds there"
     assert f"({min(six):.2f} to {max(six):.2f} dB, which differ by {max(six) - min(six):.2f} dB)" in text
-    # "the best 15 minutes measured on this CPU": every 15-minute suite run kept under results/ on the Zen 4's key
-    kept = []
+    # "above every other 15-minute run kept from this CPU": every suite file under results/ keyed by the Zen 4's
+    # family and model, and the files of optimizer-epyc-bf16 (whose seed 0 files record none)
+    others = []
     for path in (ROOT / "results").rglob("*.json"):
+        if path.parent == folder:
+            continue
         try:
             devices = json.loads(path.read_text()).get("devices")
         except (ValueError, UnicodeDecodeError, AttributeError):
             continue
-        if isinstance(devices, dict) and ZEN4 in devices:
-            after = ((devices[ZEN4].get("quality") or {}).get("ours") or {}).get("psnr_after_minutes") or {}
-            if "15" in after:
-                kept.append(after["15"])
-    assert max(kept) == max(w[1] for w in w15)
-    assert all(suite[15, s]["quality"]["ours"]["minutes_to_db"]["18_7"] <= 4.01 for s in (0, 1))  # "after 4 minutes"
+        for key, entry in (devices or {}).items() if isinstance(devices, dict) else []:
+            if key == ZEN4 or path.parent.name == "optimizer-epyc-bf16":
+                after = ((entry.get("quality") or {}).get("ours") or {}).get("psnr_after_minutes") or {}
+                others += [after["15"]] if "15" in after else []
+    assert len(others) >= 17 and max(others) < min(w[1] for w in w15)
+    assert f"above every other 15-minute run kept from this CPU (at most {max(others):.2f} dB" in text
+    # "Both passed 18.7 dB after 4 minutes" (evaluated every minute: not after 3)
+    assert all(3.5 < suite[15, s]["quality"]["ours"]["minutes_to_db"]["18_7"] <= 4.01 for s in (0, 1))
     # the README: the gains, the range at 3 minutes, and the Zen 4's best 15 minutes
     readme = _text(README)
     assert ("it beat the cosine by " + _listed([f"{g:+.2f}" for g in gains3], "") + " dB in 3 minutes and by "
-            + _listed([f"{g:+.2f}" for g in gains15], "") + " dB in 15 (`results/ablations/wsd-epyc/`)") in readme
+            + _listed([f"{g:+.2f}" for g in gains15], "") + " dB in 15 (`results/ablations/wsd-epyc/`; seed by seed, against "
+            "the cosine's runs made before them, for 15 minutes in earlier sessions)") in readme
+    assert ("18.59 to 19.02 dB with `wsd`, two of three seeds past 18.7 dB" in readme
+            and sum(x[1] >= 18.7 for x in a) == 2 and f"{min(x[1] for x in a):.2f}" == "18.59"
+            and f"{max(x[1] for x in a):.2f}" == "19.02")
     assert ("18.59 to 18.66 dB with `wsd`" in readme and f"{min(w[1] for w in w3):.2f}" == "18.59"
             and f"{max(w[1] for w in w3):.2f}" == "18.66")
-    assert f"On the Zen 4, the best is the `wsd` schedule's {max(kept):.2f} dB." in readme
+    assert f"On the Zen 4, the best is the `wsd` schedule's {max(w[1] for w in w15):.2f} dB (one of its two seeds)." in readme

@@ -270,6 +270,14 @@ def test_a_budget_ends_the_run_with_its_learning_rate_at_zero(project, monkeypat
     (vaem,) = [r for r in result["rows"] if r["method"] == "vaem"]
     assert recorded_training(project / "run") == {k: vaem[k] for k in ("train_seconds", "device", "epochs")}
     assert recorded_training(project / "nowhere") == {}
+    written = (project / "run" / "provenance.json").read_text()
+    prov["train_seconds"], prov["hardware"]["device"] = 123.456, "cuda:0"  # read from provenance.json, not the rows
+    (project / "run" / "provenance.json").write_text(json.dumps(prov))
+    assert recorded_training(project / "run") == {"train_seconds": 123.46, "device": "cuda:0", "epochs": trained}
+    del prov["budget"]  # a run without a budget: its epochs are the config's, which the rows already hold
+    (project / "run" / "provenance.json").write_text(json.dumps(prov))
+    assert recorded_training(project / "run") == {"train_seconds": 123.46, "device": "cuda:0"}
+    (project / "run" / "provenance.json").write_text(written)
     ckpt = load_checkpoint(project / "run")
     assert ckpt["budget_spent"] and ckpt["epoch"] == math.floor(trained)
     # Killed between the checkpoint and the weights: the checkpoint holds the whole run, and a rerun
