@@ -25,7 +25,7 @@ import time
 from typing import Iterator
 
 from bench.flops import mixed_peak_fraction
-from bssvae.errors import BssvaeError
+from bssvae.errors import BssvaeError, check_real
 
 #: The operators that carry the matrix products of a Linear layer on a CPU (forward: addmm;
 #: gradients of the input and of the weight: mm).
@@ -129,8 +129,7 @@ def summarise(windows: list[dict], train_flops_per_mixture: int, peaks: dict[str
     if unknown:
         raise BssvaeError(f"peaks: no measured peak for {', '.join(unknown)}, in which products ran "
                           f"(peaks given: {sorted(peaks or {})})")
-    if not mixtures_per_s or mixtures_per_s <= 0:
-        raise BssvaeError(f"mixtures_per_s: expected our step's positive throughput, got {mixtures_per_s!r}")
+    check_real("mixtures_per_s", mixtures_per_s, expected="our step's positive throughput", low=0, low_open=True)
     med = statistics.median
     mm_per_step = med([w["matmul_seconds"] / w["steps"] for w in windows])
     rate = [w["matmul_flops"] / w["matmul_seconds"] for w in windows if w["matmul_seconds"] > 0]

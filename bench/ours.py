@@ -19,7 +19,7 @@ import torch
 from bssvae.config import TrainConfig
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
-from bssvae.train import TrainingError, budget_spent, make_optimizer, train_step
+from bssvae.train import TrainingError, budget_spent, check_model_fits, make_optimizer, train_step
 
 
 class OursTrainer:
@@ -39,9 +39,7 @@ class OursTrainer:
     def __init__(self, config: TrainConfig, task, device: torch.device, adam_kwargs: dict | None = None):
         if not isinstance(config, TrainConfig):
             raise BssvaeError(f"config: expected a TrainConfig, got {type(config).__name__}")
-        if task.input_dim != config.model.input_dim:
-            raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
-                              f"the model expects {config.model.input_dim}")
+        check_model_fits(config, task)
         self.config, self.task, self.device = config, task, torch.device(device)
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)

@@ -447,16 +447,16 @@ def _mnist_vae_k2_runs(base: Path):
     import hashlib
 
     from bssvae.errors import BssvaeError
-    from bssvae.results import read_run_rows
+    from bssvae.results import read_history, read_run_rows
     from bssvae.train import read_run_config
 
     seen = set()
     for hist in sorted(base.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
         try:
             cfg = read_run_config(hist.parent)
-            history = pd.read_csv(hist)
+            history = pd.DataFrame(read_history(hist.parent))
             losses = history["loss"]
-        except (BssvaeError, OSError, KeyError, ValueError, pd.errors.ParserError):
+        except (BssvaeError, KeyError):  # RunDirError for a damaged history; KeyError for one without losses
             continue
         scores = {r.get("method"): r for r in read_run_rows(hist.parent) or []}
         if (cfg.task, cfg.method, cfg.n_sources, cfg.n_digits) != ("mnist", "vae", 2, 2) or "vaem" not in scores \

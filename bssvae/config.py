@@ -189,9 +189,14 @@ class TrainConfig:
             raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum: settings of optimizer 'muon', but the run's "
                               f"optimizer is {self.optimizer!r}")
         # finite: inf trains to NaN, and config.json would hold Infinity, which is not JSON
-        for name in ("lr", "beta", "beta_warmup_epochs", "lr_warmup_epochs", "lr_decay", "checkpoint_every_s"):
+        for name in ("beta", "beta_warmup_epochs", "lr_warmup_epochs", "checkpoint_every_s"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), expected="a finite non-negative number",
                                                       low=0))
+        object.__setattr__(self, "lr", check_real("lr", self.lr, expected="a finite, positive learning rate", low=0,
+                                                  low_open=True))
+        object.__setattr__(self, "lr_decay", check_real("lr_decay", self.lr_decay,
+                                                        expected="a factor in (0, 1] applied each epoch", low=0,
+                                                        low_open=True, high=1))
         object.__setattr__(self, "test_seed", check_int("test_seed", self.test_seed, minimum=0))
         if self.max_train_images is not None:
             object.__setattr__(self, "max_train_images",
@@ -199,14 +204,10 @@ class TrainConfig:
         check_bool("compile", self.compile)
         if not isinstance(self.profile, str):
             raise BssvaeError(f"profile: expected a profile's name, got {self.profile!r}")
-        if self.lr <= 0:
-            raise BssvaeError(f"lr: expected a positive learning rate, got {self.lr!r}")
         if self.budget_minutes is not None:
             object.__setattr__(self, "budget_minutes", check_real(
                 "budget_minutes", self.budget_minutes, expected="a positive number of minutes or None", low=0,
                 low_open=True))
-        if not 0 < self.lr_decay <= 1:
-            raise BssvaeError(f"lr_decay: expected a factor in (0, 1] applied each epoch, got {self.lr_decay!r}")
         if self.task == "mnist" and self.n_test * self.n_digits > MNIST_TEST_IMAGES:
             raise BssvaeError(f"n_test: at most {MNIST_TEST_IMAGES // self.n_digits} test mixtures of {self.n_digits} "
                               f"digits can use each of the {MNIST_TEST_IMAGES} MNIST test images once, "

@@ -43,7 +43,7 @@ VAEM_K2_PSNR, VAEM_K2_SSIM = TABLE_II[("vaem", 2)]
 
 def table_ii(method: str, k: int) -> tuple[float, float] | None:
     """Table II's (PSNR dB, SSIM) for ``method`` at ``k`` sources, or None where the paper has no such cell."""
-    return TABLE_II.get((method, int(k)))
+    return TABLE_II.get((method, check_int("k", k, minimum=1)))
 
 
 def rounding_floor(published: float, decimals: int = DECIMALS) -> float:

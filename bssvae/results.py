@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from . import openmp
+from .errors import RunDirError
 
 #: Columns every results row has (Table II's inputs); tasks may add more after these.
 RESULT_COLUMNS = ["method", "n_sources", "n_digits", "seed", "epochs", "psnr", "ssim", "psnr_halved",
@@ -170,8 +171,6 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
 def read_history(run_dir: Path) -> list[dict]:
     """A run's ``history.csv`` as records ([] without one, or for the empty file of no epochs); a damaged file,
     or one without an 'epoch' column, raises :class:`~bssvae.errors.RunDirError`."""
-    from .errors import RunDirError
-
     path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []

@@ -184,8 +184,12 @@ def _state_bytes(obj: dict) -> bytes:
     return buf.getvalue()
 
 
+#: The checkpoints of a run directory (:func:`checkpoint_name`).
+CHECKPOINT_GLOB = "checkpoint-*.pt"
+
+
 def checkpoint_name(epoch: int) -> str:
-    """The file name of the checkpoint written after ``epoch`` epochs."""
+    """The file name of the checkpoint written after ``epoch`` epochs (one of :data:`CHECKPOINT_GLOB`)."""
     return f"checkpoint-{epoch:06d}.pt"
 
 
@@ -201,7 +205,7 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
     atomic_write_bytes(run_dir / name, data)
     atomic_write_json(run_dir / "checkpoint.json", {"file": name, "sha256": hashlib.sha256(data).hexdigest(),
                                                     "epoch": int(state["epoch"])})
-    for old in run_dir.glob("checkpoint-*.pt"):
+    for old in run_dir.glob(CHECKPOINT_GLOB):
         if old.name != name:
             old.unlink(missing_ok=True)
 
@@ -414,7 +418,7 @@ def run_outputs(run_dir: Path) -> list[str]:
     """The names of the run outputs (:data:`RUN_OUTPUTS` and checkpoints) that ``run_dir`` holds."""
     run_dir = Path(run_dir)
     found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
-    return found + sorted(p.name for p in run_dir.glob("checkpoint-*.pt"))
+    return found + sorted(p.name for p in run_dir.glob(CHECKPOINT_GLOB))
 
 
 def check_run_dir(config: TrainConfig, run_dir: Path) -> None:
@@ -512,13 +516,18 @@ def start_run(config: TrainConfig, run_dir: Path, task=None, check_task=None):
     wall0 = time.perf_counter()
     torch.manual_seed(config.seed)
     task = task if task is not None else build_task(config, device)
-    if task.input_dim != config.model.input_dim:
-        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
-                          f"the model expects {config.model.input_dim}")
+    check_model_fits(config, task)
     if check_task is not None:
         check_task(task)
     claim_run_dir(config, run_dir)
     return device, task, wall0, git_commit()
+
+
+def check_model_fits(config: TrainConfig, task) -> None:
+    """Refuse a run whose model does not take the task's inputs (``model.input_dim``)."""
+    if task.input_dim != config.model.input_dim:
+        raise BssvaeError(f"model.input_dim: the {task.name} task has {task.input_dim} inputs, "
+                          f"the model expects {config.model.input_dim}")
 
 
 def check_batch_fits(config: TrainConfig, task) -> None:

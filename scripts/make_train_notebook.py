@@ -76,8 +76,10 @@ columns compare the halved sources (see *Data and protocol*); on the audio task 
 `si_sdr`, `sir`, `sar` and `si_sdri` (see *Sound as pictures*)."""),
     code("""pd.DataFrame(result["rows"]).drop(columns=["run_dir"]).round(3)"""),
     md("""## Training curves"""),
-    code("""history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").exists() else None
-if history is None or history.empty:
+    code("""from bssvae.results import read_history
+
+history = pd.DataFrame(read_history(run_dir))  # empty without one, or for a budget spent before the first epoch
+if history.empty:
     print("no training history in this run directory: the method does not train, or its history.csv was not kept")
 else:
     fig, axes = plt.subplots(1, 3, figsize=(11, 3))

@@ -139,6 +139,13 @@ def test_authors_loop_runs_and_lowers_its_loss(smoke_task):
     assert last < 0.95 * first
 
 
+def test_our_loop_refuses_a_model_that_does_not_take_the_task(smoke_task):
+    """The suite's trainer checks the model's input size as bssvae.train does (train.check_model_fits)."""
+    config = make_config("smoke", "mnist", "vae", 2, device="cpu", model=dict(input_dim=100))
+    with pytest.raises(BssvaeError, match=r"model.input_dim: the mnist task has 784 inputs, the model expects 100"):
+        OursTrainer(config, smoke_task, torch.device("cpu"))
+
+
 def test_our_loop_matches_bssvae_train_bit_for_bit(smoke_task, tmp_path):
     """One epoch of bench's loop gives exactly the weights of one epoch of bssvae.train.train."""
     from bssvae.train import load_checkpoint, train

@@ -377,12 +377,12 @@ def test_separate_says_an_audio_run_is_one_before_looking_for_its_weights(tmp_pa
 
 
 def test_train_refuses_values_that_are_not_finite_before_claiming_a_directory(tmp_path, capsys):
-    for option in ("--lr", "--beta"):
+    for option, expected in (("--lr", "a finite, positive learning rate"), ("--beta", "a finite non-negative number")):
         run = tmp_path / option.strip("-")
         assert main(["train", "--profile", "smoke", option, "inf", "--run-dir", str(run), "--quiet",
                      "--no-results"]) == 2
         err = capsys.readouterr().err
-        assert f"{option.strip('-')}: expected a finite non-negative number, got inf" in err, err
+        assert f"{option.strip('-')}: expected {expected}, got inf" in err, err
         assert not run.exists()
 
 

@@ -25,6 +25,10 @@ def test_tables_are_as_published():
 def test_table_ii_has_no_cell_the_paper_lacks():
     assert paper.table_ii("vaem", 3) == (27.68, 0.94)
     assert paper.table_ii("vaem", 4) is None and paper.table_ii("glo", 3) is None and paper.table_ii("vae", 2) is None
+    assert paper.table_ii("vaem", 2.0) == (26.69, 0.93)  # an integral float names its K
+    for bad in (2.7, 0, "2"):  # not truncated to a cell the paper has
+        with pytest.raises(BssvaeError, match="k: expected an integer"):
+            paper.table_ii("vaem", bad)
 
 
 def test_a_score_reads_as_the_papers_when_it_rounds_to_it():

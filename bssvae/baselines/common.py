@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..errors import BssvaeError, RunDirError
-from ..results import (append_rows, atomic_write_json, provenance, read_history,  # noqa: F401 (glo, mixit: history)
-                       results_dir, run_dir_label, write_history)
+from ..results import (append_rows, atomic_write_json, provenance, read_history, results_dir, run_dir_label,
+                       write_history)
 
 N_EXAMPLES = 12
 

@@ -62,7 +62,8 @@ from ..errors import BssvaeError
 from ..losses import laplace_nll
 from ..masks import vaem
 from ..model import VAEBSS
-from .common import MethodOutput, RunContext, read_history, write_history
+from ..results import read_history, write_history
+from .common import MethodOutput, RunContext
 
 
 def check_config(config) -> None:

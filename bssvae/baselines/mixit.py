@@ -59,7 +59,8 @@ from torch import nn
 from ..errors import BssvaeError, check_tensor
 from ..losses import laplace_nll
 from ..model import VAEBSS
-from .common import MethodOutput, RunContext, read_history, write_history
+from ..results import read_history, write_history
+from .common import MethodOutput, RunContext
 
 
 @dataclass
