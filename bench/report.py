@@ -1,4 +1,5 @@
-"""Tables and a figure from ``results/bench.json``, for the book's performance page.
+"""Tables and a figure from ``results/bench.json`` and ``results/ablations/``, for the book's performance and
+recipe-choices pages.
 
 Everything here only reads the file the suite wrote; nothing is measured or assumed.
 """
@@ -54,6 +55,13 @@ def db_text(value: float, target: float = 22.0) -> str:
     would read 22.00, past a target it does not reach)."""
     two = f"{value:.2f}"
     return two if (float(two) >= target) == (value >= target) else f"{value:.3f}"
+
+
+def recipe_words(cfg: dict) -> str:
+    """A run's recipe as the book words it, from its config (a dict, as a suite file or ``TrainConfig.to_dict`` holds
+    it): optimizer (:func:`bssvae.config.optimizer_label`), precision, batch, peak learning rate."""
+    return (f"{optimizer_label(cfg).capitalize()}, {cfg['precision']}, batch {cfg['batch_size']:,}, "
+            f"lr {cfg['lr']:g}")
 
 
 def _num(v, scale=1.0, digits=2):

@@ -2,7 +2,8 @@
 
 Each training seed is one draw of a run's initialisation and order of training mixtures, scored on a fixed test
 set, so these describe the variability *between training runs*. The book's tables (Table II, Table III), the
-README's tables and the performance page's comparisons of recipes all compute their intervals and tests here.
+README's tables and the book's comparisons of recipes (its Recipe choices page) all compute their intervals and
+tests here.
 """
 
 from __future__ import annotations

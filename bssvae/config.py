@@ -260,7 +260,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # (PRECISION_RECIPES).
         # These values are fp32's: 110 epochs at ~4,000 mixtures/s on an AVX2 CPU (python -m bench;
         # see the book's performance page).
-        # No beta warm-up: measured on this CPU (book, performance page; results/ablations), starting
+        # No beta warm-up: measured on this CPU (book, Recipe choices; results/ablations), starting
         # at beta = 0.5 separates from the first epochs (VAEM 18.4 dB after 5 minutes, 19.3 after
         # 15), while a 10-epoch warm-up from beta = 0 first learns a split that does not follow the
         # digits and stays near the no-separation score of 14.9 dB (14.3 after 5 minutes, 15.2

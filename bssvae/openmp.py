@@ -6,7 +6,7 @@ it sleeps, which saves waking it for the next of the many small operators of a t
 cores shared with another busy process the spinning thread holds a core that the thread it waits
 for, or the other process, needs; "passive" waiting (``OMP_WAIT_POLICY=PASSIVE``) sleeps at once.
 
-Measured on two 2-core machines (``results/ablations/omp-spin/``; book: performance page,
+Measured on two 2-core machines (``results/ablations/omp-spin/``; book: Recipe choices,
 "Threads"), the `cpu` profile's step ran faster with spinning threads when the machine was
 otherwise idle, and at about half the speed of passive waiting beside one busy process. Neither
 policy wins everywhere, so ``BSSVAE_OMP_WAIT`` chooses:

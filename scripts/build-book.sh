@@ -73,7 +73,7 @@ from pathlib import Path
 
 profile = sys.argv[1]
 h = hashlib.sha256(profile.encode())
-# The library and bench/ (the performance page's tables) as code; as data, all of results/: pages
+# The library and bench/ (the performance and recipe-choices pages' tables) as code; as data, all of results/: pages
 # read other folders than results/<profile> too (the cpu runs, results/ablations, bench.json).
 files = sorted(Path("bssvae").rglob("*.py")) + sorted(Path("bench").rglob("*.py"))
 files += sorted(p for p in Path("results").rglob("*")
