@@ -856,19 +856,33 @@ def compare_curves(curves: dict[str, pd.DataFrame], marks_minutes=(1, 5, 15)) ->
 
 
 def markdown(df: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown pipe table (index first); empty cells for missing values."""
+    """A DataFrame as a Markdown pipe table (index first); empty cells for missing values.
 
-    def cell(v):
+    A column of floats keeps one number of decimals, the most any of its values shows (up to 6), so a value rounded to
+    3 places that ends in zeros reads 0.900 beside 0.891, not 0.9.
+    """
+
+    def decimals(col) -> int | None:
+        shown = [repr(float(v)) for v in col if isinstance(v, float) and math.isfinite(v)]
+        if not shown or any("e" in s or "." not in s for s in shown):
+            return None
+        most = max(len(s.split(".")[1]) for s in shown)
+        return most if most <= 6 else None
+
+    def cell(v, places=None):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
+        if places is not None and isinstance(v, float) and math.isfinite(v):
+            return f"{v:.{places}f}"
         return str(v).replace("|", "\\|")
 
     if isinstance(df.index, pd.MultiIndex):  # one column per level, not tuples
         df = df.reset_index(level=list(range(1, df.index.nlevels)))
     header = [df.index.name or ""] + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    places = [decimals(df[c]) if pd.api.types.is_float_dtype(df[c]) else None for c in df.columns]
     for idx, *values in df.itertuples(name=None):  # per-column types (iterrows would make ints floats)
-        lines.append("| " + " | ".join([cell(idx)] + [cell(v) for v in values]) + " |")
+        lines.append("| " + " | ".join([cell(idx)] + [cell(v, p) for v, p in zip(values, places)]) + " |")
     return "\n".join(lines)
 
 

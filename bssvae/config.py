@@ -378,7 +378,8 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
     values: dict[str, Any] = dict(PROFILES[profile][task])
     from .baselines import CONFIG_OVERRIDES  # per-method defaults of the baselines (e.g. GLO's epochs)
 
-    values.update(CONFIG_OVERRIDES.get((profile, method), {}))
+    method_defaults = CONFIG_OVERRIDES.get((profile, method), {})
+    values.update(method_defaults)
     explicit = {k: v for k, v in overrides.items() if v is not None}
     values.update(explicit)
     recipes = PRECISION_RECIPES.get(profile, {}).get(task)
@@ -394,7 +395,8 @@ def make_config(profile: str = "cpu", task: str = "mnist", method: str = "vae", 
         # A run that names another optimizer than the VAE recipe's keeps the recipe of all methods.
         if method in METHODS and explicit.get("optimizer", vae_recipe.get("optimizer")) == vae_recipe.get("optimizer"):
             recipe.update(vae_recipe)
-        values.update({k: v for k, v in recipe.items() if k not in explicit})
+        # A method's own defaults (GLO's epochs per stage) stay, as they do in baselines.baseline_config.
+        values.update({k: v for k, v in recipe.items() if k not in explicit and k not in method_defaults})
     n_digits = values.get("n_digits", TrainConfig.n_digits)
     if task == "mnist" and isinstance(n_digits, int) and n_digits > MNIST_TEST_IMAGES:
         raise BssvaeError(f"n_digits: each test mixture uses M of the {MNIST_TEST_IMAGES} MNIST test images once, "

@@ -162,10 +162,13 @@ def test_cpu_recipe_follows_the_precision_it_trains_in(native_bf16):
         assert _recipe(make_config("cpu", "mnist", method, device="cpu")) == ("bf16", "muon", 320, 1024, 5.6e-3)
     assert _recipe(make_config("cpu", "mnist", "mixit", device="cpu")) == ("bf16", "adam", 280, 512, 2e-3)
     assert _recipe(baseline_config("cpu", "mnist", "glo", device="cpu")) == ("bf16", "adam", 60, 512, 2e-3)
+    # bssvae train --method glo builds it with make_config: GLO's 60 epochs per stage stay there too
+    assert _recipe(make_config("cpu", "mnist", "glo", device="cpu")) == ("bf16", "adam", 60, 512, 2e-3)
     assert make_config("cpu", "audio", device="cpu").optimizer == "adam"  # no recipe for audio
     native_bf16(False)
     for method in ("vae", "ae", "mixit"):
         assert _recipe(make_config("cpu", "mnist", method, device="cpu")) == ("fp32", "adam", 110, 256, 1e-3)
+    assert _recipe(make_config("cpu", "mnist", "glo", device="cpu")) == ("fp32", "adam", 60, 256, 1e-3)
 
 
 def test_explicit_values_win_over_the_precision_recipe(native_bf16):
