@@ -36,7 +36,7 @@ REFINE_STEPS ?= 100
 refine: venv
 	bash scripts/refine-runs.sh $(PROFILE) $(REFINE_STEPS) $(PY)
 
-# The suite as the committed entries of results/bench.json ran it (budgets 3, 5 and 15 minutes, ~50 min), and the
+# The suite with the budgets and repeats of the complete entries of results/bench.json (3, 5 and 15 minutes, ~50 min), and the
 # one-hour budget beside it (results/bench-60min.json, ~2 h). python -m bench alone takes 5, 15 and 60 (~2.5 h).
 bench: venv
 	$(PY) -m bench --minutes 3,5,15 --repeats 9

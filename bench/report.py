@@ -855,24 +855,21 @@ def compare_curves(curves: dict[str, pd.DataFrame], marks_minutes=(1, 5, 15)) ->
     return pd.DataFrame(rows).set_index("run")
 
 
-def markdown(df: pd.DataFrame) -> str:
+def markdown(df: pd.DataFrame, decimals: dict[str, int] | None = None) -> str:
     """A DataFrame as a Markdown pipe table (index first); empty cells for missing values.
 
-    A column of floats keeps one number of decimals, the most any of its values shows (up to 6), so a value rounded to
-    3 places that ends in zeros reads 0.900 beside 0.891, not 0.9.
+    ``decimals`` gives columns a fixed number of decimals (SSIM to 3 places reads 0.900 beside 0.891, where a value
+    rounded with :meth:`DataFrame.round` would print 0.9); other cells print as they are.
     """
-
-    def decimals(col) -> int | None:
-        shown = [repr(float(v)) for v in col if isinstance(v, float) and math.isfinite(v)]
-        if not shown or any("e" in s or "." not in s for s in shown):
-            return None
-        most = max(len(s.split(".")[1]) for s in shown)
-        return most if most <= 6 else None
+    decimals = decimals or {}
+    unknown = set(decimals) - {str(c) for c in df.columns}
+    if unknown:
+        raise KeyError(f"markdown: no column {', '.join(sorted(unknown))} to format")
 
     def cell(v, places=None):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
-        if places is not None and isinstance(v, float) and math.isfinite(v):
+        if places is not None and isinstance(v, (int, float)) and not isinstance(v, bool):
             return f"{v:.{places}f}"
         return str(v).replace("|", "\\|")
 
@@ -880,7 +877,7 @@ def markdown(df: pd.DataFrame) -> str:
         df = df.reset_index(level=list(range(1, df.index.nlevels)))
     header = [df.index.name or ""] + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    places = [decimals(df[c]) if pd.api.types.is_float_dtype(df[c]) else None for c in df.columns]
+    places = [decimals.get(str(c)) for c in df.columns]
     for idx, *values in df.itertuples(name=None):  # per-column types (iterrows would make ints floats)
         lines.append("| " + " | ".join([cell(idx)] + [cell(v, p) for v, p in zip(values, places)]) + " |")
     return "\n".join(lines)

@@ -306,7 +306,8 @@ PRECISION_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         # 280 epochs of it took 16.4 to 18.2 minutes there, VAEM 20.09 dB over 3 seeds (the VAE's runs,
         # results/ablations/cpu-adam-bf16).
         # These values are now those of the baselines that train (MixIT, GLO: Adam on networks of their
-        # own) and of a VAE or AE run that names --optimizer adam; the VAE and the AE take VAE_RECIPES.
+        # own; GLO keeps its own epochs per stage, baselines.CONFIG_OVERRIDES) and of a VAE or AE run that
+        # names --optimizer adam; the VAE and the AE take VAE_RECIPES.
         "mnist": {"bf16": dict(epochs=280, batch_size=512, lr=2e-3)},
     },
 }

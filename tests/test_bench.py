@@ -572,13 +572,16 @@ def test_book_tables_read_the_written_file(quick_run, tmp_path):
     assert report.slug("cuda:NVIDIA H100 80GB") == "cuda-nvidia-h100-80gb"
 
 
-def test_markdown_keeps_a_columns_decimals():
-    t = pd.DataFrame({"ssim": [0.891, 0.9], "psnr": [20.81, float("nan")], "n": [1, 2], "raw": [0.1 + 0.2, 1.0]},
+def test_markdown_gives_the_columns_asked_a_fixed_number_of_decimals():
+    t = pd.DataFrame({"ssim": [0.891, 0.9], "psnr": [20.81, float("nan")], "n": [1, 2], "value": [0.762, 26.8]},
                      index=pd.Index(["a", "b"], name="run"))
-    md = report.markdown(t).splitlines()
-    assert md[0] == "| run | ssim | psnr | n | raw |"
-    assert md[2] == "| a | 0.891 | 20.81 | 1 | 0.30000000000000004 |"  # unrounded: left as it is
-    assert md[3] == "| b | 0.900 |  | 2 | 1.0 |"  # 0.9 rounded to 3 places reads as its column does
+    md = report.markdown(t, decimals={"ssim": 3}).splitlines()
+    assert md[0] == "| run | ssim | psnr | n | value |"
+    assert md[2] == "| a | 0.891 | 20.81 | 1 | 0.762 |"
+    assert md[3] == "| b | 0.900 |  | 2 | 26.8 |"  # 0.9 to 3 places; the other columns as they are
+    assert report.markdown(t).splitlines()[3] == "| b | 0.9 |  | 2 | 26.8 |"
+    with pytest.raises(KeyError, match="no column lr"):
+        report.markdown(t, decimals={"lr": 4})
 
 
 def test_recipe_curves_compare_at_marks(tmp_path):

@@ -162,8 +162,10 @@ def test_cpu_recipe_follows_the_precision_it_trains_in(native_bf16):
         assert _recipe(make_config("cpu", "mnist", method, device="cpu")) == ("bf16", "muon", 320, 1024, 5.6e-3)
     assert _recipe(make_config("cpu", "mnist", "mixit", device="cpu")) == ("bf16", "adam", 280, 512, 2e-3)
     assert _recipe(baseline_config("cpu", "mnist", "glo", device="cpu")) == ("bf16", "adam", 60, 512, 2e-3)
-    # bssvae train --method glo builds it with make_config: GLO's 60 epochs per stage stay there too
+    # bssvae train --method glo builds it with make_config: GLO's 60 epochs per stage stay there too, and an explicit
+    # value still wins over them
     assert _recipe(make_config("cpu", "mnist", "glo", device="cpu")) == ("bf16", "adam", 60, 512, 2e-3)
+    assert make_config("cpu", "mnist", "glo", device="cpu", epochs=5).epochs == 5
     assert make_config("cpu", "audio", device="cpu").optimizer == "adam"  # no recipe for audio
     native_bf16(False)
     for method in ("vae", "ae", "mixit"):
