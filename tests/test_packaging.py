@@ -2067,6 +2067,19 @@ def test_wsd_variants_on_the_epyc_reach_the_authors_quality_in_3_minutes():
     assert f"seeds 0, 1 and 2, at commit {commit}, from a clean clone of it" in text
 
 
+def _zen4_fifteen_minutes() -> dict[str, float]:
+    """Our recipe's VAEM PSNR after 15 minutes in every suite file kept from the Zen 4, keyed by its path under
+    results/: the files keyed by the Zen 4's family and model, and those of optimizer-epyc-bf16 (whose seed 0 files
+    record none)."""
+    fifteen = {}
+    for path, key, entry in _suite_entries():
+        if key == ZEN4 or path.parent.name == "optimizer-epyc-bf16":
+            after = ((entry.get("quality") or {}).get("ours") or {}).get("psnr_after_minutes") or {}
+            if "15" in after:
+                fifteen[path.relative_to(ROOT / "results").as_posix()] = after["15"]
+    return fifteen
+
+
 def _wsd_ns3_15() -> list[tuple[str, int]]:
     """wsd-epyc's 15-minute runs of Muon's recipe with 3 Newton-Schulz iterations, held at its peak: (file, seed)."""
     cfg = _wsd_variants()["muon"][0][0]
@@ -2108,14 +2121,8 @@ def test_wsd_with_3_iterations_for_15_minutes_on_the_epyc():
     assert min(gains) < 0 < max(gains)  # "gain nothing clear over 5 when held for 15 minutes"
     assert (f"given 15 minutes, `--muon-ns-steps 3` with it moved seeds 0 and 1 by {signed(zip(scores, held5))} dB "
             "against 5 iterations, no clear gain") in readme
-    # "Seed 1's is the best 15 minutes kept from this CPU": every suite file of the Zen 4 (optimizer-epyc-bf16's seed 0
-    # files record no family and model)
-    fifteen = {}
-    for path, key, entry in _suite_entries():
-        if key == ZEN4 or path.parent.name == "optimizer-epyc-bf16":
-            after = ((entry.get("quality") or {}).get("ours") or {}).get("psnr_after_minutes") or {}
-            if "15" in after:
-                fifteen[path.relative_to(ROOT / "results").as_posix()] = after["15"]
+    # "Seed 1's is the best 15 minutes kept from this CPU"
+    fifteen = _zen4_fifteen_minutes()
     best = max(fifteen, key=fifteen.get)
     assert best == f"ablations/wsd-epyc/{_wsd_ns3_15()[1][0]}" and "Seed 1's is the best 15 minutes kept" in text
     five = [x[1] for x in held5]
@@ -2193,14 +2200,8 @@ def test_wsd_on_the_epyc_numbers_come_from_the_runs():
     six = [score[1] for _, _, score in cosine15.values()]
     assert min(w[1] for w in w15) > max(six)  # "each above all six of the cosine's seeds there"
     assert f"({min(six):.2f} to {max(six):.2f} dB, which differ by {max(six) - min(six):.2f} dB)" in text
-    # "above every other 15-minute run kept from this CPU": every suite file under results/ keyed by the Zen 4's
-    # family and model, and the files of optimizer-epyc-bf16 (whose seed 0 files record none)
-    others = {}
-    for path, key, entry in _suite_entries():
-        if path.parent != folder and (key == ZEN4 or path.parent.name == "optimizer-epyc-bf16"):
-            after = ((entry.get("quality") or {}).get("ours") or {}).get("psnr_after_minutes") or {}
-            if "15" in after:
-                others[path.relative_to(ROOT / "results").as_posix()] = after["15"]
+    # "above every other 15-minute run kept from this CPU" (made before these: wsd-epyc's own files left out)
+    others = {f: v for f, v in _zen4_fifteen_minutes().items() if not f.startswith("ablations/wsd-epyc/")}
     assert sorted(others) == sorted(
         ["bench.json"] + [f"ablations/{name}/{p.name}" for name in ("optimizer-epyc-bf16", "precision-epyc")
                           for p in (ROOT / "results" / "ablations" / name).glob("*.json")])
@@ -2253,7 +2254,8 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
         assert prov["hardware"]["cpu_id"] == {"vendor": "AuthenticAMD", "family": 25, "model": 17}
         assert not prov["commit"].endswith("-dirty")
         commits.setdefault(sessions[name], set()).add(prov["commit"][:7])
-        (vaem,) = [r for r in read_run_rows(run) if r["method"] == "vaem"]
+        rows = {r["method"]: r for r in read_run_rows(run)}
+        vaem = rows["vaem"]
         assert vaem["epochs"] == profile["epochs"] == len(read_history(run))
         loss = sum(h["loss"] for h in read_history(run)[-5:]) / 5
         # scored again with refined latents, as the profile's runs were: the evaluation's record, and its rows
@@ -2262,8 +2264,6 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
                                       "--write --no-results") and ev["refinement"]["steps"] == 100
         assert ev["hardware"]["cpu_id"] == prov["hardware"]["cpu_id"] and not ev["commit"].endswith("-dirty")
         refined_commits.add(ev["commit"][:7])
-        rows = {r["method"]: r for r in read_run_rows(run)}
-        assert rows["vaem"]["psnr"] == pytest.approx(vaem["psnr"], abs=1e-3)  # scored again, the same
         runs[schedule, seed] = (vaem, loss, rows["vaem-refined"], ev["eval_seconds"])
     (first,), (later,), (refined_at,) = commits["/tmp/scr/runs20"], commits["/tmp/scr/runs22"], refined_commits
     assert f"at commit {first}, from a clean clone of it" in text

@@ -94,14 +94,13 @@ def method_settings(method: str, profile: str = "default", task: str = "mnist") 
 
 def baseline_config(profile: str = "cpu", task: str = "mnist", method: str = "nmf", n_sources: int = 2,
                     **overrides: Any):
-    """:func:`bssvae.config.make_config` plus :data:`CONFIG_OVERRIDES` for the method.
+    """:func:`bssvae.config.make_config` for a baseline (which takes the method's :data:`CONFIG_OVERRIDES`).
 
     Oracles get ``n_sources = n_digits`` when ``n_sources`` is None.
     """
     from ..config import make_config
 
-    values = dict(CONFIG_OVERRIDES.get((profile, method), {}))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = {k: v for k, v in overrides.items() if v is not None}
     if method in ORACLE_METHODS and n_sources is None:
         n_sources = values.get("n_digits", 2)
     return make_config(profile, task=task, method=method, n_sources=n_sources, **values)
