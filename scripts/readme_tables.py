@@ -27,9 +27,11 @@ from bench.run import cpu_key  # noqa: E402
 from bssvae import confidence, paper  # noqa: E402
 from bssvae.config import optimizer_label  # noqa: E402
 
-#: Where the rows of the cpu profile's recipes are: its committed runs (bf16, Muon), then its earlier recipes' runs, kept.
+#: Where the rows of the cpu profile's recipes are: its committed runs (bf16, Muon), its earlier bf16 recipe's, its fp32
+#: recipe's (the VAE's, held at its peak) and its earlier fp32 recipe's runs, kept.
 CPU_RECIPES = {"bf16": "results/cpu/mnist.csv", "adam-bf16": "results/ablations/cpu-adam-bf16/mnist.csv",
-               "fp32": "results/ablations/cpu-fp32-avx2/mnist.csv"}
+               "fp32": "results/ablations/fp32-wsd-zen3/mnist.csv",
+               "fp32-cosine": "results/ablations/cpu-fp32-avx2/mnist.csv"}
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table: (?P=name) -->)", re.S)
 
 
@@ -90,13 +92,16 @@ def cpu(root: Path = ROOT) -> str:
         t = pd.read_csv(root / path)
         t = t[t["n_sources"] == 2]
         vaem, refined = (t[t["method"] == m].sort_values("seed") for m in ("vaem", "vaem-refined"))
-        recipe = {(c.batch_size, c.lr, c.optimizer) for c in map(read_run_config, (root / d for d in vaem["run_dir"]))}
+        recipe = {(c.batch_size, c.lr, c.optimizer, c.lr_schedule)
+                  for c in map(read_run_config, (root / d for d in vaem["run_dir"]))}
         precision = {json.loads((root / d / "provenance.json").read_text())["precision"] for d in vaem["run_dir"]}
         if len(recipe) != 1 or len(precision) != 1:
             raise ValueError(f"{path}: its runs are not one recipe ({sorted(recipe)}, {sorted(precision)})")
-        (batch, lr, optimizer), = recipe
+        (batch, lr, optimizer, schedule), = recipe
         peak = f"{lr:.1e}".replace(".0e", "e").replace("e-0", "e-")  # 2e-3, 5.6e-3
-        label = f"{precision.pop()}, batch {batch:,}, {optimizer.capitalize()} {peak} (`{Path(path).parent.as_posix()}/`)"
+        held = " held (`wsd`)" if schedule == "wsd" else ""  # the others decay along a cosine from the first step
+        label = (f"{precision.pop()}, batch {batch:,}, {optimizer.capitalize()} {peak}{held} "
+                 f"(`{Path(path).parent.as_posix()}/`)")
         minutes = vaem["train_seconds"] / 60
         epochs = sorted(set(vaem["epochs"].astype(int)))
         rows.append([label, _trained_on(root, vaem["run_dir"]), ", ".join(map(str, vaem["seed"])),
