@@ -1840,7 +1840,7 @@ def test_readme_says_how_long_the_cpu_profile_takes_on_each_cpu():
     now, before = minutes_of["fp32-wsd"], minutes_of["fp32"]
     assert (f"the fp32 recipe's {make_config('cpu', precision='fp32').epochs} epochs took {now.min():.1f} to "
             f"{now.max():.1f} minutes on the AVX2-only Zen 3 EPYC ({before.min():.1f} to {before.max():.1f} along the "
-            "cosine at 1e-3 on the earlier AVX2 EPYC)") in readme
+            "cosine at 1e-3 on an AVX2 EPYC in an earlier session)") in readme
     assert (f"15 to 16 minutes per model on the Xeon with AMX, about {min(minutes):.0f} to {max(minutes):.0f} on a "
             "Zen 4 EPYC (above)") in readme
     assert "about 15 minutes per model" not in readme and "(~15 min)" not in readme
@@ -2553,6 +2553,9 @@ def test_fp32_held_for_110_epochs_numbers_come_from_the_runs():
             "refined), its kept run's score to the last bit: the earlier AVX2 EPYC ran the same kernels, so the kept runs "
             "stand as this CPU's, their minutes aside") in text
     assert again["vaem"]["psnr"] == kept[0]["vaem"]["psnr"]  # "to the last bit"
+    scoring = [json.loads((run / "metrics.json").read_text())["evaluation"]["eval_seconds"] for run in runs.values()]
+    assert (f"`python -m bssvae evaluate --run RUN --refine-steps 100 --write --no-results`, {min(scoring):.0f} to "
+            f"{max(scoring):.0f} s each)") in text
     assert not diff.excludes_zero and diff.level == 0.95
     # what made it the recipe: a gain on every seed, at 110 epochs and in every paired budget of fp32-zen3
     assert min(gains) > 0 and held[0]["vaem"]["psnr"] > again["vaem"]["psnr"]
