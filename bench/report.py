@@ -57,6 +57,12 @@ def db_text(value: float, target: float = 22.0) -> str:
     return two if (float(two) >= target) == (value >= target) else f"{value:.3f}"
 
 
+def listed(values, fmt: str = "") -> str:
+    """Values as the book lists them, each formatted with ``fmt``: 'a', 'a and b', 'a, b and c'."""
+    items = [format(v, fmt) for v in values]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
 def recipe_words(cfg: dict) -> str:
     """A run's recipe as the book words it, from its config (a dict, as a suite file or ``TrainConfig.to_dict`` holds
     it): optimizer (:func:`bssvae.config.optimizer_label`), precision, batch, peak learning rate."""

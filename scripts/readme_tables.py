@@ -99,8 +99,7 @@ def cpu(root: Path = ROOT) -> str:
             raise ValueError(f"{path}: its runs are not one recipe ({sorted(recipe)}, {sorted(precision)})")
         (batch, lr, optimizer, schedule), = recipe
         peak = f"{lr:.1e}".replace(".0e", "e").replace("e-0", "e-")  # 2e-3, 5.6e-3
-        held = " held (`wsd`)" if schedule == "wsd" else ""  # the others decay along a cosine from the first step
-        label = (f"{precision.pop()}, batch {batch:,}, {optimizer.capitalize()} {peak}{held} "
+        label = (f"{precision.pop()}, batch {batch:,}, {optimizer.capitalize()} {peak}, {schedule} "
                  f"(`{Path(path).parent.as_posix()}/`)")
         minutes = vaem["train_seconds"] / 60
         epochs = sorted(set(vaem["epochs"].astype(int)))

@@ -1231,3 +1231,12 @@ def test_db_text_keeps_a_score_on_its_side_of_the_target():
     assert report.db_text(21.99689) == "21.997"  # 22.00 would read as reaching 22 dB
     assert report.db_text(22.0) == "22.00" and report.db_text(26.6851, target=26.69) == "26.685"
     assert report.db_text(26.694, target=26.69) == "26.69"  # rounds down onto the target and is past it
+
+
+def test_listed_words_values_as_the_book_lists_them():
+    from bench import report
+
+    assert report.listed([]) == "" and report.listed(["a"]) == "a"
+    assert report.listed(["a", "b"]) == "a and b"
+    assert report.listed([19.861, 19.6, 19.62], ".2f") == "19.86, 19.60 and 19.62"
+    assert report.listed(iter([0.53, -0.13]), "+.2f") == "+0.53 and -0.13"  # any iterable, once
