@@ -83,6 +83,14 @@ def _trained_on(root: Path, run_dirs) -> str:
     return ", ".join(names)
 
 
+def recipe_label(cfg: dict) -> str:
+    """A recipe as the README's tables name it, from a config dict: precision, batch, optimizer with its peak
+    learning rate, schedule (``fp32, batch 256, Adam 2e-3, wsd``)."""
+    peak = f"{cfg['lr']:.1e}".replace(".0e", "e").replace("e-0", "e-")  # 2e-3, 5.6e-3
+    return (f"{cfg['precision']}, batch {cfg['batch_size']:,}, {optimizer_label(cfg).capitalize()} {peak}, "
+            f"{cfg['lr_schedule']}")
+
+
 def cpu(root: Path = ROOT) -> str:
     """The cpu profile's MNIST VAE runs, K = 2: VAEM one pass (both columns) and refined (halved)."""
     from bssvae.train import read_run_config
@@ -98,9 +106,8 @@ def cpu(root: Path = ROOT) -> str:
         if len(recipe) != 1 or len(precision) != 1:
             raise ValueError(f"{path}: its runs are not one recipe ({sorted(recipe)}, {sorted(precision)})")
         (batch, lr, optimizer, schedule), = recipe
-        peak = f"{lr:.1e}".replace(".0e", "e").replace("e-0", "e-")  # 2e-3, 5.6e-3
-        label = (f"{precision.pop()}, batch {batch:,}, {optimizer.capitalize()} {peak}, {schedule} "
-                 f"(`{Path(path).parent.as_posix()}/`)")
+        label = (recipe_label(dict(precision=precision.pop(), batch_size=batch, optimizer=optimizer, lr=lr,
+                                   lr_schedule=schedule)) + f" (`{Path(path).parent.as_posix()}/`)")
         minutes = vaem["train_seconds"] / 60
         epochs = sorted(set(vaem["epochs"].astype(int)))
         rows.append([label, _trained_on(root, vaem["run_dir"]), ", ".join(map(str, vaem["seed"])),
@@ -129,7 +136,7 @@ def speed(root: Path = ROOT) -> str:
         theirs = (q.get("authors") or {}).get("psnr_after_minutes", {})
         ratio = e.get("throughput_ratio_vs_authors")
         rows.append([
-            f"`{key}`", f"{cfg.get('precision', '?')}, batch {cfg.get('batch_size', '?')}, {optimizer_label(cfg)}",
+            f"`{key}`", recipe_label(cfg),
             ("" if ratio is None else f"{ratio:.2f}x")
             + (f" ({sp['ratio_of_medians']:.2f}x)" if sp else ""),
             _pct(e.get("matmul_peak_fraction")) + (f" ({_pct(sp['ours']['peak_fraction'])})" if sp else ""),
