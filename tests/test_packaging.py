@@ -2497,6 +2497,58 @@ def test_zen3_suite_entry_times_the_fp32_recipe_and_the_readme_quotes_it():
     assert q["3"] < _authors_db() <= q["5"]
 
 
+def _zen3_spin_runs() -> dict[tuple[float, int, bool], tuple[dict, dict, tuple[float, float, float]]]:
+    """fp32-zen3-spin's runs keyed (peak learning rate, seed, spinning) as their names give them: (entry, config,
+    (epochs, VAEM PSNR at 3 minutes, halved))."""
+    runs = {}
+    for path in sorted((ROOT / "results" / "ablations" / "fp32-zen3-spin").glob("*.json")):
+        m = re.fullmatch(r"3min-adam-b256-lr([0-9.]+)-wsd(-spin)?(?:-seed(\d))?\.json", path.name)
+        assert m, path.name
+        key, entry, cfg, scores = _budget_run(path)
+        assert key == ZEN3, path.name
+        runs[float(m[1]), int(m[3] or 0), bool(m[2])] = (entry, cfg, scores)
+    return runs
+
+
+def test_fp32_spinning_on_the_zen3_runs_are_what_their_names_say_and_their_numbers_are_quoted():
+    """fp32-zen3-spin: five 3-minute runs of today's fp32 recipe on the Zen 3, from a clean clone of one commit, their
+    threads spinning where the name says (GOMP_SPINCOUNT in the command's environment, which the entry records); the
+    README, the ablations README and the conclusion (none at 18.7 dB) quote them as they are."""
+    from bssvae.config import make_config
+
+    now = make_config("cpu", precision="fp32")
+    runs, commits = _zen3_spin_runs(), set()
+    assert sorted(runs) == [(now.lr, 0, False), (now.lr, 0, True), (now.lr, 1, True), (now.lr, 2, True), (0.003, 0, True)]
+    for (lr, seed, spinning), (entry, cfg, _) in runs.items():
+        assert (cfg["optimizer"], cfg["precision"], cfg["batch_size"], cfg["lr"], cfg["lr_schedule"], cfg["seed"],
+                cfg["budget_minutes"]) == ("adam", "fp32", now.batch_size, lr, now.lr_schedule, seed, 3.0)
+        assert entry["settings"]["gomp_spincount"] == ("300000" if spinning else None)
+        assert entry["settings"]["omp_wait_policy"] == "PASSIVE" and entry["settings"]["ours_runs"] == "budgeted"
+        sets = (f" --set seed={seed}" if seed else "") + (f" --set lr={lr:g}" if lr != now.lr else "")
+        name = f"3min-adam-b256-lr{lr:g}-wsd" + ("-spin" if spinning else "") + (f"-seed{seed}" if seed else "")
+        assert entry["command"] == ("python -m bench --recipes ours --minutes 3 --eval-every 60 --skip "
+                                    f"throughput,inference,audio{sets} --output /tmp/scr/runs26/{name}.json")
+        commits.add(entry["commit"])
+    (commit,) = commits
+    assert not commit.endswith("-dirty")
+    text, readme = _text(ABLATIONS_README), _text(README)
+    assert f"Five runs of the suite's quality section given 3 minutes (budgeted), all at commit {commit[:7]}, from a clean clone" in text
+    sp0, pa0 = runs[now.lr, 0, True][2], runs[now.lr, 0, False][2]
+    assert (f"Seed 0 spinning trained {sp0[0]:.1f} epochs against {pa0[0]:.1f} passive and reached {sp0[1]:.2f} dB "
+            f"against {pa0[1]:.2f} ({sp0[1] - pa0[1]:+.2f})") in text
+    spun = [runs[now.lr, s, True][2][1] for s in range(3)]
+    then = {k[4]: _budget_run(p) for k, p in _zen3_runs().items()
+            if k[:4] == (3, now.batch_size, now.lr, now.lr_schedule)}
+    assert (f"spinning, seeds 0, 1 and 2 reached {_listed(spun)} dB, against {_listed([then[s][3][1] for s in range(3)])} "
+            f"for the passive runs of `fp32-zen3/` in an earlier session, whose seed 0 trained {then[0][3][0]:.1f} "
+            "epochs") in text
+    high = runs[0.003, 0, True][2][1]
+    assert f"At 3e-3, seed 0 spinning reached {high:.2f} dB. None of the five reached 18.7 dB." in text
+    assert max(r[2][1] for r in runs.values()) < _authors_db()
+    assert (f"the recipe given 3 minutes reached {_listed(spun)} dB (seeds 0, 1 and 2), and held at 3e-3 {high:.2f} "
+            "(seed 0; `results/ablations/fp32-zen3-spin/`)") in readme
+
+
 FP32_WSD = ROOT / "results" / "ablations" / "fp32-wsd-zen3"
 
 
