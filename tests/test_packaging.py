@@ -99,10 +99,12 @@ def test_readme_one_hour_numbers_come_from_the_committed_results():
     assert q["budgets_minutes"] == [60.0] and q["ours"]["runs"][0]["config"]["precision"] == "fp32"
     ours, authors = (q[recipe]["psnr_after_minutes"]["60"] for recipe in ("ours", "authors"))
     at15 = _bench_entries()[AVX2]["psnr_after_15_min"]
-    assert (f"In the suite's one-hour budget on the AVX2 EPYC (`results/bench-60min.json`), our fp32 recipe reached "
-            f"{ours:.2f} dB, {ours - at15:.2f} dB more than with the 15-minute budget of its entry in `results/bench.json` (a "
-            "run of another day), and "
-            f"the authors' recipe {authors:.2f} dB") in _text(README)
+    cfg, then = q["ours"]["runs"][0]["config"], _fp32_cosine()
+    assert (cfg["lr"], cfg["lr_schedule"]) == (then.lr, then.lr_schedule)  # "our fp32 recipe then"
+    assert (f"In the suite's one-hour budget on the AVX2 EPYC (`results/bench-60min.json`), our fp32 recipe then (1e-3 "
+            f"along a cosine) reached {ours:.2f} dB, {ours - at15:.2f} dB more than with the 15-minute budget of its "
+            f"entry `{AVX2}` in `results/bench.json` (a run of another day), and the authors' recipe {authors:.2f} "
+            "dB") in _text(README)
     assert max(ours, authors) < VAEM_K2_PSNR
 
 
@@ -2541,7 +2543,9 @@ def test_fp32_spinning_on_the_zen3_runs_are_what_their_names_say_and_their_numbe
             if k[:4] == (3, now.batch_size, now.lr, now.lr_schedule)}
     assert (f"spinning, seeds 0, 1 and 2 reached {_listed(spun)} dB, against {_listed([then[s][3][1] for s in range(3)])} "
             f"for the passive runs of `fp32-zen3/` in an earlier session, whose seed 0 trained {then[0][3][0]:.1f} "
-            "epochs") in text
+            f"epochs passive, {then[0][3][0] / pa0[0] - 1:.0%} more than this session's passive run: the machine's speed "
+            "moved more between sessions than spinning moved it").replace("%", " %") in text
+    assert then[0][3][0] / pa0[0] > sp0[0] / pa0[0] > 1
     high = runs[0.003, 0, True][2][1]
     assert f"At 3e-3, seed 0 spinning reached {high:.2f} dB. None of the five reached 18.7 dB." in text
     assert max(r[2][1] for r in runs.values()) < _authors_db()
