@@ -100,14 +100,13 @@ def cpu(root: Path = ROOT) -> str:
         t = pd.read_csv(root / path)
         t = t[t["n_sources"] == 2]
         vaem, refined = (t[t["method"] == m].sort_values("seed") for m in ("vaem", "vaem-refined"))
-        recipe = {(c.batch_size, c.lr, c.optimizer, c.lr_schedule)
-                  for c in map(read_run_config, (root / d for d in vaem["run_dir"]))}
-        precision = {json.loads((root / d / "provenance.json").read_text())["precision"] for d in vaem["run_dir"]}
-        if len(recipe) != 1 or len(precision) != 1:
-            raise ValueError(f"{path}: its runs are not one recipe ({sorted(recipe)}, {sorted(precision)})")
-        (batch, lr, optimizer, schedule), = recipe
-        label = (recipe_label(dict(precision=precision.pop(), batch_size=batch, optimizer=optimizer, lr=lr,
-                                   lr_schedule=schedule)) + f" (`{Path(path).parent.as_posix()}/`)")
+        # the precision each run trained in (its provenance; its config may say "auto")
+        recipes = {recipe_label({**read_run_config(root / d).to_dict(),
+                                 "precision": json.loads((root / d / "provenance.json").read_text())["precision"]})
+                   for d in vaem["run_dir"]}
+        if len(recipes) != 1:
+            raise ValueError(f"{path}: its runs are not one recipe ({sorted(recipes)})")
+        label = f"{recipes.pop()} (`{Path(path).parent.as_posix()}/`)"
         minutes = vaem["train_seconds"] / 60
         epochs = sorted(set(vaem["epochs"].astype(int)))
         rows.append([label, _trained_on(root, vaem["run_dir"]), ", ".join(map(str, vaem["seed"])),
