@@ -63,11 +63,12 @@ def listed(values, fmt: str = "") -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
-def recipe_words(cfg: dict) -> str:
+def recipe_words(cfg: dict, schedule: bool = False) -> str:
     """A run's recipe as the book words it, from its config (a dict, as a suite file or ``TrainConfig.to_dict`` holds
-    it): optimizer (:func:`bssvae.config.optimizer_label`), precision, batch, peak learning rate."""
+    it): optimizer (:func:`bssvae.config.optimizer_label`), precision, batch, peak learning rate, and with ``schedule``
+    the learning-rate schedule (where two recipes differ only in it)."""
     return (f"{optimizer_label(cfg).capitalize()}, {cfg['precision']}, batch {cfg['batch_size']:,}, "
-            f"lr {cfg['lr']:g}")
+            f"lr {cfg['lr']:g}" + (f", {cfg['lr_schedule']}" if schedule else ""))
 
 
 def _num(v, scale=1.0, digits=2):
@@ -454,10 +455,11 @@ def gap_table(root: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dic
             pd.DataFrame(gaps).set_index("model") if gaps else pd.DataFrame(), meta)
 
 
-def _mnist_vae_k2_runs(base: Path):
+def _mnist_vae_k2_runs(base: Path, repeats: bool = False):
     """The committed MNIST VAE runs with K = M = 2 under ``base`` (``results/``) that have a readable config, a
     loss history and a VAEM row: ``(run_dir, config, history, rows by method)``, the profiles' runs first. A run
-    whose losses repeat an earlier run's exactly (a retrained run that reproduced a committed one) is left out."""
+    whose losses repeat an earlier run's exactly (a retrained run that reproduced a committed one) is left out, unless
+    ``repeats``."""
     import hashlib
 
     from bssvae.errors import BssvaeError
@@ -477,7 +479,7 @@ def _mnist_vae_k2_runs(base: Path):
                 or losses.empty:
             continue
         digest = hashlib.sha256(losses.to_numpy().tobytes()).hexdigest()
-        if digest not in seen:
+        if repeats or digest not in seen:
             seen.add(digest)
             yield hist.parent, cfg, history, scores
 
@@ -513,8 +515,9 @@ _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs"
 
 def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,
                    reference: float | None = None) -> pd.DataFrame:
-    """An ablation of one setting of the MNIST VAE runs (K = M = 2): the runs under ``results/ablations/<name>/``,
-    and beside them the runs kept elsewhere under ``results/`` whose recipe differs from one of theirs only in
+    """An ablation of one setting of the MNIST VAE runs (K = M = 2): the runs under ``results/ablations/<name>/`` (each
+    of them, also one whose losses a run elsewhere repeats to the bit; a repeat within the folder counts once), and
+    beside them the runs kept elsewhere under ``results/`` whose recipe differs from one of theirs only in
     ``factor`` (a field of the run config, e.g. ``"beta"`` or ``"epochs"``), and, if ``reference`` is given, have
     that value of it (a profile's run or another ablation's; a retrained copy counts once, the profiles' runs first;
     a recipe the folder already holds is not added again). Per run: the epochs it trained (fewer than its config's where
@@ -535,8 +538,17 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     def recipe(cfg, without: tuple = ()) -> tuple:
         return tuple(getattr(cfg, f) for f in _RECIPE_FIELDS if f not in without)
 
-    runs = [r for r in _mnist_vae_k2_runs(base) if "vae" in r[3] and {"recon", "kl"} <= set(r[2].columns)]
-    ablation = [r for r in runs if r[0].is_relative_to(folder)]
+    def usable(r):
+        return "vae" in r[3] and {"recon", "kl"} <= set(r[2].columns)
+
+    runs = [r for r in _mnist_vae_k2_runs(base) if usable(r)]
+    # the folder's own runs, each kept even where a run elsewhere repeats it to the bit; a repeat within the folder
+    # counts once, as the references do
+    ablation, seen = [], set()
+    for r in _mnist_vae_k2_runs(base, repeats=True):
+        if usable(r) and r[0].is_relative_to(folder) and tuple(r[2]["loss"]) not in seen:
+            seen.add(tuple(r[2]["loss"]))
+            ablation.append(r)
     wanted, kept = {recipe(r[1], (factor,)) for r in ablation}, {recipe(r[1]) for r in ablation}
     references = {}
     for run in runs:
@@ -599,15 +611,19 @@ def _threads_wait(hw: dict) -> str:
 
 def _machine(hw: dict) -> str:
     """The machine a run trained on, from its recorded hardware ``hw``: a GPU's name, or a CPU's model with what it
-    recorded of its vector capability and fastest bf16 instructions (e.g. ``AMD EPYC (AVX512, AVX512-BF16)``,
-    ``Intel Xeon Processor (AVX512, AMX)``; the same model name covers several generations), or ``not recorded``.
-    Unlike :func:`bench.run.cpu_key`, it assumes no capability where a run recorded none."""
+    recorded of its vector capability and fastest bf16 instructions, and of its family and model numbers (e.g.
+    ``AMD EPYC (AVX512, AVX512-BF16; family 26 model 2)``, ``Intel Xeon Processor (AVX512, AMX)``; the same model
+    name covers several generations), or ``not recorded``. Unlike :func:`bench.run.cpu_key`, it assumes no capability
+    where a run recorded none."""
     if str(hw.get("device", "cpu")).startswith("cuda") and hw.get("gpu"):
         return str(hw["gpu"])
     if not hw.get("cpu"):
         return "not recorded"
-    details = [d for d in (hw.get("cpu_capability"), bf16_instructions(hw.get("cpu_flags"))) if d]
-    return str(hw["cpu"]).replace("(R)", "") + (f" ({', '.join(details)})" if details else "")
+    details = ", ".join(d for d in (hw.get("cpu_capability"), bf16_instructions(hw.get("cpu_flags"))) if d)
+    ident = hw.get("cpu_id") or {}
+    if "family" in ident and "model" in ident:
+        details += f"{'; ' if details else ''}family {ident['family']} model {ident['model']}"
+    return str(hw["cpu"]).replace("(R)", "") + (f" ({details})" if details else "")
 
 
 def beta_table(name: str = "beta-bf16", root: Path | None = None, last_epochs: int = 5) -> pd.DataFrame:

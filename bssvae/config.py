@@ -321,8 +321,13 @@ VAE_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         # iterations need natively: given 15 minutes of the 2-core Intel Xeon with AMX (bssvae train
         # --minutes 15), seeds 0, 1 and 2 trained 330, 329 and 326 epochs and reached VAEM 20.80, 20.99
         # and 20.95 dB, where the Adam recipe above reached 20.33, 19.97 and 19.97 in 280 epochs (16.4 to
-        # 18.2 minutes on the AVX512-BF16 EPYC; results/ablations/cpu-adam-bf16). Its 320 epochs took 15.1 to
-        # 16.0 minutes on that Xeon, VAEM 20.81, 20.97 and 20.99 dB for seeds 0, 1 and 2 (results/ablations/cpu-muon-cosine).
+        # 18.2 minutes on the AVX512-BF16 EPYC; results/ablations/cpu-adam-bf16). Its 320 epochs along the cosine took
+        # 15.1 to 16.0 minutes on that Xeon, VAEM 20.81, 20.97 and 20.99 dB for seeds 0, 1 and 2
+        # (results/ablations/cpu-muon-cosine, results/cpu's runs until those below).
+        # Held at its peak until the last 20 % of the epochs (wsd) instead: on a Zen 4 EPYC
+        # (results/ablations/schedule-320-epyc) seeds 0, 1 and 2 reached 21.31, 21.38 and 21.31 dB, each above every
+        # seed of the cosine. Trained again with it on a Zen 5 EPYC (results/cpu, 13.9 to 14.6 minutes each), the three
+        # seeds reproduced those runs to the last bit (VAEM 21.31, 21.38 and 21.31 dB; 22.80, 22.88 and 22.80 refined).
         # In fp32 (a CPU whose bf16 products are no faster, where Muon's bf16 Newton-Schulz iterations would cost
         # more than they give), Adam at twice the recipe's peak, held until the last 20 % of the steps (wsd):
         # the profile's 110 epochs on an AVX2-only Zen 3 EPYC (results/ablations/fp32-wsd-zen3) reached VAEM
@@ -330,10 +335,6 @@ VAE_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         # 19.33 (results/ablations/cpu-fp32-avx2; its seed 0, trained again on the Zen 3, scored the same to the
         # bit), having gained on every seed given 3 and 15 minutes (results/ablations/fp32-zen3). The mean of
         # three seeds' gains, +0.28 dB, does not exclude zero. The baselines keep the cosine at 1e-3 above.
-        # Held at its peak until the last 20 % of the epochs (wsd) instead of along a cosine: on a Zen 4 EPYC
-        # (results/ablations/schedule-320-epyc) seeds 0, 1 and 2 reached 21.31, 21.38 and 21.31 dB, each above every
-        # seed of the cosine; the cosine's runs, results/cpu's until the profile's three seeds trained again with wsd
-        # (results/cpu), are kept in results/ablations/cpu-muon-cosine.
         "mnist": {"bf16": dict(epochs=320, batch_size=1024, lr=5.6e-3, optimizer="muon", lr_schedule="wsd"),
                   "fp32": dict(optimizer="adam", lr=2e-3, lr_schedule="wsd")},
     },

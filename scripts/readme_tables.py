@@ -27,9 +27,11 @@ from bench.run import cpu_key  # noqa: E402
 from bssvae import confidence, paper  # noqa: E402
 from bssvae.config import optimizer_label  # noqa: E402
 
-#: Where the rows of the cpu profile's recipes are: its committed runs (bf16, Muon), its earlier bf16 recipe's, its fp32
-#: recipe's (the VAE's, held at its peak) and its earlier fp32 recipe's runs, kept.
-CPU_RECIPES = {"bf16": "results/cpu/mnist.csv", "adam-bf16": "results/ablations/cpu-adam-bf16/mnist.csv",
+#: Where the rows of the cpu profile's recipes are: its committed runs (bf16, Muon held at its peak), its earlier bf16
+#: recipes' (Muon along the cosine, Adam), its fp32 recipe's (the VAE's, held at its peak) and its earlier fp32 recipe's
+#: runs, kept.
+CPU_RECIPES = {"bf16": "results/cpu/mnist.csv", "muon-cosine": "results/ablations/cpu-muon-cosine/mnist.csv",
+               "adam-bf16": "results/ablations/cpu-adam-bf16/mnist.csv",
                "fp32": "results/ablations/fp32-wsd-zen3/mnist.csv",
                "fp32-cosine": "results/ablations/cpu-fp32-avx2/mnist.csv"}
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table: (?P=name) -->)", re.S)

@@ -1007,8 +1007,19 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     old = run("old/e4", [1, 1, 1, 1], 20.0, wait="passive", hw={"cpu": "AMD EPYC"})
     assert report._machine(report._hardware_of(old)) == "AMD EPYC"
     assert report._hardware_of(tmp_path / "nowhere") == {} and report._machine({}) == "not recorded"
+    # where the hardware recorded the CPU's family and model, the machine names them, as the suite's keys do
+    zen5 = {**epyc, "cpu_id": {"vendor": "AuthenticAMD", "family": 26, "model": 2}}
+    assert report._machine(zen5) == "AMD EPYC (AVX512, AVX512-BF16; family 26 model 2)"
     with pytest.raises(ValueError, match="not 'width'"):
         report.ablation_table("epochs", "width", root=tmp_path)
+    # a run of the folder that a profile's run repeats to the bit (trained again on another CPU) stays in its table,
+    # where pooled tables count the two once (the profile's)
+    run("cpu/runs/mnist-vae-K2-M2-seed1", [70, 60, 57, 54, 52], 19.6, seed=1)
+    run("ablations/epochs/e5-seed1", [70, 60, 57, 54, 52], 19.6, seed=1)
+    t = report.ablation_table("epochs", "epochs", root=tmp_path)
+    assert "ablations/epochs/e5-seed1" in set(t["run"])
+    assert [str(r[0].relative_to(tmp_path / "results")) for r in report._mnist_vae_k2_runs(tmp_path / "results")
+            if r[1].seed == 1 and r[1].epochs == 5] == ["cpu/runs/mnist-vae-K2-M2-seed1"]
 
 
 def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_beta(tmp_path):
@@ -1128,7 +1139,8 @@ def test_optimizer_table_and_trials_name_the_optimizer(tmp_path):
         d = tmp_path / "results" / rel
         d.mkdir(parents=True)
         c = make_config("cpu", "mnist", "vae", 2, **{"epochs": len(losses), "batch_size": 512, "lr": 0.002,
-                                                     "precision": "bf16", "seed": 0, "optimizer": "adam", **cfg}).to_dict()
+                                                     "precision": "bf16", "seed": 0, "optimizer": "adam",
+                                                     "lr_schedule": "cosine", **cfg}).to_dict()
         if cfg.get("optimizer") is None:
             del c["optimizer"]  # written before the option
         (d / "config.json").write_text(json.dumps({"format_version": RUN_FORMAT_VERSION, "config": c}))
@@ -1223,6 +1235,18 @@ def test_recipe_runs_reads_each_folders_runs_with_their_recipe_machine_and_score
     assert t["VAEM PSNR (dB)"].tolist() == [20.0, 21.0, 20.0] and t["training minutes"].tolist() == [15.0] * 3
     assert t["refined VAEM PSNR (dB)"].tolist()[:2] == [22.0, 22.0] and math.isnan(t["refined VAEM PSNR (dB)"].iloc[2])
     assert report.recipe_runs(["ablations/absent"], root=tmp_path).empty
+
+
+def test_recipe_words_name_the_schedule_where_asked():
+    """report.recipe_words: optimizer, precision, batch and peak; with schedule=True also the schedule, which tells the
+    profile's bf16 recipe today (Muon held at its peak) from the same recipe along its cosine."""
+    from bssvae.config import make_config
+
+    now = make_config("cpu", precision="bf16").to_dict()
+    before = {**now, "lr_schedule": "cosine"}
+    assert report.recipe_words(now) == report.recipe_words(before) == "Muon, bf16, batch 1,024, lr 0.0056"
+    assert report.recipe_words(now, schedule=True) == "Muon, bf16, batch 1,024, lr 0.0056, wsd"
+    assert report.recipe_words(before, schedule=True).endswith(", cosine")
 
 
 def test_db_text_keeps_a_score_on_its_side_of_the_target():

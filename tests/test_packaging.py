@@ -52,6 +52,7 @@ def test_ci_runs_the_readme_test_command():
 AVX2, NATIVE_BF16 = "cpu:AMD EPYC (AVX2)", "cpu:AMD EPYC (AVX512, AVX512-BF16)"  # the CPUs the README quotes
 ZEN4 = "cpu:AMD EPYC (AVX512, AVX512-BF16; family 25 model 17)"  # the suite's first entry that names a CPU's numbers
 ZEN3 = "cpu:AMD EPYC (AVX2; family 25 model 1)"  # the AVX2-only EPYC of fp32-zen3, the first whose files name it
+ZEN5 = "cpu:AMD EPYC (AVX512, AVX512-BF16; family 26 model 2)"  # the Zen 5 that trained results/cpu's held runs
 
 
 def _bench_entries(name: str = "bench.json") -> dict:
@@ -121,11 +122,14 @@ def test_readme_audio_cpu_numbers_come_from_the_committed_results():
         assert f"{name} {value}" in readme, (name, value)
 
 
-#: The cpu profile's runs of its VAE: its bf16 recipe with Muon (committed, results/cpu), its bf16 recipe with Adam (the
-#: committed runs until then, kept), its fp32 recipe along a cosine at 1e-3 (kept; every method's fp32 recipe, the VAE's
-#: until it held twice the peak) and its fp32 recipe held at 2e-3 (kept, fp32-wsd-zen3).
+#: The cpu profile's runs of its VAE: its bf16 recipe with Muon held at its peak (committed, results/cpu), with Muon along
+#: the cosine (the committed runs until then, kept), with Adam (the committed runs before those, kept), its fp32 recipe
+#: along a cosine at 1e-3 (kept; every method's fp32 recipe, the VAE's until it held twice the peak) and its fp32 recipe
+#: held at 2e-3 (kept, fp32-wsd-zen3).
 ADAM_RUNS = ROOT / "results" / "ablations" / "cpu-adam-bf16"
-CPU_RESULTS = {"muon": ROOT / "results" / "cpu" / "mnist.csv", "adam": ADAM_RUNS / "mnist.csv",
+CPU_RESULTS = {"muon": ROOT / "results" / "cpu" / "mnist.csv",
+               "muon-cosine": ROOT / "results" / "ablations" / "cpu-muon-cosine" / "mnist.csv",
+               "adam": ADAM_RUNS / "mnist.csv",
                "fp32": ROOT / "results" / "ablations" / "cpu-fp32-avx2" / "mnist.csv",
                "fp32-wsd": ROOT / "results" / "ablations" / "fp32-wsd-zen3" / "mnist.csv"}
 
@@ -170,7 +174,7 @@ def test_readme_tables_are_rendered_from_the_committed_results():
     counts = [e["throughput"]["spinning"]["env"]["GOMP_SPINCOUNT"]  # in the order the entries were measured
               for e in sorted(entries.values(), key=lambda e: e["measured_at"])]
     words = {3: "three", 4: "four"}
-    assert counts == ["10000"] * 3 + ["300000"] * 3
+    assert counts == ["10000"] * 3 + ["300000"] * 4
     assert (f"(`GOMP_SPINCOUNT=300000`, libgomp's default, in the {words[counts.count('300000')]} entries measured since "
             f"it became the suite's default; 10000 in the {words[counts.count('10000')]} before)") in text
     assert "Spinning speeds up the authors' loop more than ours." in text
@@ -256,19 +260,20 @@ def test_cpu_warmup_run_is_quoted_as_it_ran():
 
 
 def test_cpu_profile_runs_are_its_recipes():
-    """results/cpu holds the runs of the bf16 recipe with Muon (VAE_RECIPES), the kept ablations those of the bf16
-    recipe with Adam and of the fp32 recipes, along a cosine at 1e-3 (every method's) and held at 2e-3 (the VAE's,
-    VAE_RECIPES) (config.json of each), every run in the folder its recipe names."""
+    """results/cpu holds the runs of the bf16 recipe with Muon held at its peak (VAE_RECIPES), the kept ablations those of
+    the bf16 recipe with Muon along the cosine and with Adam, and of the fp32 recipes, along a cosine at 1e-3 (every
+    method's) and held at 2e-3 (the VAE's, VAE_RECIPES) (config.json of each), every run in the folder its recipe names."""
     import pandas as pd
 
     from bssvae.config import PRECISION_RECIPES, PROFILES, VAE_RECIPES
     from bssvae.train import read_run_config
 
-    recipes = {"muon": ("bf16", {**PRECISION_RECIPES["cpu"]["mnist"]["bf16"], **VAE_RECIPES["cpu"]["mnist"]["bf16"]}),
+    muon = {**PRECISION_RECIPES["cpu"]["mnist"]["bf16"], **VAE_RECIPES["cpu"]["mnist"]["bf16"]}
+    recipes = {"muon": ("bf16", muon), "muon-cosine": ("bf16", {**muon, "lr_schedule": "cosine"}),
                "adam": ("bf16", {**PRECISION_RECIPES["cpu"]["mnist"]["bf16"], "optimizer": "adam"}),
                "fp32": ("fp32", {"optimizer": "adam"}),
                "fp32-wsd": ("fp32", VAE_RECIPES["cpu"]["mnist"]["fp32"])}
-    assert recipes["muon"][1]["optimizer"] == "muon"
+    assert (recipes["muon"][1]["optimizer"], recipes["muon"][1]["lr_schedule"]) == ("muon", "wsd")
     for recipe, csv in CPU_RESULTS.items():
         precision, values = recipes[recipe]
         want = {**PROFILES["cpu"]["mnist"], **values}
@@ -295,8 +300,9 @@ def test_readme_states_the_cpu_profiles_recipes_as_the_config_has_them():
     fp32, fp32_baseline = make_config("cpu", precision="fp32"), make_config("cpu", method="mixit", precision="fp32")
     assert (vae.optimizer, baseline.optimizer, fp32.optimizer, fp32_baseline.optimizer) == ("muon", "adam", "adam", "adam")
     assert (f"the VAE and the AE train {vae.epochs} epochs of batch {vae.batch_size:,} in bf16 with Muon on the weight "
-            f"matrices between hidden layers and Adam on the rest (`bssvae.optim`), at a peak of {vae.lr:.1e}".replace(
-                "e-03", "e-3")) in readme
+            f"matrices between hidden layers and Adam on the rest (`bssvae.optim`), at a peak of {vae.lr:.1e} held until "
+            f"the last {WSD_DECAY_FRACTION:.0%} of the steps (`wsd`)".replace("e-03", "e-3").replace("%", " %")) in readme
+    assert vae.lr_schedule == "wsd" and make_config("cpu", method="ae", precision="bf16").lr_schedule == "wsd"
     assert (f"the baselines that train (MixIT, GLO) {baseline.epochs} epochs of batch {baseline.batch_size} in bf16 with "
             f"Adam {baseline.lr:.0e}".replace("e-03", "e-3")) in readme
     glo = [make_config("cpu", method="glo", precision=p).epochs for p in ("bf16", "fp32")]
@@ -308,6 +314,9 @@ def test_readme_states_the_cpu_profiles_recipes_as_the_config_has_them():
             f"the baselines at {fp32_baseline.lr:.0e} along a cosine").replace("e-03", "e-3").replace("%", " %") in readme
     assert make_config("cpu", method="ae", precision="fp32").lr == fp32.lr
     # the profiles table says the same
+    assert (f"the VAE and AE {vae.epochs} epochs, batch {vae.batch_size:,}, Muon {vae.lr:.1e} on the hidden layers (Adam on "
+            f"the rest) held until the last {WSD_DECAY_FRACTION:.0%} (`wsd`), bf16").replace("e-03", "e-3").replace(
+                "%", " %") in readme
     assert (f"elsewhere {fp32.epochs} epochs (GLO {glo[1]} per stage), batch {fp32.batch_size}, fp32, the VAE and AE Adam "
             f"{fp32.lr:.0e} held until the last {WSD_DECAY_FRACTION:.0%} (`wsd`), the baselines Adam "
             f"{fp32_baseline.lr:.0e}").replace("e-03", "e-3").replace("%", " %") in readme
@@ -316,26 +325,49 @@ def test_readme_states_the_cpu_profiles_recipes_as_the_config_has_them():
 
 def test_readme_cpu_run_details_come_from_the_committed_runs():
     """The machine and commit of the profile's runs, each seed's one-pass scores against the paper's halved PSNR
-    and SSIM, the longer runs of both recipes against the paper's SSIM, and every -dirty commit of its recipes
-    explained."""
+    and SSIM and against the same seeds along the cosine, each run the same to the bit as schedule-320-epyc's run of
+    its seed on the Zen 4, the longer runs of both recipes against the paper's SSIM, and every -dirty commit of its
+    recipes explained."""
     import pandas as pd
 
+    _bench_entries()  # puts bench/ on sys.path
+    from bench.run import cpu_key
+    from bssvae.results import read_history, read_run_rows
     from bssvae.train import read_run_config
 
     readme = _text(README)
     vaem = _k2_rows(CPU_RESULTS["muon"], "vaem")
+    cosine = _k2_rows(CPU_RESULTS["muon-cosine"], "vaem")
     listed = _listed
     past = vaem["psnr_halved"] >= VAEM_K2_PSNR
-    assert (f"With Muon {'every seed passes' if past.all() else f'{int(past.sum())} of 3 seeds pass'} the paper's "
-            f"{VAEM_K2_PSNR:.2f} dB in the halved column in one pass ({listed(vaem['psnr_halved'])} dB; "
+    gains = [f"{a - b:+.2f}" for a, b in zip(vaem["psnr"], cosine["psnr"])]
+    assert (f"Held at its peak {'every seed passes' if past.all() else f'{int(past.sum())} of 3 seeds pass'} the "
+            f"paper's {VAEM_K2_PSNR:.2f} dB in the halved column in one pass ({listed(vaem['psnr_halved'])} dB; "
             f"{listed(vaem['psnr'])} dB in ours), none its SSIM of {VAEM_K2_SSIM:.2f} "
-            f"({listed(vaem['ssim_halved'], '.3f')} halved)") in readme
+            f"({listed(vaem['ssim_halved'], '.3f')} halved): {listed(gains, '')} dB in ours against the same seeds along "
+            "the cosine (second row)") in readme
     assert (vaem["ssim_halved"] < VAEM_K2_SSIM).all()
     provs = [json.loads((ROOT / d / "provenance.json").read_text()) for d in vaem["run_dir"]]
-    assert {p["hardware"]["cpu"] for p in provs} == {"Intel(R) Xeon(R) Processor"}
-    assert all("amx_bf16" in p["hardware"]["cpu_flags"] and p["hardware"]["cpu_count"] == 2 for p in provs)
+    assert {cpu_key(p["hardware"]) for p in provs} == {ZEN5} and all(p["hardware"]["cpu_count"] == 2 for p in provs)
+    assert all(p["config"]["lr_schedule"] == "wsd" and p["precision"] == "bf16" for p in provs)
     assert [p["command"] for p in provs] == [f".venv/bin/bssvae train --profile cpu -K 2 --seed {s}" for s in (0, 1, 2)]
     (commit,) = {p["commit"] for p in provs}
+    assert not commit.endswith("-dirty")
+    assert f"on a 2-core AMD EPYC of the Zen 5 generation (`{ZEN5}`)" in readme
+    # each run is schedule-320-epyc's run of its seed held at the peak on the Zen 4, to the last bit
+    zen4_minutes = []
+    for seed, d in zip((0, 1, 2), vaem["run_dir"]):
+        zen4 = ROOT / "results" / "ablations" / "schedule-320-epyc" / f"cpu-320ep-wsd-seed{seed}"
+        assert "family 25 model 17" in cpu_key(json.loads((zen4 / "provenance.json").read_text())["hardware"])
+        ours, theirs = read_history(ROOT / d), read_history(zen4)
+        assert [(h["loss"], h["recon"], h["kl"]) for h in ours] == [(h["loss"], h["recon"], h["kl"]) for h in theirs]
+        scores = [{r["method"]: (r["psnr"], r["ssim"], r["psnr_halved"], r["ssim_halved"]) for r in read_run_rows(run)}
+                  for run in (ROOT / d, zen4)]
+        assert scores[0] == scores[1] and {"vaem", "vaem-refined"} <= set(scores[0])
+        zen4_minutes.append(run_row(zen4, "vaem")["train_seconds"] / 60)
+    assert (f"and each is, to the last bit (the loss of every epoch, the scores, refined too), the run of its seed that "
+            f"`results/ablations/schedule-320-epyc/` trained with `--lr-schedule wsd` on a Zen 4 in "
+            f"{min(zen4_minutes):.0f} to {max(zen4_minutes):.0f} minutes") in readme
     assert ("Muon's Newton-Schulz iterations multiply bf16 matrices at every step, so only the bf16 recipe has it"
             in readme)
     assert f"the three trained one after the other at commit {commit[:7]}" in readme
@@ -352,7 +384,7 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
     assert (f"an hour of Muon's recipe {listed([r['psnr_halved'] for r in hour])} dB (SSIM "
             f"{listed([r['ssim_halved'] for r in hour], '.3f')}") in readme
     assert max(r["ssim_halved"] for r in adam_rows + hour) < VAEM_K2_SSIM
-    for recipe in ("muon", "adam"):
+    for recipe in ("muon", "muon-cosine", "adam"):
         for d in pd.read_csv(CPU_RESULTS[recipe])["run_dir"].unique():
             commit = json.loads((ROOT / d / "provenance.json").read_text())["commit"]
             assert not commit.endswith("-dirty") or f"commit {commit[:7]}-dirty: " in _text(ABLATIONS_README), d
@@ -822,7 +854,7 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
         return f"{', '.join(v[:-1])} and {v[-1]}"
 
     assert f"reached {listed('adam', 'vaem')} dB" in text
-    for recipe in ("fp32", "adam"):
+    for recipe in ("fp32", "adam", "muon-cosine"):
         assert f"VAEM {listed(recipe, 'vaem')} dB in our column ({listed(recipe, 'vaem-refined')} refined)" in text
         kept = pd.read_csv(CPU_RESULTS[recipe])
         for d in kept["run_dir"].unique():
@@ -831,6 +863,15 @@ def test_cpu_recipe_numbers_of_the_ablations_readme_come_from_the_runs():
             assert json.loads((ROOT / d / "provenance.json").read_text())["commit"][:7] in text
     assert ("commit 1325d90-dirty: book pages and tests were edited while they trained, and a run then read its "
             "commit when it ended") in text  # the Adam runs', whose provenance test_readme_cpu_run_details checks
+    # Muon's runs along the cosine: the profile's committed runs until it held the peak, as the entry says they trained
+    provs = [json.loads((ROOT / d / "provenance.json").read_text())
+             for d in _k2_rows(CPU_RESULTS["muon-cosine"], "vaem")["run_dir"]]
+    assert [p["command"] for p in provs] == [f".venv/bin/bssvae train --profile cpu -K 2 --seed {s}" for s in (0, 1, 2)]
+    assert all(p["hardware"]["cpu"] == "Intel(R) Xeon(R) Processor" and "amx_bf16" in p["hardware"]["cpu_flags"]
+               and p["hardware"]["cpu_count"] == 2 and p["config"]["lr_schedule"] == "cosine" for p in provs)
+    (commit,) = {p["commit"] for p in provs}
+    assert (f"trained one after the other on the 2-core Intel Xeon with AMX (`.venv/bin/bssvae train --profile cpu -K 2 "
+            f"--seed N`, commit {commit[:7]};") in text
 
 
 def test_readme_precision_probe_numbers_come_from_the_committed_results():
@@ -1566,8 +1607,13 @@ def test_optimizer_on_the_epyc_numbers_come_from_the_runs():
     alone = ours["mixtures_per_s"] * model / peak["bfloat16"]["max_flops_per_s"]
     earlier = {s["commit"][:7] for s in suite["sections_from_earlier_runs"].values()}
     assert len(earlier) == 1 and suite["command"].endswith("--skip quality,inference,audio")
-    assert (f"counts Muon's Newton-Schulz products in its FLOP rate ({100 * ns / (ns + model):.0f} % of its step's "
-            f"FLOPs); the model's products alone ran at {100 * alone:.0f} % of the bf16 peak") in readme
+    zen5 = _bench_entries()[ZEN5]["throughput"]
+    ours5 = zen5["ours"]
+    assert ours5["optimizer_flops_per_step"] / ours5["batch_size"] == ns and zen5["flops"]["train_flops_per_mixture"] == model
+    alone5 = ours5["mixtures_per_s"] * model / zen5["matmul_peak"]["bfloat16"]["max_flops_per_s"]
+    assert (f"count Muon's Newton-Schulz products in their FLOP rate ({100 * ns / (ns + model):.0f} % of the step's "
+            f"FLOPs); the model's products alone ran at {100 * alone:.0f} % (Zen 4) and {100 * alone5:.0f} % (Zen 5) of "
+            "the bf16 peak") in readme
     # the book's reason for keying a CPU by its numbers: the other EPYC entry of the same name and flags, whose bf16
     # peak (the best repeat, as the book defines a peak; the medians beside it) is the other's
     older_peaks = _bench_entries()[NATIVE_BF16]["throughput"]["matmul_peak"]
@@ -1802,7 +1848,7 @@ def test_bf16_probe_numbers_come_from_the_runs():
 
 def test_readme_says_how_long_the_cpu_profile_takes_on_each_cpu():
     """The README promises no single time for the cpu profile: the bf16 recipe's committed runs took what their rows
-    say on the Xeon with AMX; on the Zen 4 EPYC its epochs would take what its 15-minute suite runs of the recipe (the
+    say on the Zen 5 EPYC, its runs along the cosine what theirs say on the Xeon with AMX; on the Zen 4 EPYC its epochs would take what its 15-minute suite runs of the recipe (the
     files that record that family and model) imply; the fp32 recipe's kept runs took what their rows say."""
     import pandas as pd
 
@@ -1813,14 +1859,25 @@ def test_readme_says_how_long_the_cpu_profile_takes_on_each_cpu():
     from bench.run import cpu_key
     recipe = make_config("cpu", precision="bf16")
     assert (recipe.optimizer, recipe.batch_size, recipe.epochs) == ("muon", 1024, 320)
-    muon = pd.read_csv(CPU_RESULTS["muon"])
-    m = muon[muon["method"] == "vaem"]["train_seconds"] / 60
-    provs = [json.loads((ROOT / d / "provenance.json").read_text())["hardware"] for d in muon["run_dir"].unique()]
-    assert all("amx_bf16" in h["cpu_flags"] and h["cpu_count"] == 2 for h in provs)
-    assert (f"The committed VAE runs took {m.min():.1f} to {m.max():.1f} minutes of training each on a 2-core Intel Xeon "
-            "with AMX") in readme
-    assert "(15-16 min on a 2-core Xeon with AMX; other CPUs: below)" in readme
-    assert (round(m.min()), round(m.max())) == (15, 16)
+    minutes_of = {}
+    for name in ("muon", "muon-cosine"):
+        t = pd.read_csv(CPU_RESULTS[name])
+        minutes_of[name] = t[t["method"] == "vaem"]["train_seconds"] / 60
+        provs = [json.loads((ROOT / d / "provenance.json").read_text())["hardware"] for d in t["run_dir"].unique()]
+        assert {cpu_key(h) for h in provs} == {ZEN5 if name == "muon" else "cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)"}
+    m, cos = minutes_of["muon"], minutes_of["muon-cosine"]
+    assert (f"The committed VAE runs took {m.min():.1f} to {m.max():.1f} minutes of training each on a 2-core AMD EPYC of "
+            f"the Zen 5 generation, and the same recipe's along its cosine {cos.min():.1f} to {cos.max():.1f} on a 2-core "
+            "Intel Xeon with AMX") in readme
+    low, high = round(m.min()), round(m.max())
+    cos_low, cos_high = round(cos.min()), round(cos.max())
+    assert f"({low}-{high} min on the 2-core Zen 5 EPYC that trained it; other CPUs: below)" in readme
+    assert f"the three committed VAE runs took {low} to {high} minutes each" in readme
+    assert (f"{low} to {high} minutes per model on a Zen 5 EPYC, {cos_low} to {cos_high} on the Xeon with AMX (along the "
+            "cosine)") in readme
+    snippet = _text(ROOT / "book" / "_snippets" / "gpu-optional.md")
+    assert (f"the `cpu` profile in {low} to {high} minutes on the 2-core AMD EPYC of the Zen 5 generation that trained its "
+            f"committed runs ({cos_low} to {cos_high} on a 2-core Intel Xeon with AMX") in snippet
     suite = [entries[ZEN4]] + [next(iter(json.loads(p.read_text())["devices"].values()))
                                for p in sorted((ROOT / "results" / "ablations" / "optimizer-epyc-bf16").glob("*.json"))]
     epochs, minutes = [], []
@@ -1838,7 +1895,6 @@ def test_readme_says_how_long_the_cpu_profile_takes_on_each_cpu():
             f"trained {min(epochs):.1f} to {max(epochs):.1f} epochs (the six runs whose files record its family and "
             f"model), its {recipe.epochs} epochs would take about "
             f"{min(minutes):.0f} to {max(minutes):.0f} minutes") in readme
-    minutes_of = {}
     for name in ("fp32-wsd", "fp32"):
         t = pd.read_csv(CPU_RESULTS[name])
         minutes_of[name] = t[t["method"] == "vaem"]["train_seconds"] / 60
@@ -1846,8 +1902,8 @@ def test_readme_says_how_long_the_cpu_profile_takes_on_each_cpu():
     assert (f"the fp32 recipe's {make_config('cpu', precision='fp32').epochs} epochs took {now.min():.1f} to "
             f"{now.max():.1f} minutes on the AVX2-only Zen 3 EPYC ({before.min():.1f} to {before.max():.1f} along the "
             "cosine at 1e-3 on an AVX2 EPYC in an earlier session)") in readme
-    assert (f"15 to 16 minutes per model on the Xeon with AMX, about {min(minutes):.0f} to {max(minutes):.0f} on a "
-            "Zen 4 EPYC (above)") in readme
+    assert (f"{cos_low} to {cos_high} on the Xeon with AMX (along the cosine), about {min(minutes):.0f} to "
+            f"{max(minutes):.0f} on a Zen 4 EPYC (above)") in readme
     assert "about 15 minutes per model" not in readme and "(~15 min)" not in readme
 
 
@@ -1965,11 +2021,11 @@ def test_audio_test_intervals_numbers_come_from_their_file():
 
 
 def _short_budget_recipes() -> dict[str, tuple[dict, str]]:
-    """The two bf16 recipes the Zen 4's short budgets ran: the cpu profile's (Muon) and Adam's, each as its config
-    values and the --set options that ask the suite for it (none for the profile's own)."""
+    """The two bf16 recipes the Zen 4's short budgets ran: the cpu profile's (Muon, along the cosine it took then) and
+    Adam's, each as its config values and the --set options that ask the suite for it (none for the profile's own)."""
     from bssvae.config import PRECISION_RECIPES, make_config
 
-    muon = make_config("cpu", precision="bf16").to_dict()
+    muon = {**make_config("cpu", precision="bf16").to_dict(), "lr_schedule": "cosine"}
     adam = {**muon, **PRECISION_RECIPES["cpu"]["mnist"]["bf16"], "optimizer": "adam"}
     sets = f" --set optimizer=adam --set batch_size={adam['batch_size']} --set lr={adam['lr']:g}"
     return {"muon": (muon, ""), "adam": (adam, sets)}
@@ -2298,7 +2354,9 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
     (first,), (later,), (refined_at,) = commits["/tmp/scr/runs20"], commits["/tmp/scr/runs22"], refined_commits
     assert f"at commit {first}, from a clean clone of it" in text
     assert f"Seed 2 of wsd trained a session later, at commit {later}, from a clean clone of it" in text
-    committed = {int(r["seed"]): r for r in pd.read_csv(CPU_RESULTS["muon"]).to_dict("records") if r["method"] == "vaem"}
+    # "committed": the profile's runs along the cosine, committed when these ran
+    committed = {int(r["seed"]): r for r in pd.read_csv(CPU_RESULTS["muon-cosine"]).to_dict("records")
+                 if r["method"] == "vaem"}
     cos, xeon0 = runs["cosine", 0][0], committed[0]
     spread = max(r["psnr"] for r in committed.values()) - min(r["psnr"] for r in committed.values())
     assert (f"seed 0 trained in {cos['train_seconds'] / 60:.1f} minutes and reached VAEM {cos['psnr']:.2f} dB "
@@ -2320,8 +2378,15 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
     assert f"`--lr-schedule wsd` reached {_listed([runs['wsd', s][0]['psnr'] for s in seeds])} dB (seeds 0, 1 and 2)" in readme
     assert f"both above every committed seed (at most {best:.2f} dB)" in text
     assert "All three seeds of wsd are above every committed seed of the cosine" in text
+    # the profile's runs since, trained again with wsd on the Zen 5 (test_readme_cpu_run_details checks them bit by bit)
+    now = pd.read_csv(CPU_RESULTS["muon"])
+    now = now[now["method"] == "vaem"].sort_values("seed")
+    assert [round(v, 10) for v in now["psnr"]] == [round(runs["wsd", s][0]["psnr"], 10) for s in seeds]
+    assert (f"its three seeds trained again with it on a Zen 5 EPYC (`results/cpu/`, family 26, model 2), each the same "
+            f"run to the last bit as this folder's wsd run of its seed (the loss of every epoch, the scores, refined too) "
+            f"in {now['train_seconds'].min() / 60:.1f} to {now['train_seconds'].max() / 60:.1f} minutes") in text
     # the refined scores, beside the committed runs' refined rows
-    committed_refined = {int(r["seed"]): r for r in pd.read_csv(CPU_RESULTS["muon"]).to_dict("records")
+    committed_refined = {int(r["seed"]): r for r in pd.read_csv(CPU_RESULTS["muon-cosine"]).to_dict("records")
                          if r["method"] == "vaem-refined"}
     refined = [runs["wsd", s][2] for s in seeds]
     gains = _listed([f"{r['psnr'] - committed_refined[s]['psnr']:+.2f}" for s, r in zip(seeds, refined)], "")
@@ -2338,11 +2403,11 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
     assert not any(reads_as(r["ssim_halved"], VAEM_K2_SSIM) for r in refined + [cos_refined])
     ssim = [r["ssim_halved"] for r in refined]
     assert (f"and with latents refined as the profile's runs are, {_listed([r['psnr'] for r in refined])} dB, {gains} dB "
-            f"against the committed runs refined the same way (SSIM {min(ssim):.3f} to {max(ssim):.3f} halved)") in readme
-    assert (f"(measured since: {cos['train_seconds'] / 60:.1f} minutes for seed 0, which reached the committed Xeon run's "
+            f"against the cosine's runs refined the same way (SSIM {min(ssim):.3f} to {max(ssim):.3f} halved)") in readme
+    assert (f"(measured since: {cos['train_seconds'] / 60:.1f} minutes for seed 0, which reached the Xeon run's "
             f"score within {gap:.3f} dB") in readme
     low = min(r["psnr"] for r in committed.values())
-    assert (f"above every committed seed of its cosine ({low:.2f} to {best:.2f} dB on the Xeon; seed 0's cosine on the "
+    assert (f"above every seed of its cosine committed then ({low:.2f} to {best:.2f} dB on the Xeon; seed 0's cosine on the "
             f"Zen 4, {cos['psnr']:.2f}") in readme
 
 
@@ -2662,3 +2727,36 @@ def test_fp32_held_for_110_epochs_numbers_come_from_the_runs():
     every = [h - c for h, c in pairs] + gains
     assert len(every) == 8 and 0.01 < min(every) < 0.1 and 0.5 < max(every) < 2 / 3
     assert "eight pairs of eight, though they share seeds" in _text(ROOT / "book" / "recipes.md")
+
+
+def test_zen5_suite_entry_times_the_bf16_recipe_and_the_readme_quotes_it():
+    """results/bench.json's entry on the Zen 5 EPYC is a complete run of `make bench` that timed today's bf16 recipe (Muon
+    held at its peak), from a clean checkout of the commit that made it the profile's, and the README's targets quote
+    it as the entry has it; the Zen 4 entry timed the same recipe along the cosine it took before."""
+    from bssvae.config import make_config
+
+    readme, entries = _text(README), _bench_entries()
+    e = entries[ZEN5]
+    assert e["command"] == "python -m bench --minutes 3,5,15 --repeats 9" and not e.get("sections_from_earlier_runs")
+    assert not e["commit"].endswith("-dirty")
+    assert e["hardware"]["cpu_id"] == {"vendor": "AuthenticAMD", "family": 26, "model": 2}
+    keys = ("precision", "optimizer", "batch_size", "lr", "lr_schedule", "epochs", "muon_layers", "muon_ns_steps",
+            "muon_momentum", "beta", "beta_warmup_epochs")
+    now = make_config("cpu", precision="bf16").to_dict()
+    cfg, zen4 = e["settings"]["our_config"], entries[ZEN4]["settings"]["our_config"]
+    assert {k: cfg[k] for k in keys} == {k: now[k] for k in keys} and now["lr_schedule"] == "wsd"
+    assert {k: zen4[k] for k in keys} == {**{k: now[k] for k in keys}, "lr_schedule": "cosine"}
+    assert e["settings"]["ours_runs"] == "budgeted" and cfg["seed"] == 0
+    thr, ours = e["throughput"], e["quality"]["ours"]
+    q, halved = ours["psnr_after_minutes"], ours["psnr_halved_after_minutes"]
+    assert e["psnr_after_15_min"] == q["15"] < 22
+    assert (f"The best 15 minutes measured, {q['15']:.2f} dB ({halved['15']:.2f} halved; seed 0, wsd decay; "
+            f"`results/bench.json`), is {22 - q['15']:.2f} dB short of 22 dB in ours: the Zen 5 entry") in readme
+    assert (f"On the Zen 5, the profile's recipe of today passed it after {e['minutes_to_18_7_db']:.1f} minutes, and its "
+            f"run given a budget of 3 minutes reached {q['3']:.2f} dB (the suite's entry, seed 0)") in readme
+    assert e["minutes_to_18_7_db"] <= 3 and q["3"] >= _authors_db()
+    spin = thr["spinning"]
+    assert (f"On the Zen 5, the profile's step ran {thr['ratio_of_medians']:.2f}x the authors' loop with the threads "
+            f"waiting passively ({spin['ratio_of_medians']:.2f}x spinning), at {thr['ours']['peak_fraction'] * 100:.0f} % "
+            f"of the bf16 peak ({spin['ours']['peak_fraction'] * 100:.0f} % spinning) counting Muon's products") in readme
+    assert thr["ours"]["optimizer"] == "muon" and thr["ours"]["peak_dtype"] == "bfloat16"
