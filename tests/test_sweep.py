@@ -173,7 +173,7 @@ def test_a_finished_run_of_the_other_precision_recipe_names_the_way_to_it(projec
     p = project / "s.yaml"
     p.write_text("profile: cpu\ngrid:\n  - seeds: [0]\n    overrides: {precision: fp32, device: cpu}\n")
     with pytest.raises(BssvaeError, match=r"mnist-vae-K2-M2-seed0 \(differs in \['batch_size', 'epochs', 'lr', "
-                                          r"'lr_schedule', 'optimizer', 'precision'\]; the cpu profile's .* --precision bf16 asks for "
+                                          r"'optimizer', 'precision'\]; the cpu profile's .* --precision bf16 asks for "
                                           r"the stored"):
         run_sweep(p, use_notebook=False)
 
