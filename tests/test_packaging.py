@@ -2755,6 +2755,31 @@ def test_zen5_suite_entry_times_the_bf16_recipe_and_the_readme_quotes_it():
     assert (f"On the Zen 5, the profile's recipe of today passed it after {e['minutes_to_18_7_db']:.1f} minutes, and its "
             f"run given a budget of 3 minutes reached {q['3']:.2f} dB (the suite's entry, seed 0)") in readme
     assert e["minutes_to_18_7_db"] <= 3 and q["3"] >= _authors_db()
+    # seeds 1 and 2 of the same recipe given 3 minutes on the same CPU (short-budget-zen5), as their names say
+    short, commits = {0: q["3"]}, set()
+    folder = ROOT / "results" / "ablations" / "short-budget-zen5"
+    for seed in (1, 2):
+        name = f"3min-muon-b1024-lr0.0056-wsd-seed{seed}.json"
+        key, entry, run_cfg, (epochs, score, _) = _budget_run(folder / name)
+        assert key == ZEN5 and not entry["commit"].endswith("-dirty") and entry["settings"]["gomp_spincount"] is None
+        suite_cfg = entry["settings"]["our_config"]
+        assert {k: suite_cfg[k] for k in keys} == {k: now[k] for k in keys}  # the run's epochs are the budget's plan
+        assert {k: run_cfg[k] for k in keys if k != "epochs"} == {k: now[k] for k in keys if k != "epochs"}
+        assert (run_cfg["seed"], run_cfg["budget_minutes"]) == (seed, 3.0)
+        assert entry["command"] == ("python -m bench --recipes ours --minutes 3 --eval-every 60 --skip "
+                                    f"throughput,inference,audio --set seed={seed} --output /tmp/scr/runs27/{name}")
+        commits.add(entry["commit"][:7])
+        short[seed] = score
+        assert f"seed {seed}: {score:.2f} dB ({epochs:.1f} epochs)" in _text(ABLATIONS_README)
+    (commit,) = commits
+    assert f"at commit {commit}, from a clean clone of it" in _text(ABLATIONS_README)
+    seed0_epochs = e["quality"]["ours"]["runs"][0]["epochs_done"]
+    assert e["quality"]["ours"]["runs"][0]["budget_minutes"] == 3.0
+    assert f"so they trained more epochs in their 3 minutes (the entry's seed 0: {seed0_epochs:.1f})" in _text(ABLATIONS_README)
+    assert "With the entry's seed 0, three of three seeds at 18.7 dB or more." in _text(ABLATIONS_README)
+    reached = sum(v >= _authors_db() for v in short.values())
+    assert (f"seeds 1 and 2 given the same 3 minutes reached {short[1]:.2f} and {short[2]:.2f} dB "
+            f"(`results/ablations/short-budget-zen5/`): {reached} of 3 seeds at 18.7 dB or more") in readme
     # the best 15 minutes kept from the Xeon with AMX, which the README names beside it
     amx = [(entry["quality"]["ours"]["psnr_after_minutes"]["15"], path, entry["settings"]["our_config"])
            for path, key, entry in _suite_entries() if "AMX" in key
