@@ -15,7 +15,7 @@ from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of
                        migrate_key, migrate_keys, peak_words)
 from bench.timing import minutes_to
 from bssvae.config import TrainConfig, optimizer_label
-from bssvae.results import bf16_instructions
+from bssvae.results import bf16_instructions, cpu_generation
 
 
 def bench_path(root: Path | None = None) -> Path:
@@ -455,18 +455,18 @@ def gap_table(root: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dic
             pd.DataFrame(gaps).set_index("model") if gaps else pd.DataFrame(), meta)
 
 
-def _mnist_vae_k2_runs(base: Path, repeats: bool = False):
+def _mnist_vae_k2_runs(base: Path, keep_under: Path | None = None):
     """The committed MNIST VAE runs with K = M = 2 under ``base`` (``results/``) that have a readable config, a
     loss history and a VAEM row: ``(run_dir, config, history, rows by method)``, the profiles' runs first. A run
-    whose losses repeat an earlier run's exactly (a retrained run that reproduced a committed one) is left out, unless
-    ``repeats``."""
+    whose losses repeat an earlier run's exactly (a retrained run that reproduced a committed one) is left out; a run
+    under ``keep_under`` (an ablation's folder, whose own table lists it) only where it repeats another run there."""
     import hashlib
 
     from bssvae.errors import BssvaeError
     from bssvae.results import read_history, read_run_rows
     from bssvae.train import read_run_config
 
-    seen = set()
+    seen, seen_under = set(), set()
     for hist in sorted(base.rglob("history.csv"), key=lambda p: (p.parts[-3] != "runs", str(p))):
         try:
             cfg = read_run_config(hist.parent)
@@ -479,8 +479,11 @@ def _mnist_vae_k2_runs(base: Path, repeats: bool = False):
                 or losses.empty:
             continue
         digest = hashlib.sha256(losses.to_numpy().tobytes()).hexdigest()
-        if repeats or digest not in seen:
+        under = keep_under is not None and hist.parent.is_relative_to(keep_under)
+        if digest not in (seen_under if under else seen):
             seen.add(digest)
+            if under:
+                seen_under.add(digest)
             yield hist.parent, cfg, history, scores
 
 
@@ -538,17 +541,9 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     def recipe(cfg, without: tuple = ()) -> tuple:
         return tuple(getattr(cfg, f) for f in _RECIPE_FIELDS if f not in without)
 
-    def usable(r):
-        return "vae" in r[3] and {"recon", "kl"} <= set(r[2].columns)
-
-    runs = [r for r in _mnist_vae_k2_runs(base) if usable(r)]
-    # the folder's own runs, each kept even where a run elsewhere repeats it to the bit; a repeat within the folder
-    # counts once, as the references do
-    ablation, seen = [], set()
-    for r in _mnist_vae_k2_runs(base, repeats=True):
-        if usable(r) and r[0].is_relative_to(folder) and tuple(r[2]["loss"]) not in seen:
-            seen.add(tuple(r[2]["loss"]))
-            ablation.append(r)
+    runs = [r for r in _mnist_vae_k2_runs(base, keep_under=folder)
+            if "vae" in r[3] and {"recon", "kl"} <= set(r[2].columns)]
+    ablation = [r for r in runs if r[0].is_relative_to(folder)]
     wanted, kept = {recipe(r[1], (factor,)) for r in ablation}, {recipe(r[1]) for r in ablation}
     references = {}
     for run in runs:
@@ -619,10 +614,8 @@ def _machine(hw: dict) -> str:
         return str(hw["gpu"])
     if not hw.get("cpu"):
         return "not recorded"
-    details = ", ".join(d for d in (hw.get("cpu_capability"), bf16_instructions(hw.get("cpu_flags"))) if d)
-    ident = hw.get("cpu_id") or {}
-    if "family" in ident and "model" in ident:
-        details += f"{'; ' if details else ''}family {ident['family']} model {ident['model']}"
+    capability = ", ".join(d for d in (hw.get("cpu_capability"), bf16_instructions(hw.get("cpu_flags"))) if d)
+    details = "; ".join(d for d in (capability, cpu_generation(hw)) if d)
     return str(hw["cpu"]).replace("(R)", "") + (f" ({details})" if details else "")
 
 
@@ -743,8 +736,9 @@ def profile_vaem_scores(profile: str = "cpu", n_sources: int = 2, root: Path | N
 def recipe_runs(folders: list[str], n_sources: int = 2, root: Path | None = None) -> pd.DataFrame:
     """The MNIST VAE runs with ``n_sources`` sources of each folder's ``mnist.csv`` (``folders`` relative to ``results/``,
     e.g. ``cpu`` for the profile's committed runs and ``ablations/cpu-adam-bf16`` for a recipe kept beside them), one row
-    per run in the order given, then by seed: the folder, its recipe from the run's config (precision, optimizer as
-    :func:`bssvae.config.optimizer_label` names it, batch, peak learning rate, epochs), the seed, its training minutes,
+    per run in the order given, then by seed: the folder, the run's directory (relative to ``results/``), its recipe from
+    the run's config (precision, optimizer as :func:`bssvae.config.optimizer_label` names it, batch, peak learning
+    rate, schedule, epochs), the seed, its training minutes,
     the machine it trained on (:func:`_machine`), VAEM in one pass (PSNR our column and halved, SSIM halved) and with
     refined latents where the run was scored with them (NaN where not). Empty when no folder has such a run."""
     from bssvae.train import read_run_config
@@ -762,12 +756,14 @@ def recipe_runs(folders: list[str], n_sources: int = 2, root: Path | None = None
             if "vaem" not in by.index:
                 continue
             vaem = by.loc["vaem"]
-            cfg = read_run_config(base.parent / vaem["run_dir"])
+            run = base.parent / vaem["run_dir"]
+            cfg = read_run_config(run)
             refined = by.loc["vaem-refined"] if "vaem-refined" in by.index else {}
-            rows.append({"folder": folder, "precision": cfg.precision, "optimizer": optimizer_label(cfg.to_dict()),
-                         "batch": cfg.batch_size, "lr": cfg.lr, "epochs": int(vaem["epochs"]), "seed": int(seed),
+            rows.append({"folder": folder, "run": run.relative_to(base).as_posix(), "precision": cfg.precision,
+                         "optimizer": optimizer_label(cfg.to_dict()), "batch": cfg.batch_size, "lr": cfg.lr,
+                         "schedule": cfg.lr_schedule, "epochs": int(vaem["epochs"]), "seed": int(seed),
                          "training minutes": float(vaem["train_seconds"]) / 60,
-                         "machine": _machine(_hardware_of(base.parent / vaem["run_dir"])),
+                         "machine": _machine(_hardware_of(run)),
                          "VAEM PSNR (dB)": float(vaem["psnr"]), "VAEM PSNR halved (dB)": float(vaem["psnr_halved"]),
                          "VAEM SSIM halved": float(vaem["ssim_halved"]),
                          "refined VAEM PSNR (dB)": float(refined.get("psnr", float("nan"))),

@@ -36,7 +36,8 @@ from bssvae import paper
 from bssvae.config import DECAYING_SCHEDULES, make_config, optimizer_label
 from bssvae.errors import BssvaeError
 from bssvae.optim import NEWTON_SCHULZ_DTYPE, newton_schulz_flops
-from bssvae.results import atomic_write_json, bf16_instructions, git_commit, hardware, package_versions, project_root
+from bssvae.results import (atomic_write_json, bf16_instructions, cpu_generation, git_commit, hardware,
+                             package_versions, project_root)
 from bssvae.train import build_task, configure_threads, resolve_device
 
 SCHEMA_VERSION = 1
@@ -84,11 +85,9 @@ def cpu_key(hw: dict) -> str:
     the hardware recorded them (:func:`bssvae.results.cpu_id`, since 2026-12-06) the CPU's family and
     model numbers: two 2-core "AMD EPYC (AVX512, AVX512-BF16)" machines measured a bf16 matmul peak of
     0.74 and 0.41 TFLOP/s (results/ablations/README.md, ``optimizer-epyc-bf16/``)."""
-    bf16 = bf16_instructions(hw.get("cpu_flags"))
-    ident = hw.get("cpu_id") or {}
-    generation = f"; family {ident['family']} model {ident['model']}" if "family" in ident and "model" in ident else ""
+    bf16, generation = bf16_instructions(hw.get("cpu_flags")), cpu_generation(hw)
     return f"cpu:{hw.get('cpu', '?')} ({hw.get('cpu_capability') or LEGACY_CPU_CAPABILITY}" \
-           f"{', ' + bf16 if bf16 else ''}{generation})"
+           f"{', ' + bf16 if bf16 else ''}{'; ' + generation if generation else ''})"
 
 
 def migrate_key(key: str, entry) -> str:

@@ -259,6 +259,13 @@ def bf16_instructions(flags) -> str | None:
     return next((name for flag, name in NATIVE_BF16_FLAGS.items() if flag in (flags or ())), None)
 
 
+def cpu_generation(hw: dict) -> str | None:
+    """A CPU's family and model numbers as the suite's keys and the book's tables name them (``family 26 model 2``),
+    from a recorded ``hardware()`` (its ``cpu_id``, recorded since 2026-12-06), or None where they are not recorded."""
+    ident = hw.get("cpu_id") or {}
+    return f"family {ident['family']} model {ident['model']}" if "family" in ident and "model" in ident else None
+
+
 def has_native_bf16(flags) -> bool:
     """Whether CPU ``flags`` include bf16 instructions (:func:`bf16_instructions`). Having them does not
     make bf16 faster than float32 (:func:`cpu_bf16_speedup` measures that)."""

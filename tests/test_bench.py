@@ -1010,6 +1010,9 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     # where the hardware recorded the CPU's family and model, the machine names them, as the suite's keys do
     zen5 = {**epyc, "cpu_id": {"vendor": "AuthenticAMD", "family": 26, "model": 2}}
     assert report._machine(zen5) == "AMD EPYC (AVX512, AVX512-BF16; family 26 model 2)"
+    assert report._machine({"cpu": "AMD EPYC", "cpu_id": zen5["cpu_id"]}) == "AMD EPYC (family 26 model 2)"
+    from bench.run import cpu_key
+    assert cpu_key(zen5) == "cpu:" + report._machine(zen5)  # the suite's key names it alike
     with pytest.raises(ValueError, match="not 'width'"):
         report.ablation_table("epochs", "width", root=tmp_path)
     # a run of the folder that a profile's run repeats to the bit (trained again on another CPU) stays in its table,
@@ -1232,6 +1235,9 @@ def test_recipe_runs_reads_each_folders_runs_with_their_recipe_machine_and_score
         ["cpu", "muon", 1024, 5.6e-3, 320, 0], ["cpu", "muon", 1024, 5.6e-3, 320, 1],
         ["ablations/adam", "adam", 512, 2e-3, 280, 0]]
     assert t["machine"].tolist() == ["Intel Xeon Processor (AVX512, AMX)"] * 3
+    assert t["run"].tolist() == ["cpu/runs/mnist-vae-K2-M2-seed0", "cpu/runs/mnist-vae-K2-M2-seed1",
+                                 "ablations/adam/runs/mnist-vae-K2-M2-seed0"]
+    assert t["schedule"].tolist() == ["wsd", "wsd", "cosine"]  # each run's config: the bf16 recipes of Muon and Adam
     assert t["VAEM PSNR (dB)"].tolist() == [20.0, 21.0, 20.0] and t["training minutes"].tolist() == [15.0] * 3
     assert t["refined VAEM PSNR (dB)"].tolist()[:2] == [22.0, 22.0] and math.isnan(t["refined VAEM PSNR (dB)"].iloc[2])
     assert report.recipe_runs(["ablations/absent"], root=tmp_path).empty
