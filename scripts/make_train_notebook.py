@@ -28,7 +28,7 @@ the *Provenance* part.
 
 - **Time to learn**: 10 minutes.
 - **Compute**: reloading a finished run takes seconds. Training takes seconds with `profile="smoke"`,
-  with `profile="cpu"` 15 to 16 minutes on the 2-core Intel Xeon with AMX that trained its committed runs
+  with `profile="cpu"` 14 to 15 minutes on the 2-core Zen 5 EPYC that trained its committed runs
   (about twice as long on a 2-core Zen 4 EPYC; see *Performance*), and `profile="paper"` is meant for a GPU.
 
 ```{admonition} Run it yourself

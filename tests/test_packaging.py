@@ -2411,6 +2411,76 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
             f"Zen 4, {cos['psnr']:.2f}") in readme
 
 
+MUON_320 = {"m0.9": ("muon_momentum", 0.9, "--muon-momentum 0.9", "momentum 0.9"),
+            "ns3": ("muon_ns_steps", 3, "--muon-ns-steps 3", "3 Newton-Schulz iterations"),
+            "m0.98": ("muon_momentum", 0.98, "--muon-momentum 0.98", "momentum 0.98")}
+
+
+def _muon_320_lines() -> tuple[dict, list[str]]:
+    """muon-320-zen5's runs, each checked against the committed run of its seed: per change, its seeds, its gains
+    against the committed runs (one pass and refined) and the ratio of its training minutes to theirs, and the
+    ablations README's line for it (its scores and gains, one pass and refined, and its minutes)."""
+    import pandas as pd
+
+    from bssvae.config import make_config
+    from bssvae.results import read_history, read_run_rows
+
+    folder = ROOT / "results" / "ablations" / "muon-320-zen5"
+    profile = json.loads(json.dumps(make_config("cpu", precision="bf16").to_dict()))  # as config.json holds it
+    committed = pd.read_csv(CPU_RESULTS["muon"])
+    one_pass = {int(r["seed"]): r for r in committed.to_dict("records") if r["method"] == "vaem"}
+    refined = {int(r["seed"]): r for r in committed.to_dict("records") if r["method"] == "vaem-refined"}
+    runs, lines = {}, []
+    for run in sorted(folder.iterdir()):
+        change, seed = run.name.removeprefix("cpu-320ep-").rsplit("-seed", 1)
+        field, value, flag, _ = MUON_320[change]
+        cfg = json.loads((run / "config.json").read_text())["config"]
+        differs = {k for k in profile if k not in ("seed", "device") and cfg.get(k) != profile[k]}
+        assert differs == {field} and cfg[field] == value and cfg["seed"] == int(seed), (run.name, differs)
+        prov = json.loads((run / "provenance.json").read_text())
+        assert prov["command"].endswith(f"bssvae train --profile cpu -K 2 --seed {seed} {flag} --run-dir "
+                                        f"/tmp/scr/runs40/{run.name} --no-results"), prov["command"]
+        assert prov["hardware"]["cpu_id"] == {"vendor": "AuthenticAMD", "family": 26, "model": 2}
+        ev = json.loads((run / "metrics.json").read_text())["evaluation"]
+        assert ev["command"].endswith(f"bssvae evaluate --run /tmp/scr/runs40/{run.name} --device cpu --refine-steps "
+                                      "100 --write --no-results") and ev["refinement"]["steps"] == 100
+        for commit in (prov["commit"], ev["commit"]):
+            assert not commit.endswith("-dirty") and commit.startswith("f8c433d")
+        rows = {r["method"]: r for r in read_run_rows(run)}
+        assert rows["vaem"]["epochs"] == profile["epochs"] == len(read_history(run))
+        runs.setdefault(change, {})[int(seed)] = rows
+    summary = {}
+    for change, by_seed in runs.items():
+        seeds = sorted(by_seed)
+        gains = [by_seed[s]["vaem"]["psnr"] - one_pass[s]["psnr"] for s in seeds]
+        r_gains = [by_seed[s]["vaem-refined"]["psnr"] - refined[s]["psnr"] for s in seeds]
+        minutes = [by_seed[s]["vaem"]["train_seconds"] / 60 for s in seeds]
+        ratio = sum(minutes) / sum(one_pass[s]["train_seconds"] / 60 for s in seeds)
+        summary[change] = {"seeds": seeds, "gains": gains, "refined gains": r_gains, "minutes ratio": ratio}
+        lines.append(f"{MUON_320[change][3]}: {_listed([by_seed[s]['vaem']['psnr'] for s in seeds])} dB "
+                     f"({_listed(gains, '+.2f')}; refined {_listed([by_seed[s]['vaem-refined']['psnr'] for s in seeds])}: "
+                     f"{_listed(r_gains, '+.2f')}), {min(minutes):.1f} to {max(minutes):.1f} minutes")
+    return summary, lines
+
+
+def test_muons_settings_at_the_profiles_320_epochs_come_from_the_runs():
+    """results/ablations/muon-320-zen5: the cpu profile's VAE for its 320 epochs on the Zen 5 with one of Muon's
+    settings changed, seeds 0, 1 and 2, against the committed run of each seed. Each run is the profile's recipe but for
+    that setting, trained and refined by the commands its files record, from a clean checkout on that CPU; the
+    ablations README quotes each change's scores, gains and minutes as the files have them."""
+    summary, lines = _muon_320_lines()
+    assert set(summary) == set(MUON_320) and all(s["seeds"] == [0, 1, 2] for s in summary.values())
+    text, readme = _text(ABLATIONS_README), _text(README)
+    for line in lines:
+        assert line in text, line
+    # no change gains on every seed, so the recipe keeps its settings (the README and ablations README say so)
+    assert not any(all(g > 0 for g in s["gains"]) for s in summary.values())
+    ns3, m09, m098 = summary["ns3"], summary["m0.9"], summary["m0.98"]
+    assert (f"At the `cpu` profile's fixed 320 epochs on the Zen 5, `--muon-ns-steps 3` moved seeds 0, 1 and 2 by "
+            f"{_listed(ns3['gains'], '+.2f')} dB against its committed runs, in {ns3['minutes ratio']:.2f} times their "
+            f"minutes, and a momentum of 0.9 or 0.98 instead of 0.95 (`--muon-momentum`) by {_listed(m09['gains'], '+.2f')} "
+            f"and by {_listed(m098['gains'], '+.2f')} dB (`results/ablations/muon-320-zen5/`): the recipe keeps 5 "
+            "iterations and 0.95.") in readme
 
 
 def _zen3_runs() -> dict[tuple[int, int, float, str, int], Path]:
