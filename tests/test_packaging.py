@@ -2420,16 +2420,13 @@ def _muon_320_lines() -> tuple[dict, list[str]]:
     """muon-320-zen5's runs, each checked against the committed run of its seed: per change, its seeds, its gains
     against the committed runs (one pass and refined) and the ratio of its training minutes to theirs, and the
     ablations README's line for it (its scores and gains, one pass and refined, and its minutes)."""
-    import pandas as pd
-
     from bssvae.config import make_config
     from bssvae.results import read_history, read_run_rows
 
     folder = ROOT / "results" / "ablations" / "muon-320-zen5"
     profile = json.loads(json.dumps(make_config("cpu", precision="bf16").to_dict()))  # as config.json holds it
-    committed = pd.read_csv(CPU_RESULTS["muon"])
-    one_pass = {int(r["seed"]): r for r in committed.to_dict("records") if r["method"] == "vaem"}
-    refined = {int(r["seed"]): r for r in committed.to_dict("records") if r["method"] == "vaem-refined"}
+    one_pass = _k2_rows(CPU_RESULTS["muon"], "vaem").set_index("seed").to_dict("index")
+    refined = _k2_rows(CPU_RESULTS["muon"], "vaem-refined").set_index("seed").to_dict("index")
     runs, lines = {}, []
     for run in sorted(folder.iterdir()):
         change, seed = run.name.removeprefix("cpu-320ep-").rsplit("-seed", 1)
