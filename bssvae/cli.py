@@ -66,8 +66,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                    help="override the profile's learning-rate schedule: cosine or linear (down to zero at the last "
                         "epoch, or at the --minutes budget), wsd (the peak held, then a straight line to zero over "
-                        f"the last {100 * WSD_DECAY_FRACTION:g} %% of the run), exponential (x 0.9998 per epoch, the "
+                        f"the last {100 * WSD_DECAY_FRACTION:g} %% of the run, or --wsd-decay-fraction), exponential (x 0.9998 per epoch, the "
                         "authors'), constant")
+    p.add_argument("--wsd-decay-fraction", type=float, default=None,
+                   help="with --lr-schedule wsd (the cpu profile's VAE and AE in bf16 train with it), the last "
+                        "fraction of the run, in (0, 1], over which the learning rate falls from its peak to zero "
+                        f"(default: {WSD_DECAY_FRACTION:g}; 1 is the linear schedule)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help="override the profile's optimizer: adam (the authors', every profile's but the cpu profile's "
                         "VAE and AE in bf16, which train with muon and take the Adam recipe of its baselines "
@@ -101,6 +105,7 @@ def _config_from(args, reload_finished: bool = False):
     settings = dict(task=args.task, method=args.method, n_sources=args.n_sources,
                     n_digits=args.n_digits, seed=args.seed, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                    wsd_decay_fraction=args.wsd_decay_fraction,
                     optimizer=args.optimizer, muon_layers=args.muon_layers, muon_ns_steps=args.muon_ns_steps,
                     muon_momentum=args.muon_momentum,
                     beta=args.beta, budget_minutes=args.minutes,

@@ -28,7 +28,7 @@ LR_SCHEDULES = ("cosine", "linear", "wsd", "exponential", "constant")
 #: The schedules that end at zero when the run ends (at its last epoch, or at its budget): bssvae.train.lr_at.
 DECAYING_SCHEDULES = ("cosine", "linear", "wsd")
 #: ``wsd`` (warm-up, stable, decay) holds the peak, then falls in a straight line to zero over this last fraction of
-#: the run.
+#: the run: the default of :attr:`TrainConfig.wsd_decay_fraction`.
 WSD_DECAY_FRACTION = 0.2
 OPTIMIZERS = ("adam", "muon")  # built by bssvae.optim.make_optimizer
 MUON_LAYERS = ("hidden", "all")  # which weight matrices Muon updates: bssvae.optim.muon_matrices
@@ -113,8 +113,10 @@ class TrainConfig:
             (default 0.95, PyTorch's).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` (half a cosine down to
             zero at the run's end), ``linear`` (a straight line down to zero at the run's end), ``wsd`` (the peak
-            held, then a straight line down to zero over the last :data:`WSD_DECAY_FRACTION` of the steps after
+            held, then a straight line down to zero over the last ``wsd_decay_fraction`` of the steps after
             the warm-up, or of the budget) or ``constant``.
+        wsd_decay_fraction: with ``lr_schedule="wsd"``, the last fraction of the run, in (0, 1], over which the
+            learning rate falls from its peak to zero (default :data:`WSD_DECAY_FRACTION`; 1 is ``linear``).
         beta: weight of the KL term (paper: 0.5).
         beta_warmup_epochs: beta rises linearly from 0 over this many epochs (authors: 50).
         lr_warmup_epochs: linear learning-rate warm-up (0: none).
@@ -147,6 +149,7 @@ class TrainConfig:
     muon_ns_steps: int = 5
     muon_momentum: float = 0.95
     lr_schedule: str = "exponential"
+    wsd_decay_fraction: float = WSD_DECAY_FRACTION
     lr_decay: float = 0.9998
     lr_warmup_epochs: float = 0.0
     budget_minutes: float | None = None
@@ -188,6 +191,12 @@ class TrainConfig:
         if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m) != muon_defaults:
             raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum: settings of optimizer 'muon', but the run's "
                               f"optimizer is {self.optimizer!r}")
+        f = check_real("wsd_decay_fraction", self.wsd_decay_fraction, expected="a fraction of the run in (0, 1]",
+                       low=0, low_open=True, high=1)
+        object.__setattr__(self, "wsd_decay_fraction", float(f))
+        if self.lr_schedule != "wsd" and f != WSD_DECAY_FRACTION:
+            raise BssvaeError(f"wsd_decay_fraction: a setting of lr_schedule 'wsd', but the run's schedule is "
+                              f"{self.lr_schedule!r}")
         # finite: inf trains to NaN, and config.json would hold Infinity, which is not JSON
         for name in ("beta", "beta_warmup_epochs", "lr_warmup_epochs", "checkpoint_every_s"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), expected="a finite non-negative number",

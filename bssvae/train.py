@@ -33,7 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from . import RUN_FORMAT_VERSION, __version__
-from .config import DECAYING_SCHEDULES, PRECISION_RECIPES, WSD_DECAY_FRACTION, TrainConfig, check_device_name
+from .config import DECAYING_SCHEDULES, PRECISION_RECIPES, TrainConfig, check_device_name
 from .errors import BssvaeError, RunDirError, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
@@ -152,7 +152,8 @@ def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, elapsed_s: float
     """Learning rate at a step: linear warm-up, then the configured schedule.
 
     A cosine, linear or wsd schedule decays from the peak ``lr`` to zero over the steps after the warm-up (wsd holds
-    the peak until the last :data:`~bssvae.config.WSD_DECAY_FRACTION` of them).
+    the peak until the last ``config.wsd_decay_fraction`` of them, by default
+    :data:`~bssvae.config.WSD_DECAY_FRACTION`).
     With ``budget_minutes``, its progress is the larger of the fraction of steps done and the fraction
     of the budget spent (``elapsed_s`` training seconds), so that it ends at zero when the run ends,
     at the budget or at its last epoch, whichever comes first.
@@ -169,7 +170,7 @@ def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, elapsed_s: float
         if config.lr_schedule == "linear":
             return config.lr * (1.0 - progress)
         if config.lr_schedule == "wsd":
-            return config.lr * min(1.0, (1.0 - progress) / WSD_DECAY_FRACTION)
+            return config.lr * min(1.0, (1.0 - progress) / config.wsd_decay_fraction)
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     return config.lr
 

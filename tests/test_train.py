@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bssvae.config import make_config
+from bssvae.config import TrainConfig, make_config
 from bssvae.errors import BssvaeError, RunDirError
 from bssvae.metrics import evaluate_images
 from bssvae.train import (budget_spent, default_run_dir, load_checkpoint, load_model, lr_at, read_run_config,
@@ -227,6 +227,36 @@ def test_a_wsd_schedule_holds_the_peak_then_falls_in_a_straight_line_over_the_la
     assert lr_at(b, 0, 10, elapsed_s=47.9) == 1.0 and lr_at(b, 0, 10, elapsed_s=54.0) == pytest.approx(0.5)
     assert lr_at(b, 90, 10, elapsed_s=0.0) == pytest.approx(0.5)  # the steps lead
     assert lr_at(b, 0, 10, elapsed_s=60.0) == 0.0
+
+
+def test_wsd_decay_fraction_sets_how_much_of_the_run_the_fall_takes():
+    c = make_config("smoke", lr=1.0, epochs=10, lr_schedule="wsd", wsd_decay_fraction=0.4)  # falls from step 60
+    assert [lr_at(c, s, 10) for s in (0, 60, 70, 80, 90, 100)] == pytest.approx([1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
+    whole = make_config("smoke", lr=1.0, epochs=10, lr_schedule="wsd", wsd_decay_fraction=1)
+    line = make_config("smoke", lr=1.0, epochs=10, lr_schedule="linear")
+    assert [lr_at(whole, s, 10) for s in range(101)] == pytest.approx([lr_at(line, s, 10) for s in range(101)])
+    assert whole.wsd_decay_fraction == 1.0 and isinstance(whole.wsd_decay_fraction, float)  # JSON: 1.0
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    stored = c.to_dict()  # a config.json written before the setting existed: the fall over the last fifth
+    del stored["wsd_decay_fraction"]
+    assert TrainConfig.from_dict(stored).wsd_decay_fraction == 0.2
+    from bssvae.cli import _config_from, build_parser
+
+    args = build_parser().parse_args(["train", "--profile", "cpu", "--lr-schedule", "wsd", "--wsd-decay-fraction", "0.4"])
+    assert (_config_from(args).lr_schedule, _config_from(args).wsd_decay_fraction) == ("wsd", 0.4)
+    assert _config_from(build_parser().parse_args(["train", "--profile", "smoke"])).wsd_decay_fraction == 0.2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr_schedule="wsd", wsd_decay_fraction=0), "wsd_decay_fraction: expected a fraction of the run in"),
+    (dict(lr_schedule="wsd", wsd_decay_fraction=1.5), "wsd_decay_fraction: expected a fraction"),
+    (dict(lr_schedule="wsd", wsd_decay_fraction=float("nan")), "wsd_decay_fraction: expected"),
+    (dict(lr_schedule="wsd", wsd_decay_fraction="0.3"), "wsd_decay_fraction: expected"),
+    (dict(lr_schedule="cosine", wsd_decay_fraction=0.4), "a setting of lr_schedule 'wsd'.*'cosine'"),
+])
+def test_a_wsd_decay_fraction_outside_the_run_or_without_wsd_is_refused(kwargs, match):
+    with pytest.raises(BssvaeError, match=match):
+        make_config("smoke", **kwargs)
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), True, "15"])
