@@ -14,7 +14,7 @@ import pandas as pd
 from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of_paired_ratios,  # noqa: F401 (the book reads it here)
                        migrate_key, migrate_keys, peak_words)
 from bench.timing import minutes_to
-from bssvae.config import TrainConfig, optimizer_label
+from bssvae.config import TrainConfig, optimizer_label, schedule_label
 from bssvae.results import bf16_instructions, cpu_generation
 
 
@@ -68,7 +68,7 @@ def recipe_words(cfg: dict, schedule: bool = False) -> str:
     it): optimizer (:func:`bssvae.config.optimizer_label`), precision, batch, peak learning rate, and with ``schedule``
     the learning-rate schedule (where two recipes differ only in it)."""
     return (f"{optimizer_label(cfg).capitalize()}, {cfg['precision']}, batch {cfg['batch_size']:,}, "
-            f"lr {cfg['lr']:g}" + (f", {cfg['lr_schedule']}" if schedule else ""))
+            f"lr {cfg['lr']:g}" + (f", {schedule_label(cfg)}" if schedule else ""))
 
 
 def _num(v, scale=1.0, digits=2):
@@ -503,7 +503,7 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
         if (beta is not None and cfg.beta != beta) or (optimizer is not None and cfg.optimizer != optimizer):
             continue
         rows.append({"run": str(run.relative_to(base)), "profile": cfg.profile, "epochs": cfg.epochs,
-                     "batch": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer, "schedule": cfg.lr_schedule,
+                     "batch": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer, "schedule": schedule_label(cfg.to_dict()),
                      "beta": cfg.beta, "beta warm-up (epochs)": cfg.beta_warmup_epochs, "precision": cfg.precision,
                      "seed": cfg.seed,
                      f"loss, last {last_epochs} epochs": round(float(history["loss"].tail(last_epochs).mean()), 2),
@@ -512,7 +512,7 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
-                  "muon_layers", "muon_ns_steps", "muon_momentum", "lr_schedule", "beta", "beta_warmup_epochs", "precision", "seed",
+                  "muon_layers", "muon_ns_steps", "muon_momentum", "lr_schedule", "wsd_decay_fraction", "beta", "beta_warmup_epochs", "precision", "seed",
                   "budget_minutes")
 
 
@@ -524,7 +524,8 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     ``factor`` (a field of the run config, e.g. ``"beta"`` or ``"epochs"``), and, if ``reference`` is given, have
     that value of it (a profile's run or another ablation's; a retrained copy counts once, the profiles' runs first;
     a recipe the folder already holds is not added again). Per run: the epochs it trained (fewer than its config's where
-    a time budget, ``bssvae train --minutes``, ended it), seed, beta, optimizer, batch, peak learning rate, budget
+    a time budget, ``bssvae train --minutes``, ended it), seed, beta, optimizer, learning-rate schedule
+    (:func:`bssvae.config.schedule_label`), batch, peak learning rate, budget
     (NaN where none), its training minutes, the
     objective and its two terms at the end (means over the last ``last_epochs`` epochs as training logged them: the
     negative ELBO, the Laplace reconstruction term and the unweighted KL divergence), how its OpenMP threads waited
@@ -557,7 +558,7 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
         tail, refined, hw = history.tail(last_epochs), scores.get("vaem-refined") or {}, _hardware_of(run)
         rows.append({"epochs": float(scores["vaem"].get("epochs", cfg.epochs)),  # trained: fewer where a budget ended it
                      "seed": cfg.seed, "beta": cfg.beta, "optimizer": optimizer_label(cfg.to_dict()),
-                     "batch": cfg.batch_size, "lr": cfg.lr,
+                     "schedule": schedule_label(cfg.to_dict()), "batch": cfg.batch_size, "lr": cfg.lr,
                      "budget (min)": float(cfg.budget_minutes) if cfg.budget_minutes else float("nan"),
                      "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,
@@ -706,7 +707,7 @@ def trial_scores(name: str | None, root: Path | None = None, extra: dict[str, di
             rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "optimizer label": optimizer_label(cfg),
                       "muon layers": cfg.get("muon_layers", TrainConfig.muon_layers) if muon else None,
                       "ns steps": cfg.get("muon_ns_steps", TrainConfig.muon_ns_steps) if muon else None,
-                      "seed": cfg.get("seed", 0), "schedule": cfg.get("lr_schedule", "not recorded"),
+                      "seed": cfg.get("seed", 0), "schedule": schedule_label(cfg) if "lr_schedule" in cfg else "not recorded",
                       "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
                       "runs": settings.get("ours_runs", "?"), "threads wait": threads_wait(settings),
                       "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],
@@ -761,7 +762,7 @@ def recipe_runs(folders: list[str], n_sources: int = 2, root: Path | None = None
             refined = by.loc["vaem-refined"] if "vaem-refined" in by.index else {}
             rows.append({"folder": folder, "run": run.relative_to(base).as_posix(), "precision": cfg.precision,
                          "optimizer": optimizer_label(cfg.to_dict()), "batch": cfg.batch_size, "lr": cfg.lr,
-                         "schedule": cfg.lr_schedule, "epochs": int(vaem["epochs"]), "seed": int(seed),
+                         "schedule": schedule_label(cfg.to_dict()), "epochs": int(vaem["epochs"]), "seed": int(seed),
                          "training minutes": float(vaem["train_seconds"]) / 60,
                          "machine": _machine(_hardware_of(run)),
                          "VAEM PSNR (dB)": float(vaem["psnr"]), "VAEM PSNR halved (dB)": float(vaem["psnr_halved"]),
@@ -783,7 +784,7 @@ def schedule_trials(name: str = "lr-schedule", root: Path | None = None) -> pd.D
             cfg = json.loads((path.parent / "config.json").read_text())["config"]
             vaem = next(r for r in json.loads(path.read_text())["rows"] if r["method"] == "vaem")
             rows.append({"run": path.parent.name, "epochs": cfg["epochs"], "lr": cfg["lr"],
-                         "schedule": cfg["lr_schedule"], "seed": cfg["seed"], "psnr": vaem["psnr"],
+                         "schedule": schedule_label(cfg), "seed": cfg["seed"], "psnr": vaem["psnr"],
                          "psnr_halved": vaem["psnr_halved"], "ssim": vaem["ssim"],
                          "train_seconds": vaem["train_seconds"]})
         except (OSError, json.JSONDecodeError, KeyError, StopIteration, TypeError):

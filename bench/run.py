@@ -33,7 +33,7 @@ from bench.ours import OursTrainer
 from bench.timing import batch_psnr, make_evaluator, minutes_to, score_at, throughput_window, timed_run
 from bench.worker import TRAINERS, StepWorker, timed_trainers
 from bssvae import paper
-from bssvae.config import DECAYING_SCHEDULES, make_config, optimizer_label
+from bssvae.config import DECAYING_SCHEDULES, make_config, optimizer_label, schedule_label
 from bssvae.errors import BssvaeError
 from bssvae.optim import NEWTON_SCHULZ_DTYPE, newton_schulz_flops
 from bssvae.results import (atomic_write_json, bf16_instructions, cpu_generation, git_commit, hardware,
@@ -332,7 +332,7 @@ def measure_quality(config, task, device, args, ours_throughput, log) -> dict:
         out["ours"] = summarise_runs(runs, budgets, fitted=args.ours_runs in PER_BUDGET)
         if args.ours_runs == "budgeted":
             follows = " following its training clock" if config.lr_schedule in DECAYING_SCHEDULES else ""
-            out["ours"]["runs_are"] = f"one run per budget, its {config.lr_schedule} schedule{follows}"
+            out["ours"]["runs_are"] = f"one run per budget, its {schedule_label(config.to_dict())} schedule{follows}"
     if "authors" in args.recipes:
         print(f"  authors: {longest / 60:g}-minute run", file=log, flush=True)
         trainer = AuthorsTrainer(task.train_images.cpu(), config.model, device, seed=config.seed)
@@ -707,7 +707,7 @@ def run_suite(argv: list[str] | None = None, log=sys.stderr) -> dict:
                 "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "spin_env": args.spin_env,
                 "inductor_cache": inductor_cache, "our_config": config.to_dict()}
     settings["summary"] = (f"profile {args.profile}, batch {config.batch_size}, {config.precision}, "
-                           f"{optimizer_label(config.to_dict())} lr {config.lr:g} {config.lr_schedule}, "
+                           f"{optimizer_label(config.to_dict())} lr {config.lr:g} {schedule_label(config.to_dict())}, "
                            f"{torch.get_num_threads()} threads"
                            + (", QUICK" if args.quick else ""))
     entry = {"measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "commit": git_commit(),

@@ -350,6 +350,15 @@ VAE_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
+def schedule_label(config: dict) -> str:
+    """A run's learning-rate schedule as the tables name it, from its config (a dict, as :func:`optimizer_label`
+    reads): ``lr_schedule`` (``exponential``, the authors', where the config is from before the option), and for
+    ``wsd`` with another fall than the last :data:`WSD_DECAY_FRACTION` of the run e.g. ``wsd (last 40 %)``."""
+    name = config.get("lr_schedule", TrainConfig.lr_schedule)
+    fraction = config.get("wsd_decay_fraction", WSD_DECAY_FRACTION)
+    return f"{name} (last {100 * fraction:g} %)" if name == "wsd" and fraction != WSD_DECAY_FRACTION else name
+
+
 def optimizer_label(config: dict) -> str:
     """A run's optimizer as the tables name it, from its config (a dict, as a suite file or ``TrainConfig.to_dict``
     holds it): ``adam`` (also where the config is from before the option), ``muon``, and for Muon with other settings

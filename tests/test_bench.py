@@ -1013,6 +1013,12 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     assert report._machine({"cpu": "AMD EPYC", "cpu_id": zen5["cpu_id"]}) == "AMD EPYC (family 26 model 2)"
     from bench.run import cpu_key
     assert cpu_key(zen5) == "cpu:" + report._machine(zen5)  # the suite's key names it alike
+    # wsd's fall over another fraction of the run is a setting of its own, named in the schedule column
+    run("ablations/wsd/f0.4", [70, 60, 55], 19.8, lr_schedule="wsd", wsd_decay_fraction=0.4)
+    run("cpu/runs/mnist-vae-K2-M2-seed0-wsd", [70, 60, 56], 19.6, lr_schedule="wsd")
+    t = report.ablation_table("wsd", "wsd_decay_fraction", root=tmp_path)
+    assert list(t["run"]) == ["ablations/wsd/f0.4", "cpu/runs/mnist-vae-K2-M2-seed0-wsd"]
+    assert list(t["schedule"]) == ["wsd (last 40 %)", "wsd"]
     with pytest.raises(ValueError, match="not 'width'"):
         report.ablation_table("epochs", "width", root=tmp_path)
     # a run of the folder that a profile's run repeats to the bit (trained again on another CPU) stays in its table,

@@ -2328,7 +2328,7 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
     runs, commits, refined_commits = {}, {}, set()
     for (schedule, seed), name in expected.items():
         run = folder / name
-        cfg = json.loads((run / "config.json").read_text())["config"]
+        cfg = _stored_config(run)
         differs = {k for k in profile if k not in ("seed", "lr_schedule", "device") and cfg.get(k) != profile[k]}
         assert not differs and (cfg["seed"], cfg["lr_schedule"]) == (seed, schedule), (name, differs)
         prov = json.loads((run / "provenance.json").read_text())
@@ -2411,38 +2411,53 @@ def test_the_profiles_320_epochs_on_the_zen4_come_from_the_runs():
             f"Zen 4, {cos['psnr']:.2f}") in readme
 
 
+def _stored_config(run: Path) -> dict:
+    """A run's config as ``TrainConfig.to_dict`` words it today (a setting added since it trained takes its default,
+    which is what the run trained with), with JSON's types, as config.json holds them."""
+    from bssvae.train import read_run_config
+
+    return json.loads(json.dumps(read_run_config(run).to_dict()))
+
+
 MUON_320 = {"m0.9": ("muon_momentum", 0.9, "--muon-momentum 0.9", "momentum 0.9"),
             "ns3": ("muon_ns_steps", 3, "--muon-ns-steps 3", "3 Newton-Schulz iterations"),
             "m0.98": ("muon_momentum", 0.98, "--muon-momentum 0.98", "momentum 0.98")}
+#: wsd-fraction-zen5's changes: the fall of the profile's wsd over another fraction of its 320 epochs.
+WSD_FRACTION_320 = {"wsd0.1": ("wsd_decay_fraction", 0.1, "--wsd-decay-fraction 0.1", "the fall over the last 10 %"),
+                    "wsd0.4": ("wsd_decay_fraction", 0.4, "--wsd-decay-fraction 0.4", "the fall over the last 40 %")}
 
 
-def _muon_320_lines() -> tuple[dict, list[str]]:
-    """muon-320-zen5's runs, each checked against the committed run of its seed: per change, its seeds, its gains
-    against the committed runs (one pass and refined) and the ratio of its training minutes to theirs, and the
-    ablations README's line for it (its scores and gains, one pass and refined, and its minutes)."""
+def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str,
+                       train_options: str = "--no-results") -> tuple[dict, list[str]]:
+    """The runs of ``results/ablations/<name>/`` (the cpu profile's VAE, K = 2, for its 320 epochs on the Zen 5 with
+    one of ``changes`` made), each checked against the committed run of its seed: it is the profile's recipe but for
+    that change, trained and refined by the commands its files record (in the folder ``trained_in``; the train
+    command ending with ``train_options``) from a clean checkout of ``commit``. Per change, its seeds, its gains against
+    the committed runs (one pass and refined) and the ratio of its training minutes to theirs, and the ablations
+    README's line for it (its scores and gains, one pass and refined, and its minutes)."""
     from bssvae.config import make_config
     from bssvae.results import read_history, read_run_rows
 
-    folder = ROOT / "results" / "ablations" / "muon-320-zen5"
+    folder = ROOT / "results" / "ablations" / name
     profile = json.loads(json.dumps(make_config("cpu", precision="bf16").to_dict()))  # as config.json holds it
     one_pass = _k2_rows(CPU_RESULTS["muon"], "vaem").set_index("seed").to_dict("index")
     refined = _k2_rows(CPU_RESULTS["muon"], "vaem-refined").set_index("seed").to_dict("index")
     runs, lines = {}, []
     for run in sorted(folder.iterdir()):
         change, seed = run.name.removeprefix("cpu-320ep-").rsplit("-seed", 1)
-        field, value, flag, _ = MUON_320[change]
-        cfg = json.loads((run / "config.json").read_text())["config"]
+        field, value, flag, _ = changes[change]
+        cfg = _stored_config(run)
         differs = {k for k in profile if k not in ("seed", "device") and cfg.get(k) != profile[k]}
         assert differs == {field} and cfg[field] == value and cfg["seed"] == int(seed), (run.name, differs)
         prov = json.loads((run / "provenance.json").read_text())
         assert prov["command"].endswith(f"bssvae train --profile cpu -K 2 --seed {seed} {flag} --run-dir "
-                                        f"/tmp/scr/runs40/{run.name} --no-results"), prov["command"]
+                                        f"{trained_in}/{run.name} {train_options}"), prov["command"]
         assert prov["hardware"]["cpu_id"] == {"vendor": "AuthenticAMD", "family": 26, "model": 2}
         ev = json.loads((run / "metrics.json").read_text())["evaluation"]
-        assert ev["command"].endswith(f"bssvae evaluate --run /tmp/scr/runs40/{run.name} --device cpu --refine-steps "
+        assert ev["command"].endswith(f"bssvae evaluate --run {trained_in}/{run.name} --device cpu --refine-steps "
                                       "100 --write --no-results") and ev["refinement"]["steps"] == 100
-        for commit in (prov["commit"], ev["commit"]):
-            assert not commit.endswith("-dirty") and commit.startswith("f8c433d")
+        for made_by in (prov["commit"], ev["commit"]):
+            assert not made_by.endswith("-dirty") and made_by.startswith(commit)
         rows = {r["method"]: r for r in read_run_rows(run)}
         assert rows["vaem"]["epochs"] == profile["epochs"] == len(read_history(run))
         runs.setdefault(change, {})[int(seed)] = rows
@@ -2454,7 +2469,7 @@ def _muon_320_lines() -> tuple[dict, list[str]]:
         minutes = [by_seed[s]["vaem"]["train_seconds"] / 60 for s in seeds]
         ratio = sum(minutes) / sum(one_pass[s]["train_seconds"] / 60 for s in seeds)
         summary[change] = {"seeds": seeds, "gains": gains, "refined gains": r_gains, "minutes ratio": ratio}
-        lines.append(f"{MUON_320[change][3]}: {_listed([by_seed[s]['vaem']['psnr'] for s in seeds])} dB "
+        lines.append(f"{changes[change][3]}: {_listed([by_seed[s]['vaem']['psnr'] for s in seeds])} dB "
                      f"({_listed(gains, '+.2f')}; refined {_listed([by_seed[s]['vaem-refined']['psnr'] for s in seeds])}: "
                      f"{_listed(r_gains, '+.2f')}), {min(minutes):.1f} to {max(minutes):.1f} minutes")
     return summary, lines
@@ -2465,7 +2480,7 @@ def test_muons_settings_at_the_profiles_320_epochs_come_from_the_runs():
     settings changed, seeds 0, 1 and 2, against the committed run of each seed. Each run is the profile's recipe but for
     that setting, trained and refined by the commands its files record, from a clean checkout on that CPU; the
     ablations README quotes each change's scores, gains and minutes as the files have them."""
-    summary, lines = _muon_320_lines()
+    summary, lines = _changed_320_lines("muon-320-zen5", MUON_320, "/tmp/scr/runs40", "f8c433d")
     assert set(summary) == set(MUON_320) and all(s["seeds"] == [0, 1, 2] for s in summary.values())
     text, readme = _text(ABLATIONS_README), _text(README)
     for line in lines:
@@ -2478,6 +2493,29 @@ def test_muons_settings_at_the_profiles_320_epochs_come_from_the_runs():
             f"minutes, and a momentum of 0.9 or 0.98 instead of 0.95 (`--muon-momentum`) by {_listed(m09['gains'], '+.2f')} "
             f"and by {_listed(m098['gains'], '+.2f')} dB (`results/ablations/muon-320-zen5/`): the recipe keeps 5 "
             "iterations and 0.95.") in readme
+
+
+def test_the_fall_of_wsd_at_the_profiles_320_epochs_comes_from_the_runs():
+    """results/ablations/wsd-fraction-zen5: the cpu profile's VAE for its 320 epochs on the Zen 5 with its wsd falling
+    over the last 10 % or 40 % of the run instead of 20 %, seeds 0, 1 and 2, against the committed run of each seed,
+    each run trained and refined by the commands its files record from a clean checkout of the commit that added the
+    option; the ablations README quotes each one's scores, gains and minutes as the files have them, and the README
+    what the profile took from them."""
+    from bssvae.config import WSD_DECAY_FRACTION, make_config
+
+    summary, lines = _changed_320_lines("wsd-fraction-zen5", WSD_FRACTION_320, "/tmp/scr/runs41", "81ab36f",
+                                        "--no-results --quiet")
+    assert set(summary) == set(WSD_FRACTION_320) and all(s["seeds"] == [0, 1, 2] for s in summary.values())
+    text, readme = _text(ABLATIONS_README), _text(README)
+    for line in lines:
+        assert line in text, line
+    # neither gains on every seed, so the profile keeps its fall over the last 20 % (the README says so)
+    assert not any(all(g > 0 for g in s["gains"]) for s in summary.values())
+    assert WSD_DECAY_FRACTION == make_config("cpu", precision="bf16").wsd_decay_fraction == 0.2
+    short, long = summary["wsd0.1"], summary["wsd0.4"]
+    assert (f"The same runs with the fall of its `wsd` over the last 10 % or 40 % of the run instead of 20 % "
+            f"(`--wsd-decay-fraction`) moved by {_listed(short['gains'], '+.2f')} and by {_listed(long['gains'], '+.2f')} dB "
+            "(`results/ablations/wsd-fraction-zen5/`): it keeps 20 %.") in readme
 
 
 def _zen3_runs() -> dict[tuple[int, int, float, str, int], Path]:

@@ -240,6 +240,11 @@ def test_wsd_decay_fraction_sets_how_much_of_the_run_the_fall_takes():
     stored = c.to_dict()  # a config.json written before the setting existed: the fall over the last fifth
     del stored["wsd_decay_fraction"]
     assert TrainConfig.from_dict(stored).wsd_decay_fraction == 0.2
+    from bssvae.config import schedule_label
+
+    assert (schedule_label(c.to_dict()), schedule_label(whole.to_dict())) == ("wsd (last 40 %)", "wsd (last 100 %)")
+    assert schedule_label(stored) == "wsd" and schedule_label({**stored, "wsd_decay_fraction": 0.1}) == "wsd (last 10 %)"
+    assert (schedule_label(line.to_dict()), schedule_label({})) == ("linear", "exponential")  # {}: before the option
     from bssvae.cli import _config_from, build_parser
 
     args = build_parser().parse_args(["train", "--profile", "cpu", "--lr-schedule", "wsd", "--wsd-decay-fraction", "0.4"])
