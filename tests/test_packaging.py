@@ -2513,9 +2513,9 @@ def test_the_fall_of_wsd_at_the_profiles_320_epochs_comes_from_the_runs():
     assert not any(all(g > 0 for g in s["gains"]) for s in summary.values())
     assert WSD_DECAY_FRACTION == make_config("cpu", precision="bf16").wsd_decay_fraction == 0.2
     short, long = summary["wsd0.1"], summary["wsd0.4"]
-    assert (f"The same runs with the fall of its `wsd` over the last 10 % or 40 % of the run instead of 20 % "
+    assert (f"The same seeds with the profile's `wsd` falling over the last 10 % or 40 % of the run instead of 20 % "
             f"(`--wsd-decay-fraction`) moved by {_listed(short['gains'], '+.2f')} and by {_listed(long['gains'], '+.2f')} dB "
-            "(`results/ablations/wsd-fraction-zen5/`): it keeps 20 %.") in readme
+            "(`results/ablations/wsd-fraction-zen5/`): the profile keeps 20 %.") in readme
 
 
 def _zen3_runs() -> dict[tuple[int, int, float, str, int], Path]:
