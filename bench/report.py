@@ -503,7 +503,8 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
         if (beta is not None and cfg.beta != beta) or (optimizer is not None and cfg.optimizer != optimizer):
             continue
         rows.append({"run": str(run.relative_to(base)), "profile": cfg.profile, "epochs": cfg.epochs,
-                     "batch": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer, "schedule": schedule_label(cfg.to_dict()),
+                     "batch": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer,
+                     "schedule": schedule_label(cfg.to_dict()),
                      "beta": cfg.beta, "beta warm-up (epochs)": cfg.beta_warmup_epochs, "precision": cfg.precision,
                      "seed": cfg.seed,
                      f"loss, last {last_epochs} epochs": round(float(history["loss"].tail(last_epochs).mean()), 2),
@@ -512,8 +513,8 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
-                  "muon_layers", "muon_ns_steps", "muon_momentum", "lr_schedule", "wsd_decay_fraction", "beta", "beta_warmup_epochs", "precision", "seed",
-                  "budget_minutes")
+                  "muon_layers", "muon_ns_steps", "muon_momentum", "lr_schedule", "wsd_decay_fraction", "beta",
+                  "beta_warmup_epochs", "precision", "seed", "budget_minutes")
 
 
 def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,
@@ -556,9 +557,10 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
         tail, refined, hw = history.tail(last_epochs), scores.get("vaem-refined") or {}, _hardware_of(run)
+        settings = cfg.to_dict()
         rows.append({"epochs": float(scores["vaem"].get("epochs", cfg.epochs)),  # trained: fewer where a budget ended it
-                     "seed": cfg.seed, "beta": cfg.beta, "optimizer": optimizer_label(cfg.to_dict()),
-                     "schedule": schedule_label(cfg.to_dict()), "batch": cfg.batch_size, "lr": cfg.lr,
+                     "seed": cfg.seed, "beta": cfg.beta, "optimizer": optimizer_label(settings),
+                     "schedule": schedule_label(settings), "batch": cfg.batch_size, "lr": cfg.lr,
                      "budget (min)": float(cfg.budget_minutes) if cfg.budget_minutes else float("nan"),
                      "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,
@@ -577,6 +579,34 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
                      "refinement (s)": _refinement_seconds(run) if refined else float("nan")})
     return (pd.DataFrame(rows).sort_values(["epochs", "seed", "beta", "optimizer"]).reset_index(drop=True) if rows
             else pd.DataFrame())
+
+
+def same_seed_pairs(table: pd.DataFrame, column: str, base_value) -> dict:
+    """An :func:`ablation_table`'s runs paired seed by seed with the runs it changed: for each value of ``column`` but
+    ``base_value``, ``(runs, base)``, its runs and those of ``base_value`` on the seeds both have, each indexed by seed
+    in the same order."""
+    base = table[table[column] == base_value].set_index("seed")
+    pairs = {}
+    for value, runs in table[table[column] != base_value].groupby(column):
+        runs = runs.set_index("seed").sort_index()
+        seeds = [s for s in runs.index if s in base.index]
+        pairs[value] = (runs.loc[seeds], base.loc[seeds])
+    return pairs
+
+
+def same_seed_words(runs: pd.DataFrame, base: pd.DataFrame) -> str:
+    """What a pair of :func:`same_seed_pairs` scored, as the book words it: the seeds, their VAEM PSNR, each one's gain
+    against the base run of its seed, on how many seeds it was lower, the mean gain and the gains with refined latents,
+    up to the closing parenthesis, which the caller writes after what it adds."""
+    gains = runs["VAEM PSNR (dB)"] - base["VAEM PSNR (dB)"]
+    refined = runs["refined VAEM PSNR (dB)"] - base["refined VAEM PSNR (dB)"]
+    seeds = list(runs.index)
+    where = ("higher on every seed" if (gains > 0).all() else "lower on every seed" if (gains < 0).all() else
+             f"lower on {(gains < 0).sum()} of {len(gains)} seeds")
+    return (f"seed{'s' if len(seeds) > 1 else ''} {listed(seeds)} reached {listed(runs['VAEM PSNR (dB)'], '.2f')} dB: "
+            + listed([f"{g:+.2f}" for g in gains]) + " dB against the committed run of the same seed, " + where
+            + (f" (mean {gains.mean():+.2f} dB; refined " if len(seeds) > 1 else " (refined ")
+            + listed([f"{g:+.2f}" for g in refined]) + " dB")
 
 
 def _refinement_seconds(run: Path) -> float:
@@ -707,7 +737,8 @@ def trial_scores(name: str | None, root: Path | None = None, extra: dict[str, di
             rows += [{"file": label, "optimizer": cfg.get("optimizer", "adam"), "optimizer label": optimizer_label(cfg),
                       "muon layers": cfg.get("muon_layers", TrainConfig.muon_layers) if muon else None,
                       "ns steps": cfg.get("muon_ns_steps", TrainConfig.muon_ns_steps) if muon else None,
-                      "seed": cfg.get("seed", 0), "schedule": schedule_label(cfg) if "lr_schedule" in cfg else "not recorded",
+                      "seed": cfg.get("seed", 0),
+                      "schedule": schedule_label(cfg) if "lr_schedule" in cfg else "not recorded",
                       "batch": cfg["batch_size"], "lr": cfg["lr"], "precision": cfg["precision"],
                       "runs": settings.get("ours_runs", "?"), "threads wait": threads_wait(settings),
                       "budget (min)": run["budget_minutes"], "epochs": run["epochs_done"],

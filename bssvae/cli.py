@@ -66,8 +66,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                    help="override the profile's learning-rate schedule: cosine or linear (down to zero at the last "
                         "epoch, or at the --minutes budget), wsd (the peak held, then a straight line to zero over "
-                        f"the last {100 * WSD_DECAY_FRACTION:g} %% of the run, or --wsd-decay-fraction), exponential (x 0.9998 per "
-                        "epoch, the authors'), constant")
+                        f"the last {100 * WSD_DECAY_FRACTION:g} %% of the run, or --wsd-decay-fraction), exponential "
+                        "(x 0.9998 per epoch, the authors'), constant")
     p.add_argument("--wsd-decay-fraction", type=float, default=None,
                    help="with --lr-schedule wsd (the cpu profile's VAE and AE train with it), the last "
                         "fraction of the run, in (0, 1], over which the learning rate falls from its peak to zero "

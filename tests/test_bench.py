@@ -1031,6 +1031,27 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
             if r[1].seed == 1 and r[1].epochs == 5] == ["cpu/runs/mnist-vae-K2-M2-seed1"]
 
 
+def test_same_seed_pairs_meet_each_change_with_the_base_run_of_its_seed_and_word_the_gains():
+    from bench import report
+
+    table = pd.DataFrame({"schedule": ["wsd", "wsd", "wsd", "wsd (last 10 %)", "wsd (last 10 %)", "wsd (last 40 %)"],
+                          "seed": [0, 1, 2, 1, 0, 3],  # seed 3 has no base run: left out
+                          "VAEM PSNR (dB)": [21.0, 21.5, 21.2, 21.4, 21.25, 22.0],
+                          "refined VAEM PSNR (dB)": [22.0, 22.5, 22.2, 22.6, 22.0, 23.0]})
+    pairs = report.same_seed_pairs(table, "schedule", "wsd")
+    assert list(pairs) == ["wsd (last 10 %)", "wsd (last 40 %)"]
+    runs, base = pairs["wsd (last 10 %)"]
+    assert list(runs.index) == list(base.index) == [0, 1]
+    assert list(base["VAEM PSNR (dB)"]) == [21.0, 21.5]
+    assert report.same_seed_words(runs, base) == (
+        "seeds 0 and 1 reached 21.25 and 21.40 dB: +0.25 and -0.10 dB against the committed run of the same seed, "
+        "lower on 1 of 2 seeds (mean +0.07 dB; refined +0.00 and +0.10 dB")
+    assert report.same_seed_words(runs.loc[[0]], base.loc[[0]]) == (
+        "seed 0 reached 21.25 dB: +0.25 dB against the committed run of the same seed, higher on every seed (refined "
+        "+0.00 dB")
+    assert pairs["wsd (last 40 %)"][0].empty
+
+
 def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_beta(tmp_path):
     """report.beta_table: the runs of the ablation folder, and the one run elsewhere under results/ whose recipe is
     theirs with beta = 0.5 (not one that differs in anything else), with the objective's two terms at the end and

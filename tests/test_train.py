@@ -243,11 +243,13 @@ def test_wsd_decay_fraction_sets_how_much_of_the_run_the_fall_takes():
     from bssvae.config import schedule_label
 
     assert (schedule_label(c.to_dict()), schedule_label(whole.to_dict())) == ("wsd (last 40 %)", "wsd (last 100 %)")
-    assert schedule_label(stored) == "wsd" and schedule_label({**stored, "wsd_decay_fraction": 0.1}) == "wsd (last 10 %)"
+    assert schedule_label(stored) == "wsd"
+    assert schedule_label({**stored, "wsd_decay_fraction": 0.1}) == "wsd (last 10 %)"
     assert (schedule_label(line.to_dict()), schedule_label({})) == ("linear", "exponential")  # {}: before the option
     from bssvae.cli import _config_from, build_parser
 
-    args = build_parser().parse_args(["train", "--profile", "cpu", "--lr-schedule", "wsd", "--wsd-decay-fraction", "0.4"])
+    args = build_parser().parse_args(["train", "--profile", "cpu", "--lr-schedule", "wsd",
+                                      "--wsd-decay-fraction", "0.4"])
     assert (_config_from(args).lr_schedule, _config_from(args).wsd_decay_fraction) == ("wsd", 0.4)
     assert _config_from(build_parser().parse_args(["train", "--profile", "smoke"])).wsd_decay_fraction == 0.2
 
