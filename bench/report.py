@@ -596,17 +596,19 @@ def same_seed_pairs(table: pd.DataFrame, column: str, base_value) -> dict:
 
 def same_seed_words(runs: pd.DataFrame, base: pd.DataFrame) -> str:
     """What a pair of :func:`same_seed_pairs` scored, as the book words it: the seeds, their VAEM PSNR, each one's gain
-    against the base run of its seed, on how many seeds it was lower, the mean gain and the gains with refined latents,
-    up to the closing parenthesis, which the caller writes after what it adds."""
+    against the base run of its seed, on how many seeds it was lower (where it has more than one), the mean gain and
+    the gains with refined latents, up to the closing parenthesis, which the caller writes after what it adds."""
     gains = runs["VAEM PSNR (dB)"] - base["VAEM PSNR (dB)"]
     refined = runs["refined VAEM PSNR (dB)"] - base["refined VAEM PSNR (dB)"]
     seeds = list(runs.index)
+    if len(seeds) == 1:
+        return (f"seed {seeds[0]} reached {runs['VAEM PSNR (dB)'].iloc[0]:.2f} dB: {gains.iloc[0]:+.2f} dB against the "
+                f"committed run of the same seed (refined {refined.iloc[0]:+.2f} dB")
     where = ("higher on every seed" if (gains > 0).all() else "lower on every seed" if (gains < 0).all() else
              f"lower on {(gains < 0).sum()} of {len(gains)} seeds")
-    return (f"seed{'s' if len(seeds) > 1 else ''} {listed(seeds)} reached {listed(runs['VAEM PSNR (dB)'], '.2f')} dB: "
+    return (f"seeds {listed(seeds)} reached {listed(runs['VAEM PSNR (dB)'], '.2f')} dB: "
             + listed([f"{g:+.2f}" for g in gains]) + " dB against the committed run of the same seed, " + where
-            + (f" (mean {gains.mean():+.2f} dB; refined " if len(seeds) > 1 else " (refined ")
-            + listed([f"{g:+.2f}" for g in refined]) + " dB")
+            + f" (mean {gains.mean():+.2f} dB; refined " + listed([f"{g:+.2f}" for g in refined]) + " dB")
 
 
 def _refinement_seconds(run: Path) -> float:

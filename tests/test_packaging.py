@@ -147,7 +147,7 @@ def _k2_rows(csv: Path, method: str):
 def _listed(values, fmt: str = ".2f") -> str:
     """Values as the READMEs list them: 'a, b and c'."""
     items = [format(v, fmt) for v in values]
-    return ", ".join(items[:-1]) + " and " + items[-1]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def _readme_tables():
@@ -1293,21 +1293,28 @@ def test_muon_tuning_numbers_come_from_the_runs():
     assert (f"Unrounded, its one pass is {v1['psnr']:.3f} dB, {22 - v1['psnr']:.3f} dB under 22 dB, and its refined SSIM "
             f"{r1['ssim_halved']:.4f}, under the paper's {VAEM_K2_SSIM:.2f} (though at the paper's two decimals it reads "
             f"as {VAEM_K2_SSIM:.2f}, as "
-            "`bssvae.paper.reads_as` judges it: the only run kept that does, and only with refined latents): the best "
-            "one-pass and refined scores of any run kept, "
-            f"{VAEM_K2_PSNR - v1['psnr']:.2f} dB short") in text
+            "`bssvae.paper.reads_as` judges it: the only run kept that did, and only with refined latents, until five "
+            "runs of `lr-peak-320-zen5/`, also refined): the best one-pass score of any run kept, and the best refined "
+            f"one until `lr-peak-320-zen5/`, {VAEM_K2_PSNR - v1['psnr']:.2f} dB short") in text
     assert f"so the two seeds differ by {abs(v1['psnr'] - v0['psnr']):.2f} dB" in text
     # "the best one-pass and refined scores of any run kept in results/" (K = M = 2)
     kept = {"vaem": [], "vaem-refined": []}
-    reads_093 = []  # (method, SSIM halved) of every kept row that reads as the paper's 0.93
+    reads_093 = []  # (method, folder) of every kept row whose SSIM halved reads as the paper's 0.93
+    peaks = ROOT / "results" / "ablations" / "lr-peak-320-zen5"
+    peak_refined = []
     for path in (ROOT / "results").rglob("metrics.json"):
         for row in json.loads(path.read_text()).get("rows", []):
             if row.get("method") in kept and row.get("n_sources") == 2 and row.get("n_digits", 2) == 2 and "psnr" in row:
                 kept[row["method"]].append(row["psnr"])
                 if reads_as(row["ssim_halved"], VAEM_K2_SSIM):
-                    reads_093.append((row["method"], row["ssim_halved"]))
-    assert max(kept["vaem"]) == best_one and max(kept["vaem-refined"]) == best_refined
-    assert reads_093 == [("vaem-refined", r1["ssim_halved"])]  # "the only run kept that does, and only refined"
+                    reads_093.append((row["method"], path.parent.parent))
+                if row["method"] == "vaem-refined" and path.is_relative_to(peaks):
+                    peak_refined.append(row["psnr"])
+    assert max(kept["vaem"]) == best_one and max(kept["vaem-refined"]) == max(peak_refined) > best_refined
+    # "the only run kept that did, and only refined, until five runs of lr-peak-320-zen5, also refined"
+    assert all(method == "vaem-refined" for method, _ in reads_093)
+    assert sorted(str(folder.relative_to(ROOT / "results" / "ablations")) for _, folder in reads_093) == (
+        ["lr-peak-320-zen5"] * 5 + ["muon-tuning"])
     adam = [ROOT / "results" / "ablations" / "epochs-cpu-bf16" / f"e2240-seed{s}" for s in (0, 1, 2)]
     one, ref = [run_row(r, "vaem")["psnr"] for r in adam], [run_row(r, "vaem-refined")["psnr"] for r in adam]
     assert f"reached {min(one):.2f} to {max(one):.2f} dB" in text and f"{min(ref):.2f} to {max(ref):.2f} dB refined" in text
@@ -2426,6 +2433,12 @@ MUON_320 = {"m0.9": ("muon_momentum", 0.9, "--muon-momentum 0.9", "momentum 0.9"
 WSD_FRACTION_320 = {"wsd0.1": ("wsd_decay_fraction", 0.1, "--wsd-decay-fraction 0.1", "the fall over the last 10 %"),
                     "wsd0.4": ("wsd_decay_fraction", 0.4, "--wsd-decay-fraction 0.4", "the fall over the last 40 %")}
 
+#: lr-peak-320-zen5's changes: another peak learning rate for the profile's Muon recipe held at it (5.6e-3).
+LR_PEAK_320 = {"lr0.008": ("lr", 0.008, "--lr 0.008", "a peak of 8e-3"),
+               "lr0.004": ("lr", 0.004, "--lr 0.004", "a peak of 4e-3"),
+               "lr0.0028": ("lr", 0.0028, "--lr 0.0028", "a peak of 2.8e-3"),
+               "lr0.002": ("lr", 0.002, "--lr 0.002", "a peak of 2e-3")}
+
 
 def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str,
                        train_options: str = "--no-results") -> tuple[dict, list[str]]:
@@ -2471,7 +2484,9 @@ def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str,
         summary[change] = {"seeds": seeds, "gains": gains, "refined gains": r_gains, "minutes ratio": ratio}
         lines.append(f"{changes[change][3]}: {_listed([by_seed[s]['vaem']['psnr'] for s in seeds])} dB "
                      f"({_listed(gains, '+.2f')}; refined {_listed([by_seed[s]['vaem-refined']['psnr'] for s in seeds])}: "
-                     f"{_listed(r_gains, '+.2f')}), {min(minutes):.1f} to {max(minutes):.1f} minutes")
+                     f"{_listed(r_gains, '+.2f')}), "
+                     + (f"{min(minutes):.1f} to {max(minutes):.1f} minutes" if len(seeds) > 1 else
+                        f"{minutes[0]:.1f} minutes"))
     return summary, lines
 
 
@@ -2517,6 +2532,41 @@ def test_the_fall_of_wsd_at_the_profiles_320_epochs_comes_from_the_runs():
             f"(`--wsd-decay-fraction`) moved by {_listed(short['gains'], '+.2f')} and by {_listed(long['gains'], '+.2f')} dB "
             "(`results/ablations/wsd-fraction-zen5/`): the profile keeps 20 %.") in readme
 
+
+def test_the_peak_of_wsd_at_the_profiles_320_epochs_comes_from_the_runs():
+    """results/ablations/lr-peak-320-zen5: the cpu profile's VAE for its 320 epochs on the Zen 5 held at another peak
+    learning rate than its 5.6e-3, against the committed run of each seed: 8e-3 and 2e-3 on seed 0, 4e-3 and 2.8e-3
+    on seeds 0, 1 and 2, each run trained and refined by the commands its files record from a clean checkout; the
+    ablations README quotes each peak's scores, gains and minutes as the files have them, and the README what they
+    showed and that the profile has not taken the better peak yet."""
+    from bssvae.config import make_config
+
+    summary, lines = _changed_320_lines("lr-peak-320-zen5", LR_PEAK_320, "/tmp/scr/runs42", "1f01e24",
+                                        "--no-results --quiet")
+    from bssvae.results import read_run_rows
+
+    assert {change: s["seeds"] for change, s in summary.items()} == {
+        "lr0.008": [0], "lr0.004": [0, 1, 2], "lr0.0028": [0, 1, 2], "lr0.002": [0]}
+    text, readme = _text(ABLATIONS_README), _text(README)
+    for line in lines:
+        assert line in text, line
+    high, low, half, lowest = (summary[k] for k in ("lr0.008", "lr0.004", "lr0.0028", "lr0.002"))
+    # 2.8e-3 gained on every seed, 4e-3 did not, and on seed 0 it gained more than 2e-3 (the READMEs say so); the
+    # profile still holds its peak, as they say, until its committed runs are trained again
+    assert all(g > 0 for g in half["gains"]) and not all(g > 0 for g in low["gains"])
+    assert half["gains"][0] > lowest["gains"][0] > 0 > high["gains"][0]
+    assert f"a mean of {sum(half['gains']) / 3:+.2f} dB in one pass" in text
+    assert make_config("cpu", precision="bf16").lr == 0.0056
+    assert (f"At a peak of 8e-3 or 4e-3 instead of the profile's 5.6e-3 (`--lr`), seed 0 moved by "
+            f"{high['gains'][0]:+.2f} dB and seeds 0, 1 and 2 by {_listed(low['gains'], '+.2f')} dB; at 2.8e-3, seeds "
+            f"0, 1 and 2 gained {_listed(half['gains'], '+.2f')} dB (refined {_listed(half['refined gains'], '+.2f')}), "
+            f"and at 2e-3 seed 0 {lowest['gains'][0]:+.2f} dB (`results/ablations/lr-peak-320-zen5/`). The profile "
+            "still holds 5.6e-3 until its committed runs are trained again at 2.8e-3.") in readme
+    folder = ROOT / "results" / "ablations" / "lr-peak-320-zen5"
+    best = [next(r["psnr"] for r in read_run_rows(folder / f"cpu-320ep-lr0.0028-seed{seed}") if r["method"] == "vaem")
+            for seed in (0, 1, 2)]
+    assert (f"a peak of 2.8e-3 instead of 5.6e-3 reached {_listed(best)} dB" in readme
+            and f"{22 - max(best):.2f} dB short at best" in readme)
 
 def _zen3_runs() -> dict[tuple[int, int, float, str, int], Path]:
     """fp32-zen3's runs of the suite's quality section, keyed (minutes, batch, lr, schedule, seed) as their names
