@@ -607,8 +607,8 @@ def same_seed_words(runs: pd.DataFrame, base: pd.DataFrame) -> str:
     where = ("higher on every seed" if (gains > 0).all() else "lower on every seed" if (gains < 0).all() else
              f"lower on {(gains < 0).sum()} of {len(gains)} seeds")
     return (f"seeds {listed(seeds)} reached {listed(runs['VAEM PSNR (dB)'], '.2f')} dB: "
-            + listed([f"{g:+.2f}" for g in gains]) + " dB against the committed run of the same seed, " + where
-            + f" (mean {gains.mean():+.2f} dB; refined " + listed([f"{g:+.2f}" for g in refined]) + " dB")
+            + listed(gains, "+.2f") + " dB against the committed run of the same seed, " + where
+            + f" (mean {gains.mean():+.2f} dB; refined " + listed(refined, "+.2f") + " dB")
 
 
 def _refinement_seconds(run: Path) -> float:
