@@ -161,7 +161,7 @@ def test_cpu_recipe_follows_the_precision_it_trains_in(native_bf16):
 
     native_bf16(True)
     for method in ("vae", "ae"):
-        assert _recipe(make_config("cpu", "mnist", method, device="cpu")) == ("bf16", "muon", 320, 1024, 5.6e-3, "wsd")
+        assert _recipe(make_config("cpu", "mnist", method, device="cpu")) == ("bf16", "muon", 320, 1024, 2.8e-3, "wsd")
     assert _recipe(make_config("cpu", "mnist", "mixit", device="cpu")) == ("bf16", "adam", 280, 512, 2e-3, "cosine")
     assert _recipe(baseline_config("cpu", "mnist", "glo", device="cpu")) == ("bf16", "adam", 60, 512, 2e-3, "cosine")
     # bssvae train --method glo builds it with make_config: GLO's 60 epochs per stage stay there too, and an explicit
@@ -186,14 +186,14 @@ def test_explicit_values_win_over_the_precision_recipe(native_bf16):
     c = make_config("cpu", device="cpu", precision="fp32", lr=1e-3, lr_schedule="cosine")  # the baselines' peak
     assert _recipe(c) == ("fp32", "adam", 110, 256, 1e-3, "cosine")
     c = make_config("cpu", device="cpu", batch_size=128, epochs=3)
-    assert _recipe(c) == ("bf16", "muon", 3, 128, 5.6e-3, "wsd")
+    assert _recipe(c) == ("bf16", "muon", 3, 128, 2.8e-3, "wsd")
     # Naming Adam asks for the recipe of every method (Adam's), not Muon's batch and learning rate.
     assert _recipe(make_config("cpu", device="cpu", optimizer="adam")) == ("bf16", "adam", 280, 512, 2e-3, "cosine")
     assert _recipe(make_config("cpu", device="cpu", optimizer="muon", lr=1e-3)) == (
         "bf16", "muon", 320, 1024, 1e-3, "wsd")
     native_bf16(False)
     c = make_config("cpu", device="cpu", precision="bf16")  # asked for: bf16's recipe, even where slow
-    assert _recipe(c) == ("bf16", "muon", 320, 1024, 5.6e-3, "wsd")
+    assert _recipe(c) == ("bf16", "muon", 320, 1024, 2.8e-3, "wsd")
 
 
 def test_other_profiles_keep_auto_precision_for_the_run():
