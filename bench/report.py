@@ -594,20 +594,22 @@ def same_seed_pairs(table: pd.DataFrame, column: str, base_value) -> dict:
     return pairs
 
 
-def same_seed_words(runs: pd.DataFrame, base: pd.DataFrame) -> str:
+def same_seed_words(runs: pd.DataFrame, base: pd.DataFrame,
+                    against: str = "the committed run of the same seed") -> str:
     """What a pair of :func:`same_seed_pairs` scored, as the book words it: the seeds, their VAEM PSNR, each one's gain
-    against the base run of its seed, on how many seeds it was lower (where it has more than one), the mean gain and
-    the gains with refined latents, up to the closing parenthesis, which the caller writes after what it adds."""
+    against the base run of its seed (as ``against`` words it), on how many seeds it was lower (where it has
+    more than one), the mean gain and the gains with refined latents, up to the closing parenthesis, which the caller
+    writes after what it adds."""
     gains = runs["VAEM PSNR (dB)"] - base["VAEM PSNR (dB)"]
     refined = runs["refined VAEM PSNR (dB)"] - base["refined VAEM PSNR (dB)"]
     seeds = list(runs.index)
     if len(seeds) == 1:
-        return (f"seed {seeds[0]} reached {runs['VAEM PSNR (dB)'].iloc[0]:.2f} dB: {gains.iloc[0]:+.2f} dB against the "
-                f"committed run of the same seed (refined {refined.iloc[0]:+.2f} dB")
+        return (f"seed {seeds[0]} reached {runs['VAEM PSNR (dB)'].iloc[0]:.2f} dB: {gains.iloc[0]:+.2f} dB against "
+                f"{against} (refined {refined.iloc[0]:+.2f} dB")
     where = ("higher on every seed" if (gains > 0).all() else "lower on every seed" if (gains < 0).all() else
              f"lower on {(gains < 0).sum()} of {len(gains)} seeds")
     return (f"seeds {listed(seeds)} reached {listed(runs['VAEM PSNR (dB)'], '.2f')} dB: "
-            + listed(gains, "+.2f") + " dB against the committed run of the same seed, " + where
+            + listed(gains, "+.2f") + f" dB against {against}, " + where
             + f" (mean {gains.mean():+.2f} dB; refined " + listed(refined, "+.2f") + " dB")
 
 

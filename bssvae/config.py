@@ -321,6 +321,11 @@ PRECISION_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     },
 }
 
+#: The peak of Muon's bf16 recipe for the ``cpu`` profile's VAE and AE (batch 1,024) as it was chosen along the cosine
+#: (results/ablations/muon-tuning), which the recipe also held (wsd) until it took half of it (:data:`VAE_RECIPES`). The
+#: recipe's runs and ablations until then trained at it; the book and the tests find them by it.
+MUON_COSINE_PEAK = 5.6e-3
+
 #: What a profile's precision recipe changes, on top of :data:`PRECISION_RECIPES`, for the methods
 #: ``bssvae.train`` trains (:data:`METHODS`: the VAE and the AE), whose network has the hidden weight
 #: matrices that Muon updates (:mod:`bssvae.optim`), unless the run names another optimizer.
@@ -335,12 +340,15 @@ VAE_RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         # (results/ablations/cpu-muon-cosine, results/cpu's runs until those below).
         # Held at its peak until the last 20 % of the epochs (wsd) instead: on a Zen 4 EPYC
         # (results/ablations/schedule-320-epyc) seeds 0, 1 and 2 reached 21.31, 21.38 and 21.31 dB, each above every
-        # seed of the cosine. Trained again with it on a Zen 5 EPYC (results/ablations/wsd-5.6e-3-zen5, 13.9 to 14.6 minutes each), the three
-        # seeds reproduced those runs to the last bit (VAEM 21.31, 21.38 and 21.31 dB; 22.80, 22.88 and 22.80 refined).
+        # seed of the cosine. Trained again with it on a Zen 5 EPYC (results/ablations/cpu-muon-wsd-5.6e-3, 13.9 to 14.6
+        # minutes each), the three seeds reproduced those runs to the last bit (VAEM 21.31, 21.38 and 21.31 dB; 22.80,
+        # 22.88 and 22.80 refined).
         # Held at 5.6e-3, the peak chosen along the cosine, for 80 % of the epochs: half of it, 2.8e-3, gained on every
         # seed at the same 320 epochs on the Zen 5 (results/ablations/lr-peak-320-zen5: +0.21, +0.08 and +0.23 dB,
         # refined +0.41, +0.34 and +0.59), where 4e-3 and 2e-3 gained less and 8e-3 lost a decibel. The profile holds
-        # 2.8e-3 since; its runs at 5.6e-3 are kept in results/ablations/wsd-5.6e-3-zen5.
+        # 2.8e-3 since; its runs at 5.6e-3 are kept in results/ablations/cpu-muon-wsd-5.6e-3. Trained again at it on the
+        # Zen 5 (results/cpu, 14.3 to 15.6 minutes each), the three seeds reproduced those runs to the last bit (VAEM
+        # 21.52, 21.46 and 21.54 dB; 23.21, 23.22 and 23.39 refined).
         # In fp32 (a CPU whose bf16 products are no faster, where Muon's bf16 Newton-Schulz iterations would cost
         # more than they give), Adam at twice the recipe's peak, held until the last 20 % of the steps (wsd):
         # the profile's 110 epochs on an AVX2-only Zen 3 EPYC (results/ablations/fp32-wsd-zen3) reached VAEM

@@ -1048,6 +1048,9 @@ def test_same_seed_pairs_meet_each_change_with_the_base_run_of_its_seed_and_word
         "lower on 1 of 2 seeds (mean +0.07 dB; refined +0.00 and +0.10 dB")
     assert report.same_seed_words(runs.loc[[0]], base.loc[[0]]) == (
         "seed 0 reached 21.25 dB: +0.25 dB against the committed run of the same seed (refined +0.00 dB")
+    assert report.same_seed_words(runs, base, "the run of the same seed held at 0.0056").startswith(
+        "seeds 0 and 1 reached 21.25 and 21.40 dB: +0.25 and -0.10 dB against the run of the same seed held at "
+        "0.0056, ")
     assert pairs["wsd (last 40 %)"][0].empty
 
 
@@ -1258,7 +1261,7 @@ def test_recipe_runs_reads_each_folders_runs_with_their_recipe_machine_and_score
         pd.DataFrame(rows).to_csv(tmp_path / "results" / folder / "mnist.csv", index=False)
     t = report.recipe_runs(["cpu", "ablations/adam", "ablations/absent"], root=tmp_path)
     assert t[["folder", "optimizer", "batch", "lr", "epochs", "seed"]].values.tolist() == [
-        ["cpu", "muon", 1024, 5.6e-3, 320, 0], ["cpu", "muon", 1024, 5.6e-3, 320, 1],
+        ["cpu", "muon", 1024, 2.8e-3, 320, 0], ["cpu", "muon", 1024, 2.8e-3, 320, 1],
         ["ablations/adam", "adam", 512, 2e-3, 280, 0]]
     assert t["machine"].tolist() == ["Intel Xeon Processor (AVX512, AMX)"] * 3
     assert t["run"].tolist() == ["cpu/runs/mnist-vae-K2-M2-seed0", "cpu/runs/mnist-vae-K2-M2-seed1",
@@ -1276,8 +1279,8 @@ def test_recipe_words_name_the_schedule_where_asked():
 
     now = make_config("cpu", precision="bf16").to_dict()
     before = {**now, "lr_schedule": "cosine"}
-    assert report.recipe_words(now) == report.recipe_words(before) == "Muon, bf16, batch 1,024, lr 0.0056"
-    assert report.recipe_words(now, schedule=True) == "Muon, bf16, batch 1,024, lr 0.0056, wsd"
+    assert report.recipe_words(now) == report.recipe_words(before) == "Muon, bf16, batch 1,024, lr 0.0028"
+    assert report.recipe_words(now, schedule=True) == "Muon, bf16, batch 1,024, lr 0.0028, wsd"
     assert report.recipe_words(before, schedule=True).endswith(", cosine")
 
 
