@@ -347,8 +347,9 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
     past = vaem["psnr_halved"] >= VAEM_K2_PSNR
     gains = [f"{a - b:+.2f}" for a, b in zip(vaem["psnr"], before["psnr"])]
     peak = make_config("cpu", precision="bf16").lr
-    assert (f"Held at its peak of {peak:.1e} {'every seed passes' if past.all() else f'{int(past.sum())} of 3 seeds pass'} "
-            f"the paper's {VAEM_K2_PSNR:.2f} dB in the halved column in one pass ({listed(vaem['psnr_halved'])} dB; "
+    passes = "every seed passes" if past.all() else f"{int(past.sum())} of 3 seeds pass"
+    assert (f"Held at its peak of {peak:.1e} {passes} the paper's {VAEM_K2_PSNR:.2f} dB in the halved column in one "
+            f"pass ({listed(vaem['psnr_halved'])} dB; "
             f"{listed(vaem['psnr'])} dB in ours), none its SSIM of {VAEM_K2_SSIM:.2f} "
             f"({listed(vaem['ssim_halved'], '.3f')} halved): {listed(gains, '')} dB in ours against the same seeds held "
             f"at {MUON_COSINE_PEAK:.1e} (second row)".replace("e-03", "e-3")) in readme
@@ -1327,7 +1328,8 @@ def test_muon_tuning_numbers_come_from_the_runs():
             f"{r1['ssim_halved']:.4f}, under the paper's {VAEM_K2_SSIM:.2f} (though at the paper's two decimals it reads "
             f"as {VAEM_K2_SSIM:.2f}, as "
             "`bssvae.paper.reads_as` judges it: the only run kept that did, and only with refined latents, until five "
-            "runs of `lr-peak-320-zen5/` and the three of `results/cpu/` trained again from them, also refined): the best one-pass score of any run kept, and the best refined "
+            "runs of `lr-peak-320-zen5/` and the three of `results/cpu/` trained again from them, also refined): the best "
+            "one-pass score of any run kept, and the best refined "
             f"one until `lr-peak-320-zen5/`, {VAEM_K2_PSNR - v1['psnr']:.2f} dB short") in text
     assert f"so the two seeds differ by {abs(v1['psnr'] - v0['psnr']):.2f} dB" in text
     # "the best one-pass and refined scores of any run kept in results/" (K = M = 2)
@@ -1913,8 +1915,9 @@ def test_readme_says_how_long_the_cpu_profile_takes_on_each_cpu():
         assert {cpu_key(h) for h in provs} == {"cpu:Intel(R) Xeon(R) Processor (AVX512, AMX)" if name == "muon-cosine"
                                                else ZEN5}
     m, before, cos = minutes_of["muon"], minutes_of["muon-5.6e-3"], minutes_of["muon-cosine"]
+    assert MUON_COSINE_PEAK == 5.6e-3  # the peak "before" trained at, as the README writes it
     assert (f"The committed VAE runs took {m.min():.1f} to {m.max():.1f} minutes of training each on a 2-core AMD EPYC of "
-            f"the Zen 5 generation ({before.min():.1f} to {before.max():.1f} at {MUON_COSINE_PEAK:g}), and the same "
+            f"the Zen 5 generation ({before.min():.1f} to {before.max():.1f} at 5.6e-3), and the same "
             f"recipe's along its cosine {cos.min():.1f} to {cos.max():.1f} on a 2-core Intel Xeon with AMX") in readme
     low, high = round(m.min()), round(m.max())
     cos_low, cos_high = round(cos.min()), round(cos.max())
@@ -2490,9 +2493,9 @@ def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str,
     """The runs of ``results/ablations/<name>/`` (the cpu profile's VAE, K = 2, for its 320 epochs on the Zen 5 with
     one of ``changes`` made to its recipe held at ``MUON_COSINE_PEAK``), each checked against the run of its seed
     with that recipe (the profile's committed runs when these trained, kept in cpu-muon-wsd-5.6e-3): it is that
-    recipe but for that change, trained and refined by the commands its files record (in the folder ``trained_in``; the train
-    command ending with ``train_options``) from a clean checkout of ``commit``. Per change, its seeds, its gains against
-    those runs (one pass and refined) and the ratio of its training minutes to theirs, and the ablations
+    recipe but for that change, trained and refined by the commands its files record (in the folder ``trained_in``; the
+    train command ending with ``train_options``) from a clean checkout of ``commit``. Per change, its seeds, its gains
+    against those runs (one pass and refined) and the ratio of its training minutes to theirs, and the ablations
     README's line for it (its scores and gains, one pass and refined, and its minutes)."""
     from bssvae.config import make_config
     from bssvae.results import read_history, read_run_rows
