@@ -15,7 +15,7 @@ from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of
                        migrate_key, migrate_keys, peak_words)
 from bench.timing import minutes_to
 from bssvae.config import TrainConfig, optimizer_label, schedule_label
-from bssvae.results import bf16_instructions, cpu_generation
+from bssvae.results import bf16_instructions, cpu_generation, read_history, read_run_rows
 
 
 def bench_path(root: Path | None = None) -> Path:
@@ -611,6 +611,19 @@ def same_seed_words(runs: pd.DataFrame, base: pd.DataFrame,
     return (f"seeds {listed(seeds)} reached {listed(runs['VAEM PSNR (dB)'], '.2f')} dB: "
             + listed(gains, "+.2f") + f" dB against {against}, " + where
             + f" (mean {gains.mean():+.2f} dB; refined " + listed(refined, "+.2f") + " dB")
+
+
+def same_run(a: Path, b: Path) -> bool:
+    """Whether run directories ``a`` and ``b`` hold the same run to the last bit: the loss and its two terms at every
+    epoch (``history.csv``) and the four scores of every row (``metrics.json``: the same methods, refined ones too).
+    False where either has no epochs or no rows."""
+    losses = [[(h["loss"], h["recon"], h["kl"]) for h in read_history(run)] for run in (a, b)]
+    rows = [read_run_rows(run) for run in (a, b)]
+    if not losses[0] or rows[0] is None or rows[1] is None:
+        return False
+    scores = [{r["method"]: (r["psnr"], r["ssim"], r["psnr_halved"], r["ssim_halved"]) for r in run_rows}
+              for run_rows in rows]
+    return losses[0] == losses[1] and scores[0] == scores[1]
 
 
 def _refinement_seconds(run: Path) -> float:

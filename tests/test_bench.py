@@ -1054,6 +1054,32 @@ def test_same_seed_pairs_meet_each_change_with_the_base_run_of_its_seed_and_word
     assert pairs["wsd (last 40 %)"][0].empty
 
 
+def test_same_run_holds_only_for_the_same_losses_and_scores_to_the_last_bit(tmp_path):
+    """report.same_run: two run directories with equal histories and equal rows are the same run; a loss one ulp
+    apart, a score one ulp apart, a row the other lacks, or a run without epochs or rows is not."""
+    from bench import report
+
+    def write(name, losses, rows):
+        run = tmp_path / name
+        run.mkdir()
+        pd.DataFrame({"epoch": range(1, len(losses) + 1), "loss": losses, "recon": [x - 1 for x in losses],
+                      "kl": [2.0] * len(losses)}).to_csv(run / "history.csv", index=False)
+        if rows is not None:
+            (run / "metrics.json").write_text(json.dumps({"rows": rows}))
+        return run
+
+    row = {"method": "vaem", "psnr": 21.52188869611898, "ssim": 0.89, "psnr_halved": 27.5, "ssim_halved": 0.904}
+    refined = {**row, "method": "vaem-refined", "psnr": 23.2}
+    losses = [185.3245849609375, 60.25]
+    a = write("a", losses, [row, refined])
+    assert report.same_run(a, write("b", list(losses), [dict(row), dict(refined)]))
+    assert not report.same_run(a, write("loss", [losses[0], math.nextafter(losses[1], 0)], [row, refined]))
+    assert not report.same_run(a, write("score", losses, [{**row, "psnr": math.nextafter(row["psnr"], 0)}, refined]))
+    assert not report.same_run(a, write("unrefined", losses, [row]))
+    assert not report.same_run(a, write("unscored", losses, None))
+    assert not report.same_run(write("empty", [], [row]), write("empty2", [], [row]))
+
+
 def test_beta_table_sets_the_ablation_beside_the_same_recipe_with_the_papers_beta(tmp_path):
     """report.beta_table: the runs of the ablation folder, and the one run elsewhere under results/ whose recipe is
     theirs with beta = 0.5 (not one that differs in anything else), with the objective's two terms at the end and

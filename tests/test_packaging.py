@@ -335,9 +335,10 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
     import pandas as pd
 
     _bench_entries()  # puts bench/ on sys.path
+    from bench import report
     from bench.run import cpu_key
     from bssvae.config import make_config
-    from bssvae.results import read_history, read_run_rows
+    from bssvae.results import read_run_rows
     from bssvae.train import read_run_config
 
     readme = _text(README)
@@ -368,10 +369,7 @@ def test_readme_cpu_run_details_come_from_the_committed_runs():
             f"of training (`results/cpu/`): {22 - vaem['psnr'].max():.2f} dB short at best") in readme
 
     def same_run(a: Path, b: Path) -> bool:  # the loss of every epoch, and every score (refined too), to the last bit
-        losses = [[(h["loss"], h["recon"], h["kl"]) for h in read_history(run)] for run in (a, b)]
-        scores = [{r["method"]: (r["psnr"], r["ssim"], r["psnr_halved"], r["ssim_halved"]) for r in read_run_rows(run)}
-                  for run in (a, b)]
-        return losses[0] == losses[1] and scores[0] == scores[1] and {"vaem", "vaem-refined"} <= set(scores[0])
+        return report.same_run(a, b) and {"vaem", "vaem-refined"} <= {r["method"] for r in read_run_rows(a)}
 
     # each run is lr-peak-320-zen5's run of its seed at that peak, trained with --lr from the commit before, to the bit
     lr_peak = ROOT / "results" / "ablations" / "lr-peak-320-zen5"
