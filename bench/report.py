@@ -513,8 +513,8 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
-                  "muon_layers", "muon_ns_steps", "muon_momentum", "lr_schedule", "wsd_decay_fraction", "beta",
-                  "beta_warmup_epochs", "precision", "seed", "budget_minutes")
+                  "muon_layers", "muon_ns_steps", "muon_momentum", "muon_lr_scale", "lr_schedule", "wsd_decay_fraction",
+                  "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
 
 
 def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,

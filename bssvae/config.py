@@ -111,6 +111,8 @@ class TrainConfig:
             PyTorch's; :func:`bssvae.optim.newton_schulz_flops` counts their cost).
         muon_momentum: with ``optimizer="muon"``, the decay of Muon's (Nesterov) momentum, in [0, 1)
             (default 0.95, PyTorch's).
+        muon_lr_scale: with ``optimizer="muon"``, Muon's learning rate as a multiple of ``lr``, which the Adam
+            beside it takes (default 1: one learning rate for both); the schedule scales both alike.
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` (half a cosine down to
             zero at the run's end), ``linear`` (a straight line down to zero at the run's end), ``wsd`` (the peak
             held, then a straight line down to zero over the last ``wsd_decay_fraction`` of the steps after
@@ -148,6 +150,7 @@ class TrainConfig:
     muon_layers: str = "hidden"
     muon_ns_steps: int = 5
     muon_momentum: float = 0.95
+    muon_lr_scale: float = 1.0
     lr_schedule: str = "exponential"
     wsd_decay_fraction: float = WSD_DECAY_FRACTION
     lr_decay: float = 0.9998
@@ -187,10 +190,14 @@ class TrainConfig:
         m = check_real("muon_momentum", self.muon_momentum, expected="a number in [0, 1)", low=0, high=1,
                        high_open=True)
         object.__setattr__(self, "muon_momentum", m)  # a numpy scalar made a Python number: config.json stays JSON
-        muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps, TrainConfig.muon_momentum)
-        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m) != muon_defaults:
-            raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum: settings of optimizer 'muon', but the run's "
-                              f"optimizer is {self.optimizer!r}")
+        scale = check_real("muon_lr_scale", self.muon_lr_scale, expected="a positive multiple of lr", low=0,
+                           low_open=True)
+        object.__setattr__(self, "muon_lr_scale", float(scale))
+        muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps, TrainConfig.muon_momentum,
+                         TrainConfig.muon_lr_scale)
+        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m, scale) != muon_defaults:
+            raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum, muon_lr_scale: settings of optimizer "
+                              f"'muon', but the run's optimizer is {self.optimizer!r}")
         f = check_real("wsd_decay_fraction", self.wsd_decay_fraction, expected="a fraction of the run in (0, 1]",
                        low=0, low_open=True, high=1)
         object.__setattr__(self, "wsd_decay_fraction", float(f))
@@ -374,17 +381,19 @@ def schedule_label(config: dict) -> str:
 def optimizer_label(config: dict) -> str:
     """A run's optimizer as the tables name it, from its config (a dict, as a suite file or ``TrainConfig.to_dict``
     holds it): ``adam`` (also where the config is from before the option), ``muon``, and for Muon with other settings
-    than its defaults (:attr:`TrainConfig.muon_layers`, ``muon_ns_steps``, ``muon_momentum``) e.g.
-    ``muon (all layers, 3 iterations)`` or ``muon (momentum 0.9)``."""
+    than its defaults (:attr:`TrainConfig.muon_layers`, ``muon_ns_steps``, ``muon_momentum``, ``muon_lr_scale``) e.g.
+    ``muon (all layers, 3 iterations)``, ``muon (momentum 0.9)`` or ``muon (lr x 2)``."""
     name = config.get("optimizer", "adam")
     if name != "muon":
         return name
     layers = config.get("muon_layers", TrainConfig.muon_layers)
     steps = config.get("muon_ns_steps", TrainConfig.muon_ns_steps)
     momentum = config.get("muon_momentum", TrainConfig.muon_momentum)
+    scale = config.get("muon_lr_scale", TrainConfig.muon_lr_scale)
     other = (([f"{layers} layers"] if layers != TrainConfig.muon_layers else [])
              + ([f"{steps} iterations"] if steps != TrainConfig.muon_ns_steps else [])
-             + ([f"momentum {momentum:g}"] if momentum != TrainConfig.muon_momentum else []))
+             + ([f"momentum {momentum:g}"] if momentum != TrainConfig.muon_momentum else [])
+             + ([f"lr x {scale:g}"] if scale != TrainConfig.muon_lr_scale else []))
     return f"muon ({', '.join(other)})" if other else name
 
 

@@ -13,7 +13,8 @@
   (:class:`bssvae.config.TrainConfig`) change it: ``muon_layers="all"`` gives Muon every Linear layer's
   weight matrix, the outer ones too, ``muon_ns_steps`` the number of Newton-Schulz iterations
   (both measured in ``results/ablations/muon-layers/``) and ``muon_momentum`` the decay of its momentum
-  (``results/ablations/muon-momentum/``).
+  (``results/ablations/muon-momentum/``); ``muon_lr_scale`` sets Muon's learning rate to that multiple of Adam's
+  (each of Muon's parameter groups carries it as ``lr_scale``, which :func:`bssvae.train.train_step` reads).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def newton_schulz_flops(model: torch.nn.Module, ns_steps: int = 5, layers: str =
 
 class MuonAdam:
     """Muon on :func:`muon_matrices` (``layers``; ``ns_steps`` Newton-Schulz iterations per step), Adam on
-    every other parameter, stepped together (Adam built by :func:`adam`, with ``adam_kwargs`` if given).
+    every other parameter, stepped together (Adam built by :func:`adam`, with ``adam_kwargs`` if given). Muon's
+    learning rate is ``lr_scale`` times Adam's ``lr``: its groups hold ``lr_scale``, which :func:`group_lr` reads.
 
     It has what training and checkpoints use of an optimizer: ``param_groups`` (both optimizers'
     groups; setting a group's ``lr`` sets that optimizer's), ``zero_grad``, ``step``, ``state_dict``
@@ -95,12 +97,13 @@ class MuonAdam:
     """
 
     def __init__(self, model: torch.nn.Module, lr: float, layers: str = "hidden", ns_steps: int = 5,
-                 momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None):
+                 momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None, lr_scale: float = 1.0):
         matrices = muon_matrices(model, layers)
         if not matrices:
             raise BssvaeError("optimizer 'muon': the model has no hidden weight matrices for Muon")
         ids = {id(p) for p in matrices}
-        self.muon = torch.optim.Muon(matrices, lr=lr, ns_steps=ns_steps, momentum=momentum, **MUON_SETTINGS)
+        self.muon = torch.optim.Muon([{"params": matrices, "lr_scale": lr_scale}], lr=lr * lr_scale,
+                                     ns_steps=ns_steps, momentum=momentum, **MUON_SETTINGS)
         self.adam = adam((p for p in model.parameters() if id(p) not in ids), lr, adam_kwargs)
 
     @property
@@ -130,13 +133,20 @@ class MuonAdam:
         self.adam.load_state_dict(state["adam"])
 
 
+def group_lr(group: dict[str, Any], lr: float) -> float:
+    """The learning rate of an optimizer's parameter group when the run's is ``lr``: ``lr`` times the group's
+    ``lr_scale`` (Muon's in :class:`MuonAdam`), or ``lr`` for a group without one."""
+    return lr * group.get("lr_scale", 1.0)
+
+
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, muon_layers: str = "hidden",
-                   muon_ns_steps: int = 5, muon_momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None):
+                   muon_ns_steps: int = 5, muon_momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None,
+                   muon_lr_scale: float = 1.0):
     """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters; ``muon_layers``,
-    ``muon_ns_steps`` and ``muon_momentum`` are Muon's (:class:`MuonAdam`); ``adam_kwargs``, if given, build Adam
-    (:func:`adam`)."""
+    ``muon_ns_steps``, ``muon_momentum`` and ``muon_lr_scale`` are Muon's (:class:`MuonAdam`); ``adam_kwargs``, if
+    given, build Adam (:func:`adam`)."""
     if name == "adam":
         return adam(model.parameters(), lr, adam_kwargs)
     if name == "muon":
-        return MuonAdam(model, lr, muon_layers, muon_ns_steps, muon_momentum, adam_kwargs)
+        return MuonAdam(model, lr, muon_layers, muon_ns_steps, muon_momentum, adam_kwargs, muon_lr_scale)
     raise BssvaeError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")

@@ -38,6 +38,7 @@ from .errors import BssvaeError, RunDirError, check_int
 from .losses import beta_at, negative_elbo
 from .masks import vaem
 from .model import VAEBSS
+from .optim import group_lr
 from .results import (append_rows, atomic_write_bytes, atomic_write_json, cpu_bf16_speedup, cpu_vector_flags,
                       git_commit, has_native_bf16, provenance, read_history, results_dir, run_dir_label, write_history)
 
@@ -119,7 +120,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, adam_kwargs: dic
     from .optim import make_optimizer as build
 
     return build(model, config.optimizer, config.lr, config.muon_layers, config.muon_ns_steps, config.muon_momentum,
-                 adam_kwargs)
+                 adam_kwargs, config.muon_lr_scale)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -545,8 +546,9 @@ def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: Tra
     """One optimizer step on a batch of mixtures: schedule, forward, negative ELBO, backward, Adam.
 
     The learning rate (:func:`lr_at`; with a budget, also the ``elapsed_s`` training seconds before
-    this step) and beta (:func:`bssvae.losses.beta_at`) follow the global step. ``forward`` is the
-    model or its compiled version; ``amp`` runs the forward pass under bf16 autocast. The benchmark
+    this step; Muon's times its ``lr_scale``, :func:`bssvae.optim.group_lr`) and beta
+    (:func:`bssvae.losses.beta_at`) follow the global step. ``forward`` is the model or its compiled
+    version; ``amp`` runs the forward pass under bf16 autocast. The benchmark
     suite runs this same function (``bench/ours.py``).
 
     Returns:
@@ -554,7 +556,7 @@ def train_step(forward, opt: torch.optim.Optimizer, x: torch.Tensor, config: Tra
     """
     lr = lr_at(config, step, steps_per_epoch, elapsed_s)
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = group_lr(group, lr)
     beta = beta_at(step / steps_per_epoch, config.beta, config.beta_warmup_epochs)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         out = forward(x)

@@ -7,7 +7,7 @@ from bssvae.config import ModelConfig, TrainConfig, make_config
 from bssvae.errors import BssvaeError
 from bssvae.model import VAEBSS
 from bssvae.optim import MuonAdam, hidden_matrices, make_optimizer, muon_matrices, newton_schulz_flops
-from bssvae.train import load_model, train
+from bssvae.train import load_model, train, train_step
 from bssvae.train import make_optimizer as run_optimizer
 
 SMALL = dict(max_train_images=2048, n_test=200)
@@ -104,6 +104,37 @@ def test_one_learning_rate_drives_both_and_a_step_moves_every_parameter():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_muon_lr_scale_gives_muon_that_multiple_of_adams_rate_at_every_step():
+    """``muon_lr_scale`` = 2: after a step of :func:`bssvae.train.train_step` Muon's group holds twice the run's
+    learning rate and Adam's the run's; from the same weights and batch, the Muon matrices move twice as far as with
+    one learning rate for both and every other parameter the same; the scale survives a checkpoint's state."""
+    x = torch.rand(64, 784) / 2
+    moves, opts = [], []
+    for scale in (1.0, 2.0):
+        config = make_config("smoke", optimizer="muon", lr_schedule="constant", lr=1e-3, muon_lr_scale=scale)
+        torch.manual_seed(0)
+        model = _model()
+        opt = run_optimizer(model, config)
+        before = [p.detach().clone() for p in model.parameters()]
+        _, _, lr = train_step(model, opt, x, config, step=0, steps_per_epoch=10)
+        assert lr == 1e-3 and opt.adam.param_groups[0]["lr"] == 1e-3
+        assert opt.muon.param_groups[0]["lr"] == pytest.approx(scale * 1e-3, rel=1e-12)
+        moves.append({id_: (p.detach() - b) for id_, (p, b) in enumerate(zip(model.parameters(), before))})
+        opts.append((model, opt))
+    muon = {i for i, p in enumerate(opts[0][0].parameters()) if any(p is q for q in hidden_matrices(opts[0][0]))}
+    assert len(muon) == 9
+    for i, one in moves[0].items():
+        two = moves[1][i]
+        if i in muon:
+            torch.testing.assert_close(two, 2 * one, rtol=1e-3, atol=1e-7)
+        else:
+            torch.testing.assert_close(two, one, rtol=1e-3, atol=1e-7)
+    model, opt = opts[1]
+    fresh = MuonAdam(model, lr=1e-3)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.muon.param_groups[0]["lr_scale"] == 2.0
+
+
 def test_a_model_without_the_parts_muon_needs_is_refused():
     with pytest.raises(BssvaeError, match="optimizer 'muon'.*encoder, head and decoder"):
         MuonAdam(torch.nn.Linear(4, 4), lr=1e-3)
@@ -135,9 +166,9 @@ def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
     setting on an Adam run, an unknown layer set, an iteration count torch.optim.Muon refuses or a momentum outside
     [0, 1) is an error naming it."""
     d = make_config("smoke", optimizer="muon").to_dict()
-    del d["muon_layers"], d["muon_ns_steps"], d["muon_momentum"]
+    del d["muon_layers"], d["muon_ns_steps"], d["muon_momentum"], d["muon_lr_scale"]
     old = TrainConfig.from_dict(d)
-    assert (old.muon_layers, old.muon_ns_steps, old.muon_momentum) == ("hidden", 5, 0.95)
+    assert (old.muon_layers, old.muon_ns_steps, old.muon_momentum, old.muon_lr_scale) == ("hidden", 5, 0.95, 1.0)
     for bad, match in ((dict(optimizer="muon", muon_layers="outer"), "muon_layers: expected one of"),
                        (dict(optimizer="muon", muon_ns_steps=0), "muon_ns_steps"),
                        (dict(optimizer="muon", muon_ns_steps=100), "muon_ns_steps: expected at most 99"),
@@ -147,15 +178,22 @@ def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
                        (dict(optimizer="muon", muon_momentum=1.0), r"muon_momentum: expected a number in \[0, 1\)"),
                        (dict(optimizer="muon", muon_momentum=-0.1), "muon_momentum"),
                        (dict(optimizer="muon", muon_momentum="0.9"), "muon_momentum"),
-                       (dict(muon_momentum=0.9), "settings of optimizer 'muon'.*'adam'")):
+                       (dict(muon_momentum=0.9), "settings of optimizer 'muon'.*'adam'"),
+                       (dict(optimizer="muon", muon_lr_scale=0), "muon_lr_scale: expected a positive multiple of lr"),
+                       (dict(optimizer="muon", muon_lr_scale=-1.0), "muon_lr_scale"),
+                       (dict(optimizer="muon", muon_lr_scale=float("inf")), "muon_lr_scale"),
+                       (dict(optimizer="muon", muon_lr_scale="2"), "muon_lr_scale"),
+                       (dict(muon_lr_scale=2.0), "settings of optimizer 'muon'.*'adam'")):
         with pytest.raises(BssvaeError, match=match):
             make_config("smoke", **bad)
     from bssvae.cli import _config_from
 
     args = build_parser().parse_args(["train", "--profile", "smoke", "--optimizer", "muon", "--muon-layers", "all",
-                                      "--muon-ns-steps", "3", "--muon-momentum", "0.9"])
+                                      "--muon-ns-steps", "3", "--muon-momentum", "0.9", "--muon-lr-scale", "2"])
     config = _config_from(args)
-    assert (config.optimizer, config.muon_layers, config.muon_ns_steps, config.muon_momentum) == ("muon", "all", 3, 0.9)
+    assert (config.optimizer, config.muon_layers, config.muon_ns_steps, config.muon_momentum,
+            config.muon_lr_scale) == ("muon", "all", 3, 0.9, 2.0)
+    assert isinstance(make_config("smoke", optimizer="muon", muon_lr_scale=2).muon_lr_scale, float)  # JSON: 2.0
     assert run_optimizer(_model(), config).muon.defaults["momentum"] == 0.9
     assert run_optimizer(_model(), make_config("smoke", optimizer="muon")).muon.defaults["momentum"] == 0.95
     assert _config_from(build_parser().parse_args(["train", "--profile", "smoke"])).muon_layers == "hidden"
