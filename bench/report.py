@@ -517,17 +517,18 @@ _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs"
                   "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
 
 
-def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs: int = 5,
-                   reference: float | None = None) -> pd.DataFrame:
+def ablation_table(name: str, factor: str | tuple[str, ...], root: Path | None = None, last_epochs: int = 5,
+                   reference=None) -> pd.DataFrame:
     """An ablation of one setting of the MNIST VAE runs (K = M = 2): the runs under ``results/ablations/<name>/`` (each
     of them, also one whose losses a run elsewhere repeats to the bit; a repeat within the folder counts once), and
     beside them the runs kept elsewhere under ``results/`` whose recipe differs from one of theirs only in
-    ``factor`` (a field of the run config, e.g. ``"beta"`` or ``"epochs"``), and, if ``reference`` is given, have
-    that value of it (a profile's run or another ablation's; a retrained copy counts once, the profiles' runs first;
+    ``factor`` (a field of the run config, e.g. ``"beta"`` or ``"epochs"``, or a tuple of fields set together, e.g.
+    ``("lr", "muon_lr_scale")``), and, if ``reference`` is given, have that value of it (a tuple of values for a
+    tuple of fields; a profile's run or another ablation's; a retrained copy counts once, the profiles' runs first;
     a recipe the folder already holds is not added again). Per run: the epochs it trained (fewer than its config's where
     a time budget, ``bssvae train --minutes``, ended it), seed, beta, optimizer, learning-rate schedule
-    (:func:`bssvae.config.schedule_label`), batch, peak learning rate, budget
-    (NaN where none), its training minutes, the
+    (:func:`bssvae.config.schedule_label`), batch, peak learning rate (Adam's, with Muon beside it), Muon's peak
+    (``lr`` times ``muon_lr_scale``; NaN for Adam alone), budget (NaN where none), its training minutes, the
     objective and its two terms at the end (means over the last ``last_epochs`` epochs as training logged them: the
     negative ELBO, the Laplace reconstruction term and the unweighted KL divergence), how its OpenMP threads waited
     (``spin``, ``passive`` or ``not recorded``, which moves its minutes), the machine it trained on
@@ -535,8 +536,11 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     VAEM (PSNR and SSIM, our column and halved) and, where the run was scored with refined latents
     (``bssvae evaluate --refine-steps``), of refined VAEM and the seconds that scoring took (NaN where not), unrounded. Sorted by epochs, seed,
     beta and optimizer; empty when the folder has no such run."""
-    if factor not in _RECIPE_FIELDS:
-        raise ValueError(f"factor must be one of {', '.join(_RECIPE_FIELDS)}, not {factor!r}")
+    factors = (factor,) if isinstance(factor, str) else tuple(factor)
+    if not factors or not set(factors) <= set(_RECIPE_FIELDS):
+        raise ValueError(f"factor must be one or more of {', '.join(_RECIPE_FIELDS)}, not {factor!r}")
+    if reference is not None:
+        reference = (reference,) if isinstance(factor, str) else tuple(reference)
     base = bench_path(root).parent
     folder = base / "ablations" / name
 
@@ -546,13 +550,14 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
     runs = [r for r in _mnist_vae_k2_runs(base, keep_under=folder)
             if "vae" in r[3] and {"recon", "kl"} <= set(r[2].columns)]
     ablation = [r for r in runs if r[0].is_relative_to(folder)]
-    wanted, kept = {recipe(r[1], (factor,)) for r in ablation}, {recipe(r[1]) for r in ablation}
+    wanted, kept = {recipe(r[1], factors) for r in ablation}, {recipe(r[1]) for r in ablation}
     references = {}
     for run in runs:
         cfg = run[1]
-        if run[0].is_relative_to(folder) or (reference is not None and getattr(cfg, factor) != reference):
+        if run[0].is_relative_to(folder) or (
+                reference is not None and tuple(getattr(cfg, f) for f in factors) != reference):
             continue
-        if recipe(cfg, (factor,)) in wanted and recipe(cfg) not in kept:
+        if recipe(cfg, factors) in wanted and recipe(cfg) not in kept:
             references.setdefault(recipe(cfg), run)
     rows = []
     for run, cfg, history, scores in ablation + list(references.values()):
@@ -561,6 +566,7 @@ def ablation_table(name: str, factor: str, root: Path | None = None, last_epochs
         rows.append({"epochs": float(scores["vaem"].get("epochs", cfg.epochs)),  # trained: fewer where a budget ended it
                      "seed": cfg.seed, "beta": cfg.beta, "optimizer": optimizer_label(settings),
                      "schedule": schedule_label(settings), "batch": cfg.batch_size, "lr": cfg.lr,
+                     "Muon lr": cfg.lr * cfg.muon_lr_scale if cfg.optimizer == "muon" else float("nan"),
                      "budget (min)": float(cfg.budget_minutes) if cfg.budget_minutes else float("nan"),
                      "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,

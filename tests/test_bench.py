@@ -1021,6 +1021,23 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     assert list(t["schedule"]) == ["wsd (last 40 %)", "wsd"]
     with pytest.raises(ValueError, match="not 'width'"):
         report.ablation_table("epochs", "width", root=tmp_path)
+    with pytest.raises(ValueError, match=r"not \('lr', 'width'\)"):
+        report.ablation_table("epochs", ("lr", "width"), root=tmp_path)
+    # two fields set together: Muon's rate and Adam's set apart meet the runs that differ in either or both; with a
+    # reference, only those with its values of both; the Muon column is Adam's rate times the scale
+    muon = dict(optimizer="muon", lr_schedule="wsd", batch_size=1024)
+    run("ablations/apart/adam2x", [69, 59, 54], 19.9, lr=0.004, muon_lr_scale=0.5, **muon)
+    run("cpu/runs/muon-seed0", [69, 59, 55], 19.7, **muon)  # lr 0.002, scale 1
+    run("ablations/peak/lr0.004", [69, 59, 56], 19.6, lr=0.004, **muon)  # another peak, one rate for both
+    t = report.ablation_table("apart", ("lr", "muon_lr_scale"), root=tmp_path)
+    assert set(t["run"]) == {"ablations/apart/adam2x", "cpu/runs/muon-seed0", "ablations/peak/lr0.004"}
+    t = report.ablation_table("apart", ("lr", "muon_lr_scale"), root=tmp_path, reference=(0.002, 1.0))
+    assert list(t["run"]) == ["cpu/runs/muon-seed0", "ablations/apart/adam2x"]
+    assert list(t["lr"]) == [0.002, 0.004] and list(t["Muon lr"]) == [0.002, 0.002]
+    assert list(t["optimizer"]) == ["muon", "muon (lr x 0.5)"]
+    assert report.ablation_table("apart", "muon_lr_scale", root=tmp_path)["run"].tolist() == [
+        "ablations/peak/lr0.004", "ablations/apart/adam2x"]  # the same Adam rate, one rate for both
+    assert report.ablation_table("epochs", "epochs", root=tmp_path)["Muon lr"].isna().all()  # Adam alone
     # a run of the folder that a profile's run repeats to the bit (trained again on another CPU) stays in its table,
     # where pooled tables count the two once (the profile's)
     run("cpu/runs/mnist-vae-K2-M2-seed1", [70, 60, 57, 54, 52], 19.6, seed=1)

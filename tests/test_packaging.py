@@ -1326,15 +1326,16 @@ def test_muon_tuning_numbers_come_from_the_runs():
             f"{r1['ssim_halved']:.4f}, under the paper's {VAEM_K2_SSIM:.2f} (though at the paper's two decimals it reads "
             f"as {VAEM_K2_SSIM:.2f}, as "
             "`bssvae.paper.reads_as` judges it: the only run kept that did, and only with refined latents, until five "
-            "runs of `lr-peak-320-zen5/` and the three of `results/cpu/` trained again from them, also refined): the best "
-            "one-pass score of any run kept, and the best refined "
+            "runs of `lr-peak-320-zen5/`, the three of `results/cpu/` trained again from them and two of "
+            "`muon-adam-lr-zen5/`, also refined): the best one-pass score of any run kept, and the best refined "
             f"one until `lr-peak-320-zen5/`, {VAEM_K2_PSNR - v1['psnr']:.2f} dB short") in text
     assert f"so the two seeds differ by {abs(v1['psnr'] - v0['psnr']):.2f} dB" in text
     # "the best one-pass and refined scores of any run kept in results/" (K = M = 2)
     kept = {"vaem": [], "vaem-refined": []}
     reads_093 = []  # (method, folder) of every kept row whose SSIM halved reads as the paper's 0.93
     peaks = ROOT / "results" / "ablations" / "lr-peak-320-zen5"
-    peak_refined = []
+    apart = ROOT / "results" / "ablations" / "muon-adam-lr-zen5"
+    peak_refined, apart_refined = [], []
     for path in (ROOT / "results").rglob("metrics.json"):
         for row in json.loads(path.read_text()).get("rows", []):
             if row.get("method") in kept and row.get("n_sources") == 2 and row.get("n_digits", 2) == 2 and "psnr" in row:
@@ -1343,12 +1344,18 @@ def test_muon_tuning_numbers_come_from_the_runs():
                     reads_093.append((row["method"], path.parent.parent))
                 if row["method"] == "vaem-refined" and path.is_relative_to(peaks):
                     peak_refined.append(row["psnr"])
-    assert max(kept["vaem"]) == best_one and max(kept["vaem-refined"]) == max(peak_refined) > best_refined
-    # "the only run kept that did, and only refined, until five runs of lr-peak-320-zen5 and the three of results/cpu
-    # trained again from them (test_readme_cpu_run_details checks them bit by bit), also refined"
+                if row["method"] == "vaem-refined" and path.is_relative_to(apart):
+                    apart_refined.append(row["psnr"])
+    # the best refined until lr-peak-320-zen5, whose runs, or muon-adam-lr-zen5's after them, hold the best since
+    assert max(kept["vaem"]) == best_one and max(peak_refined) > best_refined
+    assert max(kept["vaem-refined"]) == max(peak_refined + apart_refined)
+    # "the only run kept that did, and only refined, until five runs of lr-peak-320-zen5, the three of results/cpu
+    # trained again from them (test_readme_cpu_run_details checks them bit by bit) and two of muon-adam-lr-zen5, also
+    # refined"
     assert all(method == "vaem-refined" for method, _ in reads_093)
     assert sorted(folder.relative_to(ROOT / "results").as_posix() for _, folder in reads_093) == (
-        ["ablations/lr-peak-320-zen5"] * 5 + ["ablations/muon-tuning"] + ["cpu/runs"] * 3)
+        ["ablations/lr-peak-320-zen5"] * 5 + ["ablations/muon-adam-lr-zen5"] * 2 + ["ablations/muon-tuning"]
+        + ["cpu/runs"] * 3)
     adam = [ROOT / "results" / "ablations" / "epochs-cpu-bf16" / f"e2240-seed{s}" for s in (0, 1, 2)]
     one, ref = [run_row(r, "vaem")["psnr"] for r in adam], [run_row(r, "vaem-refined")["psnr"] for r in adam]
     assert f"reached {min(one):.2f} to {max(one):.2f} dB" in text and f"{min(ref):.2f} to {max(ref):.2f} dB refined" in text
@@ -2472,26 +2479,32 @@ def _stored_config(run: Path) -> dict:
     return json.loads(json.dumps(read_run_config(run).to_dict()))
 
 
-MUON_320 = {"m0.9": ("muon_momentum", 0.9, "--muon-momentum 0.9", "momentum 0.9"),
-            "ns3": ("muon_ns_steps", 3, "--muon-ns-steps 3", "3 Newton-Schulz iterations"),
-            "m0.98": ("muon_momentum", 0.98, "--muon-momentum 0.98", "momentum 0.98")}
+MUON_320 = {"m0.9": ({"muon_momentum": 0.9}, "--muon-momentum 0.9", "momentum 0.9"),
+            "ns3": ({"muon_ns_steps": 3}, "--muon-ns-steps 3", "3 Newton-Schulz iterations"),
+            "m0.98": ({"muon_momentum": 0.98}, "--muon-momentum 0.98", "momentum 0.98")}
 #: wsd-fraction-zen5's changes: the fall of the profile's wsd over another fraction of its 320 epochs.
-WSD_FRACTION_320 = {"wsd0.1": ("wsd_decay_fraction", 0.1, "--wsd-decay-fraction 0.1", "the fall over the last 10 %"),
-                    "wsd0.4": ("wsd_decay_fraction", 0.4, "--wsd-decay-fraction 0.4", "the fall over the last 40 %")}
+WSD_FRACTION_320 = {"wsd0.1": ({"wsd_decay_fraction": 0.1}, "--wsd-decay-fraction 0.1", "the fall over the last 10 %"),
+                    "wsd0.4": ({"wsd_decay_fraction": 0.4}, "--wsd-decay-fraction 0.4", "the fall over the last 40 %")}
 
 #: lr-peak-320-zen5's changes: another peak learning rate for the profile's Muon recipe held at it (5.6e-3).
-LR_PEAK_320 = {"lr0.008": ("lr", 0.008, "--lr 0.008", "a peak of 8e-3"),
-               "lr0.004": ("lr", 0.004, "--lr 0.004", "a peak of 4e-3"),
-               "lr0.0028": ("lr", 0.0028, "--lr 0.0028", "a peak of 2.8e-3"),
-               "lr0.002": ("lr", 0.002, "--lr 0.002", "a peak of 2e-3")}
+LR_PEAK_320 = {"lr0.008": ({"lr": 0.008}, "--lr 0.008", "a peak of 8e-3"),
+               "lr0.004": ({"lr": 0.004}, "--lr 0.004", "a peak of 4e-3"),
+               "lr0.0028": ({"lr": 0.0028}, "--lr 0.0028", "a peak of 2.8e-3"),
+               "lr0.002": ({"lr": 0.002}, "--lr 0.002", "a peak of 2e-3")}
+
+#: The runs that the changes of an ablation at the profile's 320 epochs meet, as CPU_RESULTS names them, and the settings
+#: of the recipe they ran besides the profile's: its runs held at the earlier peak (muon-320-zen5, wsd-fraction-zen5,
+#: lr-peak-320-zen5), or its committed runs.
+HELD_AT_5_6E_3 = ("muon-5.6e-3", {"lr": MUON_COSINE_PEAK})
+COMMITTED = ("muon", {})
 
 
-def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str,
-                       train_options: str = "--no-results") -> tuple[dict, list[str]]:
+def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str, train_options: str = "--no-results",
+                       base: tuple[str, dict] = HELD_AT_5_6E_3) -> tuple[dict, list[str]]:
     """The runs of ``results/ablations/<name>/`` (the cpu profile's VAE, K = 2, for its 320 epochs on the Zen 5 with
-    one of ``changes`` made to its recipe held at ``MUON_COSINE_PEAK``), each checked against the run of its seed
-    with that recipe (the profile's committed runs when these trained, kept in cpu-muon-wsd-5.6e-3): it is that
-    recipe but for that change, trained and refined by the commands its files record (in the folder ``trained_in``; the
+    one of ``changes`` made to the recipe of ``base``, by default the profile's held at ``MUON_COSINE_PEAK``), each
+    checked against the run of its seed with that recipe (by default the profile's committed runs when these trained,
+    kept in cpu-muon-wsd-5.6e-3): it is that recipe but for that change (the settings it names), trained and refined by the commands its files record (in the folder ``trained_in``; the
     train command ending with ``train_options``) from a clean checkout of ``commit``. Per change, its seeds, its gains
     against those runs (one pass and refined) and the ratio of its training minutes to theirs, and the ablations
     README's line for it (its scores and gains, one pass and refined, and its minutes)."""
@@ -2500,16 +2513,18 @@ def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str,
 
     folder = ROOT / "results" / "ablations" / name
     # the recipe these changed, as config.json holds it
-    profile = json.loads(json.dumps(make_config("cpu", precision="bf16", lr=MUON_COSINE_PEAK).to_dict()))
-    one_pass = _k2_rows(CPU_RESULTS["muon-5.6e-3"], "vaem").set_index("seed").to_dict("index")
-    refined = _k2_rows(CPU_RESULTS["muon-5.6e-3"], "vaem-refined").set_index("seed").to_dict("index")
+    results, settings = base
+    profile = json.loads(json.dumps(make_config("cpu", precision="bf16", **settings).to_dict()))
+    one_pass = _k2_rows(CPU_RESULTS[results], "vaem").set_index("seed").to_dict("index")
+    refined = _k2_rows(CPU_RESULTS[results], "vaem-refined").set_index("seed").to_dict("index")
     runs, lines = {}, []
     for run in sorted(folder.iterdir()):
         change, seed = run.name.removeprefix("cpu-320ep-").rsplit("-seed", 1)
-        field, value, flag, _ = changes[change]
+        changed, flag, _ = changes[change]
         cfg = _stored_config(run)
         differs = {k for k in profile if k not in ("seed", "device") and cfg.get(k) != profile[k]}
-        assert differs == {field} and cfg[field] == value and cfg["seed"] == int(seed), (run.name, differs)
+        assert differs == set(changed) and {k: cfg[k] for k in changed} == changed and cfg["seed"] == int(seed), (
+            run.name, differs)
         prov = json.loads((run / "provenance.json").read_text())
         assert prov["command"].endswith(f"bssvae train --profile cpu -K 2 --seed {seed} {flag} --run-dir "
                                         f"{trained_in}/{run.name} {train_options}"), prov["command"]
@@ -2531,7 +2546,7 @@ def _changed_320_lines(name: str, changes: dict, trained_in: str, commit: str,
         ratio = sum(minutes) / sum(one_pass[s]["train_seconds"] / 60 for s in seeds)
         summary[change] = {"seeds": seeds, "scores": [by_seed[s]["vaem"]["psnr"] for s in seeds], "gains": gains,
                            "refined gains": r_gains, "minutes ratio": ratio}
-        lines.append(f"{changes[change][3]}: {_listed(summary[change]['scores'])} dB "
+        lines.append(f"{changes[change][2]}: {_listed(summary[change]['scores'])} dB "
                      f"({_listed(gains, '+.2f')}; refined {_listed([by_seed[s]['vaem-refined']['psnr'] for s in seeds])}: "
                      f"{_listed(r_gains, '+.2f')}), "
                      + (f"{min(minutes):.1f} to {max(minutes):.1f} minutes" if len(seeds) > 1 else
@@ -2610,6 +2625,53 @@ def test_the_peak_of_wsd_at_the_profiles_320_epochs_comes_from_the_runs():
             f"0, 1 and 2 gained {_listed(half['gains'], '+.2f')} dB (refined {_listed(half['refined gains'], '+.2f')}), "
             f"and at 2e-3 seed 0 {lowest['gains'][0]:+.2f} dB (`results/ablations/lr-peak-320-zen5/`). So the profile "
             "holds 2.8e-3 since, and its committed runs trained again at it (below).") in readme
+
+#: muon-adam-lr-zen5's changes: Adam's peak or Muon's halved or doubled, the other held at the profile's 2.8e-3.
+MUON_ADAM_LR_320 = {
+    "adam2x": ({"lr": 0.0056, "muon_lr_scale": 0.5}, "--lr 0.0056 --muon-lr-scale 0.5", "Adam at 5.6e-3, Muon at 2.8e-3"),
+    "adam0.5x": ({"lr": 0.0014, "muon_lr_scale": 2.0}, "--lr 0.0014 --muon-lr-scale 2", "Adam at 1.4e-3, Muon at 2.8e-3"),
+    "muon2x": ({"muon_lr_scale": 2.0}, "--lr 0.0028 --muon-lr-scale 2", "Muon at 5.6e-3, Adam at 2.8e-3"),
+    "muon0.5x": ({"muon_lr_scale": 0.5}, "--lr 0.0028 --muon-lr-scale 0.5", "Muon at 1.4e-3, Adam at 2.8e-3")}
+
+
+def test_muons_rate_and_adams_set_apart_come_from_the_runs():
+    """results/ablations/muon-adam-lr-zen5: the cpu profile's VAE for its 320 epochs on the Zen 5 with Adam's peak or
+    Muon's halved or doubled and the other held at the profile's, against the profile's committed run of each seed; each
+    change on seed 0, and on seeds 1 and 2 where it gained on seed 0; each run trained and refined by the commands its
+    files record from a clean checkout of the commit that added the option; the ablations README quotes each change's
+    scores, gains and minutes as the files have them, and the README what the profile took from them."""
+    from bssvae.config import make_config
+
+    summary, lines = _changed_320_lines("muon-adam-lr-zen5", MUON_ADAM_LR_320, "/tmp/scr/runs44", "2a9f8b6",
+                                        "--no-results --quiet", base=COMMITTED)
+    assert set(summary) == set(MUON_ADAM_LR_320)
+    for change, s in summary.items():  # seeds 1 and 2 only where seed 0 gained
+        assert s["seeds"] == ([0, 1, 2] if s["gains"][0] > 0 else [0]), change
+    text, readme = _text(ABLATIONS_README), _text(README)
+    for line in lines:
+        assert line in text, line
+    # every change lowered seed 0 in one pass, by more than the committed seeds differ, so none trained seeds 1 and 2
+    # and the profile keeps one rate for both (the READMEs say so)
+    from bssvae.results import read_run_rows
+
+    losses = [-s["gains"][0] for s in summary.values()]
+    committed = _k2_rows(CPU_RESULTS["muon"], "vaem")["psnr"]
+    spread = committed.max() - committed.min()
+    assert min(losses) > spread > 0
+    assert (f"each lowered it, by {min(losses):.2f} to {max(losses):.2f} dB (a mean of {-sum(losses) / 4:+.2f} dB), "
+            f"more than the committed seeds differ ({spread:.2f} dB), so none trained seeds 1 and 2") in text
+    assert make_config("cpu", precision="bf16").muon_lr_scale == 1.0
+    # refined, Muon at 1.4e-3 gained on that seed and the other three lost
+    assert [c for c, s in summary.items() if s["refined gains"][0] > 0] == ["muon0.5x"]
+    low = {r["method"]: r for r in read_run_rows(ROOT / "results" / "ablations" / "muon-adam-lr-zen5" /
+                                                 "cpu-320ep-muon0.5x-seed0")}["vaem-refined"]
+    base = _k2_rows(CPU_RESULTS["muon"], "vaem-refined").iloc[0]
+    assert (f"With refined latents Muon at 1.4e-3 gained on that seed ({summary['muon0.5x']['refined gains'][0]:+.2f} "
+            f"dB; SSIM halved {low['ssim_halved']:.3f}, against {base['ssim_halved']:.3f}) and the other three lost") in text
+    assert (f"Halving or doubling Muon's rate or Adam's alone (`--muon-lr-scale`, the other held at 2.8e-3) lowered "
+            f"seed 0 by {_listed(sorted(losses), '.2f')} dB (`results/ablations/muon-adam-lr-zen5/`): the profile "
+            "keeps one peak for both.") in readme
+
 
 def _zen3_runs() -> dict[tuple[int, int, float, str, int], Path]:
     """fp32-zen3's runs of the suite's quality section, keyed (minutes, batch, lr, schedule, seed) as their names
