@@ -119,7 +119,7 @@ def test_muon_lr_scale_gives_muon_that_multiple_of_adams_rate_at_every_step():
         _, _, lr = train_step(model, opt, x, config, step=0, steps_per_epoch=10)
         assert lr == 1e-3 and opt.adam.param_groups[0]["lr"] == 1e-3
         assert opt.muon.param_groups[0]["lr"] == pytest.approx(scale * 1e-3, rel=1e-12)
-        moves.append({id_: (p.detach() - b) for id_, (p, b) in enumerate(zip(model.parameters(), before))})
+        moves.append({i: p.detach() - b for i, (p, b) in enumerate(zip(model.parameters(), before))})
         opts.append((model, opt))
     muon = {i for i, p in enumerate(opts[0][0].parameters()) if any(p is q for q in hidden_matrices(opts[0][0]))}
     assert len(muon) == 9
@@ -163,8 +163,8 @@ def test_the_config_names_its_optimizer_and_refuses_others():
 
 def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
     """Runs from before the options read as Muon on the hidden matrices with 5 iterations and momentum 0.95; a Muon
-    setting on an Adam run, an unknown layer set, an iteration count torch.optim.Muon refuses or a momentum outside
-    [0, 1) is an error naming it."""
+    setting on an Adam run, an unknown layer set, an iteration count torch.optim.Muon refuses, a momentum outside
+    [0, 1) or a scale of Muon's learning rate that is not a positive number is an error naming it."""
     d = make_config("smoke", optimizer="muon").to_dict()
     del d["muon_layers"], d["muon_ns_steps"], d["muon_momentum"], d["muon_lr_scale"]
     old = TrainConfig.from_dict(d)
