@@ -14,7 +14,7 @@ import pandas as pd
 from bench.run import (REQUIRED_KEYS, THRESHOLDS_DB, carried_sections, median_of_paired_ratios,  # noqa: F401 (the book reads it here)
                        migrate_key, migrate_keys, peak_words)
 from bench.timing import minutes_to
-from bssvae.config import TrainConfig, optimizer_label, schedule_label
+from bssvae.config import MUON_FIELDS, TrainConfig, optimizer_label, schedule_label
 from bssvae.results import bf16_instructions, cpu_generation, read_history, read_run_rows
 
 
@@ -513,8 +513,8 @@ def fit_table(root: Path | None = None, last_epochs: int = 5, beta: float | None
 
 
 _RECIPE_FIELDS = ("profile", "task", "method", "n_sources", "n_digits", "epochs", "batch_size", "lr", "optimizer",
-                  "muon_layers", "muon_ns_steps", "muon_momentum", "muon_lr_scale", "lr_schedule", "wsd_decay_fraction",
-                  "beta", "beta_warmup_epochs", "precision", "seed", "budget_minutes")
+                  *MUON_FIELDS, "lr_schedule", "wsd_decay_fraction", "beta", "beta_warmup_epochs", "precision", "seed",
+                  "budget_minutes")
 
 
 def ablation_table(name: str, factor: str | tuple[str, ...], root: Path | None = None, last_epochs: int = 5,
@@ -617,6 +617,14 @@ def same_seed_words(runs: pd.DataFrame, base: pd.DataFrame,
     return (f"seeds {listed(seeds)} reached {listed(runs['VAEM PSNR (dB)'], '.2f')} dB: "
             + listed(gains, "+.2f") + f" dB against {against}, " + where
             + f" (mean {gains.mean():+.2f} dB; refined " + listed(refined, "+.2f") + " dB")
+
+
+def terms_moved(runs: pd.DataFrame, base: pd.DataFrame, last_epochs: int = 5) -> str:
+    """How the two terms of the objective at the end (the :func:`ablation_table` columns over the last ``last_epochs``
+    epochs) moved from the base runs to a pair of :func:`same_seed_pairs`' runs, seed by seed, as the book words it."""
+    moved = {t: listed(runs[f"{t}, last {last_epochs} epochs"] - base[f"{t}, last {last_epochs} epochs"], "+.2f")
+             for t in ("reconstruction", "KL")}
+    return f"its reconstruction term at the end moved by {moved['reconstruction']} and its KL term by {moved['KL']}"
 
 
 def same_run(a: Path, b: Path) -> bool:

@@ -32,6 +32,8 @@ DECAYING_SCHEDULES = ("cosine", "linear", "wsd")
 WSD_DECAY_FRACTION = 0.2
 OPTIMIZERS = ("adam", "muon")  # built by bssvae.optim.make_optimizer
 MUON_LAYERS = ("hidden", "all")  # which weight matrices Muon updates: bssvae.optim.muon_matrices
+#: The settings of optimizer "muon" (fields of TrainConfig), which a run with another optimizer leaves at their defaults.
+MUON_FIELDS = ("muon_layers", "muon_ns_steps", "muon_momentum", "muon_lr_scale")
 MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
 
 
@@ -193,11 +195,10 @@ class TrainConfig:
         scale = check_real("muon_lr_scale", self.muon_lr_scale, expected="a positive multiple of lr", low=0,
                            low_open=True)
         object.__setattr__(self, "muon_lr_scale", float(scale))
-        muon_defaults = (TrainConfig.muon_layers, TrainConfig.muon_ns_steps, TrainConfig.muon_momentum,
-                         TrainConfig.muon_lr_scale)
-        if self.optimizer != "muon" and (self.muon_layers, self.muon_ns_steps, m, scale) != muon_defaults:
-            raise BssvaeError(f"muon_layers, muon_ns_steps, muon_momentum, muon_lr_scale: settings of optimizer "
-                              f"'muon', but the run's optimizer is {self.optimizer!r}")
+        changed = [f for f in MUON_FIELDS if getattr(self, f) != getattr(TrainConfig, f)]
+        if self.optimizer != "muon" and changed:
+            raise BssvaeError(f"{', '.join(changed)}: settings of optimizer 'muon', but the run's optimizer is "
+                              f"{self.optimizer!r}")
         f = check_real("wsd_decay_fraction", self.wsd_decay_fraction, expected="a fraction of the run in (0, 1]",
                        low=0, low_open=True, high=1)
         object.__setattr__(self, "wsd_decay_fraction", float(f))

@@ -1069,6 +1069,10 @@ def test_same_seed_pairs_meet_each_change_with_the_base_run_of_its_seed_and_word
         "seeds 0 and 1 reached 21.25 and 21.40 dB: +0.25 and -0.10 dB against the run of the same seed held at "
         "0.0056, ")
     assert pairs["wsd (last 40 %)"][0].empty
+    runs = runs.assign(**{"reconstruction, last 5 epochs": [40.0, 41.5], "KL, last 5 epochs": [30.0, 29.25]})
+    base = base.assign(**{"reconstruction, last 5 epochs": [40.5, 41.0], "KL, last 5 epochs": [29.0, 30.0]})
+    assert report.terms_moved(runs, base) == (
+        "its reconstruction term at the end moved by -0.50 and +0.50 and its KL term by +1.00 and -0.75")
 
 
 def test_same_run_holds_only_for_the_same_losses_and_scores_to_the_last_bit(tmp_path):

@@ -173,17 +173,17 @@ def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
                        (dict(optimizer="muon", muon_ns_steps=0), "muon_ns_steps"),
                        (dict(optimizer="muon", muon_ns_steps=100), "muon_ns_steps: expected at most 99"),
                        (dict(optimizer="muon", muon_ns_steps=2.5), "muon_ns_steps: expected an integer"),
-                       (dict(muon_layers="all"), "settings of optimizer 'muon'.*'adam'"),
-                       (dict(muon_ns_steps=3), "settings of optimizer 'muon'.*'adam'"),
+                       (dict(muon_layers="all"), "^muon_layers: settings of optimizer 'muon'.*'adam'"),
+                       (dict(muon_ns_steps=3), "^muon_ns_steps: settings of optimizer 'muon'.*'adam'"),
                        (dict(optimizer="muon", muon_momentum=1.0), r"muon_momentum: expected a number in \[0, 1\)"),
                        (dict(optimizer="muon", muon_momentum=-0.1), "muon_momentum"),
                        (dict(optimizer="muon", muon_momentum="0.9"), "muon_momentum"),
-                       (dict(muon_momentum=0.9), "settings of optimizer 'muon'.*'adam'"),
+                       (dict(muon_momentum=0.9), "^muon_momentum: settings of optimizer 'muon'.*'adam'"),
                        (dict(optimizer="muon", muon_lr_scale=0), "muon_lr_scale: expected a positive multiple of lr"),
                        (dict(optimizer="muon", muon_lr_scale=-1.0), "muon_lr_scale"),
                        (dict(optimizer="muon", muon_lr_scale=float("inf")), "muon_lr_scale"),
                        (dict(optimizer="muon", muon_lr_scale="2"), "muon_lr_scale"),
-                       (dict(muon_lr_scale=2.0), "settings of optimizer 'muon'.*'adam'")):
+                       (dict(muon_lr_scale=2.0), "^muon_lr_scale: settings of optimizer 'muon'.*'adam'")):
         with pytest.raises(BssvaeError, match=match):
             make_config("smoke", **bad)
     from bssvae.cli import _config_from
