@@ -2650,6 +2650,14 @@ def test_muons_rate_and_adams_set_apart_come_from_the_runs():
     text, readme = _text(ABLATIONS_README), _text(README)
     for line in lines:
         assert line in text, line
+    # the committed runs the entry meets, and the seconds refinement took, as the files have them
+    one, refined = (_k2_rows(CPU_RESULTS["muon"], m) for m in ("vaem", "vaem-refined"))
+    minutes = one["train_seconds"] / 60
+    folder = ROOT / "results" / "ablations" / "muon-adam-lr-zen5"
+    seconds = [json.loads(p.read_text())["evaluation"]["eval_seconds"] for p in folder.glob("*/metrics.json")]
+    assert (f"seed ({_listed(one['psnr'])} dB; refined {_listed(refined['psnr'])}), and the minutes of training (the "
+            f"committed runs took {minutes.min():.1f} to {minutes.max():.1f} on the same kind of CPU;") in text
+    assert f"--no-results`, {min(seconds):.0f} to {max(seconds):.0f} s). The four changes ran on seed 0 first" in text
     # every change lowered seed 0 in one pass, by more than the committed seeds differ, so none trained seeds 1 and 2
     # and the profile keeps one rate for both (the READMEs say so)
     from bssvae.results import read_run_rows
