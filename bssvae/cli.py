@@ -88,6 +88,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--muon-lr-scale", type=float, default=None,
                    help="with --optimizer muon, its learning rate as a multiple of --lr, which the Adam beside it "
                         "takes; the schedule scales both alike (default: 1, one learning rate for both)")
+    p.add_argument("--muon-weight-decay", type=float, default=None,
+                   help="with --optimizer muon, the decoupled weight decay of its matrices: each step multiplies "
+                        "them by 1 - (Muon's learning rate) x this (default: 0, none)")
     p.add_argument("--beta", type=float, default=None,
                    help="override the weight of the KL term in the loss (paper: 0.5; every profile uses it): "
                         "an ablation, since the paper's objective is the one with 0.5")
@@ -111,6 +114,7 @@ def _config_from(args, reload_finished: bool = False):
                     wsd_decay_fraction=args.wsd_decay_fraction,
                     optimizer=args.optimizer, muon_layers=args.muon_layers, muon_ns_steps=args.muon_ns_steps,
                     muon_momentum=args.muon_momentum, muon_lr_scale=args.muon_lr_scale,
+                    muon_weight_decay=args.muon_weight_decay,
                     beta=args.beta, budget_minutes=args.minutes,
                     precision=args.precision, device=args.device)
     if reload_finished:

@@ -33,7 +33,7 @@ WSD_DECAY_FRACTION = 0.2
 OPTIMIZERS = ("adam", "muon")  # built by bssvae.optim.make_optimizer
 MUON_LAYERS = ("hidden", "all")  # which weight matrices Muon updates: bssvae.optim.muon_matrices
 #: The settings of optimizer "muon" (fields of TrainConfig), which a run with another optimizer leaves at their defaults.
-MUON_FIELDS = ("muon_layers", "muon_ns_steps", "muon_momentum", "muon_lr_scale")
+MUON_FIELDS = ("muon_layers", "muon_ns_steps", "muon_momentum", "muon_lr_scale", "muon_weight_decay")
 MNIST_TEST_IMAGES = 10000  # MNIST's test set; each test mixture uses its images once
 
 
@@ -115,6 +115,9 @@ class TrainConfig:
             (default 0.95, PyTorch's).
         muon_lr_scale: with ``optimizer="muon"``, Muon's learning rate as a multiple of ``lr``, which the Adam
             beside it takes (default 1: one learning rate for both); the schedule scales both alike.
+        muon_weight_decay: with ``optimizer="muon"``, the decoupled weight decay of Muon's matrices: each step
+            multiplies them by ``1 - lr_muon * muon_weight_decay`` before the update, ``lr_muon`` being Muon's rate
+            at that step (default 0: none, as Adam has none here; PyTorch's Muon defaults to 0.1).
         lr_schedule: ``exponential`` (authors: x ``lr_decay`` each epoch), ``cosine`` (half a cosine down to
             zero at the run's end), ``linear`` (a straight line down to zero at the run's end), ``wsd`` (the peak
             held, then a straight line down to zero over the last ``wsd_decay_fraction`` of the steps after
@@ -153,6 +156,7 @@ class TrainConfig:
     muon_ns_steps: int = 5
     muon_momentum: float = 0.95
     muon_lr_scale: float = 1.0
+    muon_weight_decay: float = 0.0
     lr_schedule: str = "exponential"
     wsd_decay_fraction: float = WSD_DECAY_FRACTION
     lr_decay: float = 0.9998
@@ -195,6 +199,8 @@ class TrainConfig:
         scale = check_real("muon_lr_scale", self.muon_lr_scale, expected="a positive multiple of lr", low=0,
                            low_open=True)
         object.__setattr__(self, "muon_lr_scale", float(scale))
+        decay = check_real("muon_weight_decay", self.muon_weight_decay, expected="a finite non-negative number", low=0)
+        object.__setattr__(self, "muon_weight_decay", float(decay))
         changed = [f for f in MUON_FIELDS if getattr(self, f) != getattr(TrainConfig, f)]
         if self.optimizer != "muon" and changed:
             raise BssvaeError(f"{', '.join(changed)}: settings of optimizer 'muon', but the run's optimizer is "
@@ -382,8 +388,8 @@ def schedule_label(config: dict) -> str:
 def optimizer_label(config: dict) -> str:
     """A run's optimizer as the tables name it, from its config (a dict, as a suite file or ``TrainConfig.to_dict``
     holds it): ``adam`` (also where the config is from before the option), ``muon``, and for Muon with other settings
-    than its defaults (:attr:`TrainConfig.muon_layers`, ``muon_ns_steps``, ``muon_momentum``, ``muon_lr_scale``) e.g.
-    ``muon (all layers, 3 iterations)``, ``muon (momentum 0.9)`` or ``muon (lr x 2)``."""
+    than its defaults (:data:`MUON_FIELDS`) e.g. ``muon (all layers, 3 iterations)``, ``muon (momentum 0.9)``,
+    ``muon (lr x 2)`` or ``muon (weight decay 0.1)``."""
     name = config.get("optimizer", "adam")
     if name != "muon":
         return name
@@ -391,10 +397,12 @@ def optimizer_label(config: dict) -> str:
     steps = config.get("muon_ns_steps", TrainConfig.muon_ns_steps)
     momentum = config.get("muon_momentum", TrainConfig.muon_momentum)
     scale = config.get("muon_lr_scale", TrainConfig.muon_lr_scale)
+    decay = config.get("muon_weight_decay", TrainConfig.muon_weight_decay)
     other = (([f"{layers} layers"] if layers != TrainConfig.muon_layers else [])
              + ([f"{steps} iterations"] if steps != TrainConfig.muon_ns_steps else [])
              + ([f"momentum {momentum:g}"] if momentum != TrainConfig.muon_momentum else [])
-             + ([f"lr x {scale:g}"] if scale != TrainConfig.muon_lr_scale else []))
+             + ([f"lr x {scale:g}"] if scale != TrainConfig.muon_lr_scale else [])
+             + ([f"weight decay {decay:g}"] if decay != TrainConfig.muon_weight_decay else []))
     return f"muon ({', '.join(other)})" if other else name
 
 

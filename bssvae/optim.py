@@ -14,7 +14,8 @@
   weight matrix, the outer ones too, ``muon_ns_steps`` the number of Newton-Schulz iterations
   (both measured in ``results/ablations/muon-layers/``) and ``muon_momentum`` the decay of its momentum
   (``results/ablations/muon-momentum/``); ``muon_lr_scale`` sets Muon's learning rate to that multiple of Adam's
-  (each of Muon's parameter groups carries it as ``lr_scale``, which :func:`bssvae.train.train_step` reads).
+  (each of Muon's parameter groups carries it as ``lr_scale``, which :func:`bssvae.train.train_step` reads), and
+``muon_weight_decay`` its decoupled weight decay (PyTorch's ``weight_decay`` of Muon; none by default).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import torch
 from .config import MUON_LAYERS, OPTIMIZERS
 from .errors import BssvaeError, check_choice
 
-#: Muon's settings besides the learning rate, the iterations and the momentum (torch.optim.Muon's defaults but
-#: the weight decay, which Adam has none of here either).
-MUON_SETTINGS = dict(nesterov=True, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
+#: Muon's settings besides the learning rate, the iterations, the momentum and the weight decay (torch.optim.Muon's
+#: defaults but the scaling of its updates).
+MUON_SETTINGS = dict(nesterov=True, adjust_lr_fn="match_rms_adamw")
 
 
 def adam(params, lr: float, adam_kwargs: dict[str, Any] | None = None) -> torch.optim.Adam:
@@ -89,6 +90,8 @@ class MuonAdam:
     """Muon on :func:`muon_matrices` (``layers``; ``ns_steps`` Newton-Schulz iterations per step), Adam on
     every other parameter, stepped together (Adam built by :func:`adam`, with ``adam_kwargs`` if given). Muon's
     learning rate is ``lr_scale`` times Adam's ``lr``: its groups hold ``lr_scale``, which :func:`group_lr` reads.
+    ``weight_decay`` is Muon's decoupled weight decay (its matrices times ``1 - lr * weight_decay`` each step, with
+    Muon's ``lr``); Adam's parameters have none.
 
     It has what training and checkpoints use of an optimizer: ``param_groups`` (both optimizers'
     groups; setting a group's ``lr`` sets that optimizer's), ``zero_grad``, ``step``, ``state_dict``
@@ -97,13 +100,15 @@ class MuonAdam:
     """
 
     def __init__(self, model: torch.nn.Module, lr: float, layers: str = "hidden", ns_steps: int = 5,
-                 momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None, lr_scale: float = 1.0):
+                 momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None, lr_scale: float = 1.0,
+                 weight_decay: float = 0.0):
         matrices = muon_matrices(model, layers)
         if not matrices:
             raise BssvaeError("optimizer 'muon': the model has no hidden weight matrices for Muon")
         ids = {id(p) for p in matrices}
         self.muon = torch.optim.Muon([{"params": matrices, "lr_scale": lr_scale}], lr=lr * lr_scale,
-                                     ns_steps=ns_steps, momentum=momentum, **MUON_SETTINGS)
+                                     ns_steps=ns_steps, momentum=momentum, weight_decay=weight_decay,
+                                     **MUON_SETTINGS)
         self.adam = adam((p for p in model.parameters() if id(p) not in ids), lr, adam_kwargs)
 
     @property
@@ -141,12 +146,13 @@ def group_lr(group: dict[str, Any], lr: float) -> float:
 
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, muon_layers: str = "hidden",
                    muon_ns_steps: int = 5, muon_momentum: float = 0.95, adam_kwargs: dict[str, Any] | None = None,
-                   muon_lr_scale: float = 1.0):
+                   muon_lr_scale: float = 1.0, muon_weight_decay: float = 0.0):
     """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``model``'s parameters; ``muon_layers``,
-    ``muon_ns_steps``, ``muon_momentum`` and ``muon_lr_scale`` are Muon's (:class:`MuonAdam`); ``adam_kwargs``, if
-    given, build Adam (:func:`adam`)."""
+    ``muon_ns_steps``, ``muon_momentum``, ``muon_lr_scale`` and ``muon_weight_decay`` are Muon's (:class:`MuonAdam`);
+    ``adam_kwargs``, if given, build Adam (:func:`adam`)."""
     if name == "adam":
         return adam(model.parameters(), lr, adam_kwargs)
     if name == "muon":
-        return MuonAdam(model, lr, muon_layers, muon_ns_steps, muon_momentum, adam_kwargs, muon_lr_scale)
+        return MuonAdam(model, lr, muon_layers, muon_ns_steps, muon_momentum, adam_kwargs, muon_lr_scale,
+                        muon_weight_decay)
     raise BssvaeError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")

@@ -120,7 +120,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, adam_kwargs: dic
     from .optim import make_optimizer as build
 
     return build(model, config.optimizer, config.lr, config.muon_layers, config.muon_ns_steps, config.muon_momentum,
-                 adam_kwargs, config.muon_lr_scale)
+                 adam_kwargs, config.muon_lr_scale, config.muon_weight_decay)
 
 
 def default_run_dir(config: TrainConfig) -> Path:

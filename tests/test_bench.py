@@ -1164,6 +1164,7 @@ def test_tables_name_muons_layers_and_iterations_where_not_its_defaults(tmp_path
     assert report.optimizer_label({"optimizer": "muon", "muon_ns_steps": 3}) == "muon (3 iterations)"
     assert report.optimizer_label({"optimizer": "muon", "muon_momentum": 0.9}) == "muon (momentum 0.9)"
     assert report.optimizer_label({"optimizer": "muon", "muon_lr_scale": 2.0}) == "muon (lr x 2)"
+    assert report.optimizer_label({"optimizer": "muon", "muon_weight_decay": 0.1}) == "muon (weight decay 0.1)"
     assert report.optimizer_label({"optimizer": "muon", "muon_ns_steps": 3, "muon_momentum": 0.95}) == "muon (3 iterations)"
     (tmp_path / "bssvae").mkdir()
 

@@ -135,6 +135,37 @@ def test_muon_lr_scale_gives_muon_that_multiple_of_adams_rate_at_every_step():
     assert fresh.muon.param_groups[0]["lr_scale"] == 2.0
 
 
+def test_muon_weight_decay_shrinks_muons_matrices_by_muons_rate_times_it_and_nothing_else():
+    """``muon_weight_decay`` = 0.5 with Muon's rate twice Adam's: from the same weights and batch, a step of
+    :func:`bssvae.train.train_step` leaves each Muon matrix ``Muon's lr x 0.5`` times its old value below where the
+    step without decay leaves it (decoupled: the update itself is the same), and every other parameter where it was;
+    the decay survives a checkpoint's state."""
+    x = torch.rand(64, 784) / 2
+    after, opts = [], []
+    for decay in (0.0, 0.5):
+        config = make_config("smoke", optimizer="muon", lr_schedule="constant", lr=1e-2, muon_lr_scale=2.0,
+                             muon_weight_decay=decay)
+        torch.manual_seed(0)
+        model = _model()
+        opt = run_optimizer(model, config)
+        before = [p.detach().clone() for p in model.parameters()]
+        train_step(model, opt, x, config, step=0, steps_per_epoch=10)
+        after.append([p.detach().clone() for p in model.parameters()])
+        opts.append((model, opt))
+        assert opt.muon.param_groups[0]["weight_decay"] == decay
+        assert all(g["weight_decay"] == 0 for g in opt.adam.param_groups)
+    muon = {i for i, p in enumerate(opts[0][0].parameters()) if any(p is q for q in hidden_matrices(opts[0][0]))}
+    assert len(muon) == 9
+    for i, (plain, decayed) in enumerate(zip(*after)):
+        shrink = 2e-2 * 0.5 * before[i] if i in muon else torch.zeros_like(plain)
+        torch.testing.assert_close(plain - decayed, shrink, rtol=1e-4, atol=1e-8)
+        assert i not in muon or shrink.abs().max() > 1e-5  # the decay is there to see
+    model, opt = opts[1]
+    fresh = MuonAdam(model, lr=1e-3)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.muon.param_groups[0]["weight_decay"] == 0.5
+
+
 def test_a_model_without_the_parts_muon_needs_is_refused():
     with pytest.raises(BssvaeError, match="optimizer 'muon'.*encoder, head and decoder"):
         MuonAdam(torch.nn.Linear(4, 4), lr=1e-3)
@@ -166,9 +197,10 @@ def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
     setting on an Adam run, an unknown layer set, an iteration count torch.optim.Muon refuses, a momentum outside
     [0, 1) or a scale of Muon's learning rate that is not a positive number is an error naming it."""
     d = make_config("smoke", optimizer="muon").to_dict()
-    del d["muon_layers"], d["muon_ns_steps"], d["muon_momentum"], d["muon_lr_scale"]
+    del d["muon_layers"], d["muon_ns_steps"], d["muon_momentum"], d["muon_lr_scale"], d["muon_weight_decay"]
     old = TrainConfig.from_dict(d)
-    assert (old.muon_layers, old.muon_ns_steps, old.muon_momentum, old.muon_lr_scale) == ("hidden", 5, 0.95, 1.0)
+    assert (old.muon_layers, old.muon_ns_steps, old.muon_momentum, old.muon_lr_scale,
+            old.muon_weight_decay) == ("hidden", 5, 0.95, 1.0, 0.0)
     for bad, match in ((dict(optimizer="muon", muon_layers="outer"), "muon_layers: expected one of"),
                        (dict(optimizer="muon", muon_ns_steps=0), "muon_ns_steps"),
                        (dict(optimizer="muon", muon_ns_steps=100), "muon_ns_steps: expected at most 99"),
@@ -183,16 +215,26 @@ def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
                        (dict(optimizer="muon", muon_lr_scale=-1.0), "muon_lr_scale"),
                        (dict(optimizer="muon", muon_lr_scale=float("inf")), "muon_lr_scale"),
                        (dict(optimizer="muon", muon_lr_scale="2"), "muon_lr_scale"),
-                       (dict(muon_lr_scale=2.0), "^muon_lr_scale: settings of optimizer 'muon'.*'adam'")):
+                       (dict(muon_lr_scale=2.0), "^muon_lr_scale: settings of optimizer 'muon'.*'adam'"),
+                       (dict(optimizer="muon", muon_weight_decay=-0.1),
+                        "muon_weight_decay: expected a finite non-negative number"),
+                       (dict(optimizer="muon", muon_weight_decay=float("nan")), "muon_weight_decay"),
+                       (dict(optimizer="muon", muon_weight_decay="0.1"), "muon_weight_decay"),
+                       (dict(muon_weight_decay=0.1), "^muon_weight_decay: settings of optimizer 'muon'.*'adam'"),
+                       (dict(muon_lr_scale=2.0, muon_weight_decay=0.1),
+                        "^muon_lr_scale, muon_weight_decay: settings of optimizer 'muon'.*'adam'")):
         with pytest.raises(BssvaeError, match=match):
             make_config("smoke", **bad)
     from bssvae.cli import _config_from
 
     args = build_parser().parse_args(["train", "--profile", "smoke", "--optimizer", "muon", "--muon-layers", "all",
-                                      "--muon-ns-steps", "3", "--muon-momentum", "0.9", "--muon-lr-scale", "2"])
+                                      "--muon-ns-steps", "3", "--muon-momentum", "0.9", "--muon-lr-scale", "2",
+                                      "--muon-weight-decay", "0.1"])
     config = _config_from(args)
     assert (config.optimizer, config.muon_layers, config.muon_ns_steps, config.muon_momentum,
-            config.muon_lr_scale) == ("muon", "all", 3, 0.9, 2.0)
+            config.muon_lr_scale, config.muon_weight_decay) == ("muon", "all", 3, 0.9, 2.0, 0.1)
+    assert run_optimizer(_model(), config).muon.defaults["weight_decay"] == 0.1
+    assert run_optimizer(_model(), make_config("smoke", optimizer="muon")).muon.defaults["weight_decay"] == 0.0
     assert isinstance(make_config("smoke", optimizer="muon", muon_lr_scale=2).muon_lr_scale, float)  # JSON: 2.0
     assert run_optimizer(_model(), config).muon.defaults["momentum"] == 0.9
     assert run_optimizer(_model(), make_config("smoke", optimizer="muon")).muon.defaults["momentum"] == 0.95
