@@ -528,7 +528,8 @@ def ablation_table(name: str, factor: str | tuple[str, ...], root: Path | None =
     a recipe the folder already holds is not added again). Per run: the epochs it trained (fewer than its config's where
     a time budget, ``bssvae train --minutes``, ended it), seed, beta, optimizer, learning-rate schedule
     (:func:`bssvae.config.schedule_label`), batch, peak learning rate (Adam's, with Muon beside it), Muon's peak
-    (``lr`` times ``muon_lr_scale``; NaN for Adam alone), budget (NaN where none), its training minutes, the
+    (``lr`` times ``muon_lr_scale``; NaN for Adam alone) and its weight decay (``muon_weight_decay``; NaN for Adam
+    alone), budget (NaN where none), its training minutes, the
     objective and its two terms at the end (means over the last ``last_epochs`` epochs as training logged them: the
     negative ELBO, the Laplace reconstruction term and the unweighted KL divergence), how its OpenMP threads waited
     (``spin``, ``passive`` or ``not recorded``, which moves its minutes), the machine it trained on
@@ -567,6 +568,7 @@ def ablation_table(name: str, factor: str | tuple[str, ...], root: Path | None =
                      "seed": cfg.seed, "beta": cfg.beta, "optimizer": optimizer_label(settings),
                      "schedule": schedule_label(settings), "batch": cfg.batch_size, "lr": cfg.lr,
                      "Muon lr": cfg.lr * cfg.muon_lr_scale if cfg.optimizer == "muon" else float("nan"),
+                     "Muon weight decay": cfg.muon_weight_decay if cfg.optimizer == "muon" else float("nan"),
                      "budget (min)": float(cfg.budget_minutes) if cfg.budget_minutes else float("nan"),
                      "run": str(run.relative_to(base)),
                      "training minutes": float(scores["vaem"].get("train_seconds", "nan")) / 60,

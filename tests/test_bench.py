@@ -1038,6 +1038,12 @@ def test_epochs_table_sets_each_length_beside_the_run_of_the_same_recipe(tmp_pat
     assert report.ablation_table("apart", "muon_lr_scale", root=tmp_path)["run"].tolist() == [
         "ablations/peak/lr0.004", "ablations/apart/adam2x"]  # the same Adam rate, one rate for both
     assert report.ablation_table("epochs", "epochs", root=tmp_path)["Muon lr"].isna().all()  # Adam alone
+    # Muon's weight decay is a column of its own, 0 where a Muon run names none, NaN for Adam alone
+    run("ablations/decay/wd0.1", [69, 59, 53], 20.1, muon_weight_decay=0.1, **muon)
+    t = report.ablation_table("decay", "muon_weight_decay", root=tmp_path, reference=0.0)
+    assert list(t["run"]) == ["cpu/runs/muon-seed0", "ablations/decay/wd0.1"]
+    assert list(t["Muon weight decay"]) == [0.0, 0.1] and list(t["optimizer"]) == ["muon", "muon (weight decay 0.1)"]
+    assert report.ablation_table("epochs", "epochs", root=tmp_path)["Muon weight decay"].isna().all()
     # a run of the folder that a profile's run repeats to the bit (trained again on another CPU) stays in its table,
     # where pooled tables count the two once (the profile's)
     run("cpu/runs/mnist-vae-K2-M2-seed1", [70, 60, 57, 54, 52], 19.6, seed=1)

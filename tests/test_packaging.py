@@ -1326,8 +1326,9 @@ def test_muon_tuning_numbers_come_from_the_runs():
             f"{r1['ssim_halved']:.4f}, under the paper's {VAEM_K2_SSIM:.2f} (though at the paper's two decimals it reads "
             f"as {VAEM_K2_SSIM:.2f}, as "
             "`bssvae.paper.reads_as` judges it: the only run kept that did, and only with refined latents, until five "
-            "runs of `lr-peak-320-zen5/`, the three of `results/cpu/` trained again from them and two of "
-            "`muon-adam-lr-zen5/`, also refined): the best one-pass score of any run kept, and the best refined "
+            "runs of `lr-peak-320-zen5/`, the three of `results/cpu/` trained again from them, two of "
+            "`muon-adam-lr-zen5/` and four of `muon-weight-decay-zen5/`, also refined): the best one-pass score of any "
+            "run kept, and the best refined "
             f"one until `lr-peak-320-zen5/`, {VAEM_K2_PSNR - v1['psnr']:.2f} dB short") in text
     assert f"so the two seeds differ by {abs(v1['psnr'] - v0['psnr']):.2f} dB" in text
     # "the best one-pass and refined scores of any run kept in results/" (K = M = 2)
@@ -1350,12 +1351,12 @@ def test_muon_tuning_numbers_come_from_the_runs():
     assert max(kept["vaem"]) == best_one and max(peak_refined) > best_refined
     assert max(kept["vaem-refined"]) == max(peak_refined + apart_refined)
     # "the only run kept that did, and only refined, until five runs of lr-peak-320-zen5, the three of results/cpu
-    # trained again from them (test_readme_cpu_run_details checks them bit by bit) and two of muon-adam-lr-zen5, also
-    # refined"
+    # trained again from them (test_readme_cpu_run_details checks them bit by bit), two of muon-adam-lr-zen5 and four of
+    # muon-weight-decay-zen5, also refined"
     assert all(method == "vaem-refined" for method, _ in reads_093)
     assert sorted(folder.relative_to(ROOT / "results").as_posix() for _, folder in reads_093) == (
         ["ablations/lr-peak-320-zen5"] * 5 + ["ablations/muon-adam-lr-zen5"] * 2 + ["ablations/muon-tuning"]
-        + ["cpu/runs"] * 3)
+        + ["ablations/muon-weight-decay-zen5"] * 4 + ["cpu/runs"] * 3)
     adam = [ROOT / "results" / "ablations" / "epochs-cpu-bf16" / f"e2240-seed{s}" for s in (0, 1, 2)]
     one, ref = [run_row(r, "vaem")["psnr"] for r in adam], [run_row(r, "vaem-refined")["psnr"] for r in adam]
     assert f"reached {min(one):.2f} to {max(one):.2f} dB" in text and f"{min(ref):.2f} to {max(ref):.2f} dB refined" in text
@@ -2681,6 +2682,94 @@ def test_muons_rate_and_adams_set_apart_come_from_the_runs():
             f"2.8e-3 moved seed 0 by {gain['adam2x']} and {gain['adam0.5x']} dB, and Muon's at 5.6e-3 or 1.4e-3 with "
             f"Adam's at 2.8e-3 by {gain['muon2x']} and {gain['muon0.5x']} dB (`results/ablations/muon-adam-lr-zen5/`): "
             "the profile keeps one peak for both.") in readme
+
+
+#: muon-weight-decay-zen5's changes: Muon's matrices decayed, by PyTorch's 0.1, a fifth of it, and three times it.
+MUON_WEIGHT_DECAY_320 = {
+    "wd0.1": ({"muon_weight_decay": 0.1}, "--muon-weight-decay 0.1", "weight decay 0.1"),
+    "wd0.02": ({"muon_weight_decay": 0.02}, "--muon-weight-decay 0.02", "weight decay 0.02"),
+    "wd0.3": ({"muon_weight_decay": 0.3}, "--muon-weight-decay 0.3", "weight decay 0.3")}
+
+
+def test_muons_weight_decay_comes_from_the_runs():
+    """results/ablations/muon-weight-decay-zen5: the cpu profile's VAE for its 320 epochs on the Zen 5 with Muon's
+    matrices decayed, against the profile's committed run of each seed (no decay): 0.1 and 0.02 on seed 0, seeds 1 and
+    2 for the one that gained more there (if either gained), then 0.3 on seed 0; each run trained and refined by the
+    commands its files record from a clean checkout of the commit that added the option; the ablations README quotes
+    each change's scores, gains and minutes as the files have them, and the README what they showed."""
+    import numpy as np
+    import pandas as pd
+
+    from bssvae.config import WSD_DECAY_FRACTION, make_config
+
+    summary, lines = _changed_320_lines("muon-weight-decay-zen5", MUON_WEIGHT_DECAY_320, "/tmp/scr/runs45", "e40f779",
+                                        "--no-results --quiet", base=COMMITTED)
+    assert set(summary) == set(MUON_WEIGHT_DECAY_320)
+    first = {change: summary[change]["gains"][0] for change in ("wd0.1", "wd0.02")}
+    chosen = max(first, key=first.get) if max(first.values()) > 0 else None
+    for change, s in summary.items():
+        assert s["seeds"] == ([0, 1, 2] if change == chosen else [0]), change
+    text, readme = _text(ABLATIONS_README), _text(README)
+    for line in lines:
+        assert line in text, line
+    one, refined = (_k2_rows(CPU_RESULTS["muon"], m) for m in ("vaem", "vaem-refined"))
+    minutes = one["train_seconds"] / 60
+    folder = ROOT / "results" / "ablations" / "muon-weight-decay-zen5"
+    seconds = [json.loads(p.read_text())["evaluation"]["eval_seconds"] for p in folder.glob("*/metrics.json")]
+    assert (f"committed run of the same seed ({_listed(one['psnr'])} dB; refined {_listed(refined['psnr'])}), and the "
+            f"minutes of training (the committed runs took {minutes.min():.1f} to {minutes.max():.1f} on the same kind "
+            "of CPU;") in text
+    assert f"--no-results`, {min(seconds):.0f} to {max(seconds):.0f} s). PyTorch's 0.1 and a fifth of it" in text
+    assert make_config("cpu", precision="bf16").muon_weight_decay == 0.0  # the profile has not taken a decay
+    # 0.1 gained on seed 0 and 0.02 lost there, so 0.1 trained seeds 1 and 2, where it lost; 0.3 lost on seed 0
+    assert chosen == "wd0.1"
+    wd01 = summary["wd0.1"]
+    gains, refined_mean = wd01["gains"], sum(wd01["refined gains"]) / 3
+    assert gains[0] > 0 > max(gains[1:]) and summary["wd0.3"]["gains"][0] < 0
+    assert (f"PyTorch's 0.1 gained on seed 0 ({gains[0]:+.2f} dB) and 0.02 lost there "
+            f"({summary['wd0.02']['gains'][0]:+.2f} dB), so 0.1 trained seeds 1 and 2, where it lost "
+            f"({_listed(gains[1:], '+.2f')} dB): a mean of {sum(gains) / 3:+.2f} dB over the three seeds (refined "
+            f"{refined_mean:+.2f} dB), and 0.3 lost {-summary['wd0.3']['gains'][0]:.2f} dB on seed 0.") in text
+    # the best one pass at the profile's 320 epochs kept: every VAEM row of a 320-epoch run of the cpu profile's VAE
+    best, met = wd01["scores"][0], 0
+    for path in (ROOT / "results").rglob("metrics.json"):
+        stored = path.parent / "config.json"
+        cfg = json.loads(stored.read_text()).get("config", {}) if stored.exists() else {}
+        if cfg.get("profile") == "cpu" and cfg.get("method") == "vae" and cfg.get("epochs") == 320:
+            for row in json.loads(path.read_text()).get("rows", []):
+                if row.get("method") == "vaem" and row.get("n_sources") == 2 and row.get("epochs") == 320:
+                    assert row["psnr"] <= best, path
+                    met += 1
+    assert met >= 30  # the 320-epoch runs of results/cpu and of every ablation at those epochs
+    assert (f"Seed 0 with 0.1, {best:.2f} dB, is the best one pass at the profile's 320 epochs kept, {22 - best:.2f} dB "
+            "short of 22 dB in our column.") in text
+    minutes = json.loads((folder / "cpu-320ep-wd0.1-seed0" / "metrics.json").read_text())["rows"][0]["train_seconds"] / 60
+    assert (f"With Muon's matrices decayed by 0.1 (`--muon-weight-decay 0.1`), seed 0 reached {best:.2f} dB in "
+            f"{minutes:.1f} minutes, the best one pass at those epochs, {22 - best:.2f} dB short, where seeds 1 and 2 "
+            "lost (`results/ablations/muon-weight-decay-zen5/`).") in readme
+    assert (f"Decaying Muon's matrices (`--muon-weight-decay`) by PyTorch's 0.1 moved seeds 0, 1 and 2 by "
+            f"{_listed(gains, '+.2f')} dB, and by 0.02 or 0.3 seed 0 by {summary['wd0.02']['gains'][0]:+.2f} and "
+            f"{summary['wd0.3']['gains'][0]:+.2f} dB (`results/ablations/muon-weight-decay-zen5/`): the profile keeps "
+            "Muon without a decay.") in readme
+    # the objective: above the committed run's from some epoch on, to the last epoch at the peak; then where it ended
+    held = round(320 * (1 - WSD_DECAY_FRACTION))
+    since, at_peak, ends = [], [], {}
+    for run in sorted(folder.iterdir()):
+        seed = int(run.name.rsplit("-seed", 1)[1])
+        ours = pd.read_csv(run / "history.csv", comment="#")["loss"].to_numpy()
+        theirs = pd.read_csv(ROOT / "results" / "cpu" / "runs" / f"mnist-vae-K2-M2-seed{seed}" / "history.csv",
+                             comment="#")["loss"].to_numpy()
+        above = ours[:held] > theirs[:held]
+        since.append(held - int(np.argmin(above[::-1])) + 1 if not above.all() else 1)
+        at_peak.append(ours[held - 1] - theirs[held - 1])
+        ends[run.name] = ours[-5:].mean() - theirs[-5:].mean()
+    lower = [ends[f"cpu-320ep-wd0.1-seed{s}"] for s in (0, 1)]
+    higher = [v for k, v in ends.items() if k not in ("cpu-320ep-wd0.1-seed0", "cpu-320ep-wd0.1-seed1")]
+    assert max(lower) < 0 < min(higher)
+    assert (f"every run's loss stayed above that of the committed run of its seed from epoch {max(since)} at the "
+            f"latest to the last epoch at the peak ({held}), where it was {min(at_peak):.2f} to {max(at_peak):.2f} "
+            f"higher. Over the last 5 epochs it ended {-lower[0]:.2f} and {-lower[1]:.2f} lower with 0.1 on seeds 0 and "
+            f"1, and {min(higher):.2f} to {max(higher):.2f} higher in the other three runs.") in text
 
 
 def _zen3_runs() -> dict[tuple[int, int, float, str, int], Path]:
