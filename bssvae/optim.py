@@ -9,13 +9,14 @@
   are scaled to Adam's size (``adjust_lr_fn="match_rms_adamw"``), so one learning rate and schedule
   drive both. Its Newton-Schulz iterations multiply matrices in bfloat16 at every step, which pays on
   devices that compute bfloat16 natively (a GPU, a CPU with AMX or AVX512-BF16) and costs much more on
-  others. Measured against Adam in ``results/ablations/muon/``. Three settings of the run
+  others. Measured against Adam in ``results/ablations/muon/``. Five settings of the run
   (:class:`bssvae.config.TrainConfig`) change it: ``muon_layers="all"`` gives Muon every Linear layer's
   weight matrix, the outer ones too, ``muon_ns_steps`` the number of Newton-Schulz iterations
   (both measured in ``results/ablations/muon-layers/``) and ``muon_momentum`` the decay of its momentum
   (``results/ablations/muon-momentum/``); ``muon_lr_scale`` sets Muon's learning rate to that multiple of Adam's
   (each of Muon's parameter groups carries it as ``lr_scale``, which :func:`bssvae.train.train_step` reads), and
-``muon_weight_decay`` its decoupled weight decay (PyTorch's ``weight_decay`` of Muon; none by default).
+  ``muon_weight_decay`` its decoupled weight decay (PyTorch's ``weight_decay`` of Muon; none by default, as measured in
+  ``results/ablations/muon-weight-decay-zen5/``).
 """
 
 from __future__ import annotations

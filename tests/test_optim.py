@@ -156,7 +156,7 @@ def test_muon_weight_decay_shrinks_muons_matrices_by_muons_rate_times_it_and_not
         assert all(g["weight_decay"] == 0 for g in opt.adam.param_groups)
     muon = {i for i, p in enumerate(opts[0][0].parameters()) if any(p is q for q in hidden_matrices(opts[0][0]))}
     assert len(muon) == 9
-    for i, (plain, decayed) in enumerate(zip(*after)):
+    for i, (plain, decayed) in enumerate(zip(*after)):  # both steps started from the same seeded weights: ``before``
         shrink = 2e-2 * 0.5 * before[i] if i in muon else torch.zeros_like(plain)
         torch.testing.assert_close(plain - decayed, shrink, rtol=1e-4, atol=1e-8)
         assert i not in muon or shrink.abs().max() > 1e-5  # the decay is there to see
