@@ -104,32 +104,35 @@ def test_one_learning_rate_drives_both_and_a_step_moves_every_parameter():
     assert all(p.grad is None for p in model.parameters())
 
 
+def _one_step(x: torch.Tensor, **settings):
+    """A smoke Muon run with ``settings`` (constant learning rate), its model built from seed 0, after one step of
+    :func:`bssvae.train.train_step` on ``x``: the model, its optimizer, its parameters before and after the step, the
+    rate the step returned, and the positions among ``model.parameters()`` of the matrices Muon updates."""
+    config = make_config("smoke", optimizer="muon", lr_schedule="constant", **settings)
+    torch.manual_seed(0)
+    model = _model()
+    opt = run_optimizer(model, config)
+    before = [p.detach().clone() for p in model.parameters()]
+    _, _, lr = train_step(model, opt, x, config, step=0, steps_per_epoch=10)
+    after = [p.detach().clone() for p in model.parameters()]
+    muon = {i for i, p in enumerate(model.parameters()) if any(p is q for q in hidden_matrices(model))}
+    assert len(muon) == 9
+    return model, opt, before, after, lr, muon
+
+
 def test_muon_lr_scale_gives_muon_that_multiple_of_adams_rate_at_every_step():
     """``muon_lr_scale`` = 2: after a step of :func:`bssvae.train.train_step` Muon's group holds twice the run's
     learning rate and Adam's the run's; from the same weights and batch, the Muon matrices move twice as far as with
     one learning rate for both and every other parameter the same; the scale survives a checkpoint's state."""
     x = torch.rand(64, 784) / 2
-    moves, opts = [], []
+    moves = []
     for scale in (1.0, 2.0):
-        config = make_config("smoke", optimizer="muon", lr_schedule="constant", lr=1e-3, muon_lr_scale=scale)
-        torch.manual_seed(0)
-        model = _model()
-        opt = run_optimizer(model, config)
-        before = [p.detach().clone() for p in model.parameters()]
-        _, _, lr = train_step(model, opt, x, config, step=0, steps_per_epoch=10)
+        model, opt, before, after, lr, muon = _one_step(x, lr=1e-3, muon_lr_scale=scale)
         assert lr == 1e-3 and opt.adam.param_groups[0]["lr"] == 1e-3
         assert opt.muon.param_groups[0]["lr"] == pytest.approx(scale * 1e-3, rel=1e-12)
-        moves.append({i: p.detach() - b for i, (p, b) in enumerate(zip(model.parameters(), before))})
-        opts.append((model, opt))
-    muon = {i for i, p in enumerate(opts[0][0].parameters()) if any(p is q for q in hidden_matrices(opts[0][0]))}
-    assert len(muon) == 9
-    for i, one in moves[0].items():
-        two = moves[1][i]
-        if i in muon:
-            torch.testing.assert_close(two, 2 * one, rtol=1e-3, atol=1e-7)
-        else:
-            torch.testing.assert_close(two, one, rtol=1e-3, atol=1e-7)
-    model, opt = opts[1]
+        moves.append([a - b for a, b in zip(after, before)])
+    for i, (one, two) in enumerate(zip(*moves)):
+        torch.testing.assert_close(two, 2 * one if i in muon else one, rtol=1e-3, atol=1e-7)
     fresh = MuonAdam(model, lr=1e-3)
     fresh.load_state_dict(opt.state_dict())
     assert fresh.muon.param_groups[0]["lr_scale"] == 2.0
@@ -141,26 +144,16 @@ def test_muon_weight_decay_shrinks_muons_matrices_by_muons_rate_times_it_and_not
     step without decay leaves it (decoupled: the update itself is the same), and every other parameter where it was;
     the decay survives a checkpoint's state."""
     x = torch.rand(64, 784) / 2
-    after, opts = [], []
+    afters = []
     for decay in (0.0, 0.5):
-        config = make_config("smoke", optimizer="muon", lr_schedule="constant", lr=1e-2, muon_lr_scale=2.0,
-                             muon_weight_decay=decay)
-        torch.manual_seed(0)
-        model = _model()
-        opt = run_optimizer(model, config)
-        before = [p.detach().clone() for p in model.parameters()]
-        train_step(model, opt, x, config, step=0, steps_per_epoch=10)
-        after.append([p.detach().clone() for p in model.parameters()])
-        opts.append((model, opt))
+        model, opt, before, after, _, muon = _one_step(x, lr=1e-2, muon_lr_scale=2.0, muon_weight_decay=decay)
+        afters.append(after)
         assert opt.muon.param_groups[0]["weight_decay"] == decay
         assert all(g["weight_decay"] == 0 for g in opt.adam.param_groups)
-    muon = {i for i, p in enumerate(opts[0][0].parameters()) if any(p is q for q in hidden_matrices(opts[0][0]))}
-    assert len(muon) == 9
-    for i, (plain, decayed) in enumerate(zip(*after)):  # both steps started from the same seeded weights: ``before``
+    for i, (plain, decayed) in enumerate(zip(*afters)):  # both steps started from the same seeded weights: ``before``
         shrink = 2e-2 * 0.5 * before[i] if i in muon else torch.zeros_like(plain)
         torch.testing.assert_close(plain - decayed, shrink, rtol=1e-4, atol=1e-8)
         assert i not in muon or shrink.abs().max() > 1e-5  # the decay is there to see
-    model, opt = opts[1]
     fresh = MuonAdam(model, lr=1e-3)
     fresh.load_state_dict(opt.state_dict())
     assert fresh.muon.param_groups[0]["weight_decay"] == 0.5
@@ -193,9 +186,10 @@ def test_the_config_names_its_optimizer_and_refuses_others():
 
 
 def test_the_config_checks_muons_settings_and_keeps_them_to_muon_runs():
-    """Runs from before the options read as Muon on the hidden matrices with 5 iterations and momentum 0.95; a Muon
-    setting on an Adam run, an unknown layer set, an iteration count torch.optim.Muon refuses, a momentum outside
-    [0, 1) or a scale of Muon's learning rate that is not a positive number is an error naming it."""
+    """Runs from before the options read as Muon on the hidden matrices with 5 iterations, momentum 0.95, one rate for
+    both and no decay; a Muon setting on an Adam run, an unknown layer set, an iteration count torch.optim.Muon refuses,
+    a momentum outside [0, 1), a scale of Muon's learning rate that is not a positive number or a weight decay that is not a finite
+    non-negative number is an error naming it (every setting set on an Adam run named, each at the start)."""
     d = make_config("smoke", optimizer="muon").to_dict()
     del d["muon_layers"], d["muon_ns_steps"], d["muon_momentum"], d["muon_lr_scale"], d["muon_weight_decay"]
     old = TrainConfig.from_dict(d)

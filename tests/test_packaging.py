@@ -2627,6 +2627,21 @@ def test_the_peak_of_wsd_at_the_profiles_320_epochs_comes_from_the_runs():
             f"and at 2e-3 seed 0 {lowest['gains'][0]:+.2f} dB (`results/ablations/lr-peak-320-zen5/`). So the profile "
             "holds 2.8e-3 since, and its committed runs trained again at it (below).") in readme
 
+def _entry_quotes_committed_runs(name: str, next_words: str) -> None:
+    """The ablations README's entry for ``results/ablations/<name>/``, whose runs meet the profile's committed runs,
+    quotes those runs' scores (one pass and refined) and minutes, and the seconds its own refinements took (then
+    ``next_words``), as the files have them."""
+    text = _text(ABLATIONS_README)
+    one, refined = (_k2_rows(CPU_RESULTS["muon"], m) for m in ("vaem", "vaem-refined"))
+    minutes = one["train_seconds"] / 60
+    folder = ROOT / "results" / "ablations" / name
+    seconds = [json.loads(p.read_text())["evaluation"]["eval_seconds"] for p in folder.glob("*/metrics.json")]
+    assert seconds
+    assert (f"({_listed(one['psnr'])} dB; refined {_listed(refined['psnr'])}), and the minutes of training (the "
+            f"committed runs took {minutes.min():.1f} to {minutes.max():.1f} on the same kind of CPU;") in text
+    assert f"--no-results`, {min(seconds):.0f} to {max(seconds):.0f} s). {next_words}" in text
+
+
 #: muon-adam-lr-zen5's changes: Adam's peak or Muon's halved or doubled, the other held at the profile's 2.8e-3.
 MUON_ADAM_LR_320 = {
     "adam2x": ({"lr": 0.0056, "muon_lr_scale": 0.5}, "--lr 0.0056 --muon-lr-scale 0.5", "Adam at 5.6e-3, Muon at 2.8e-3"),
@@ -2651,14 +2666,7 @@ def test_muons_rate_and_adams_set_apart_come_from_the_runs():
     text, readme = _text(ABLATIONS_README), _text(README)
     for line in lines:
         assert line in text, line
-    # the committed runs the entry meets, and the seconds refinement took, as the files have them
-    one, refined = (_k2_rows(CPU_RESULTS["muon"], m) for m in ("vaem", "vaem-refined"))
-    minutes = one["train_seconds"] / 60
-    folder = ROOT / "results" / "ablations" / "muon-adam-lr-zen5"
-    seconds = [json.loads(p.read_text())["evaluation"]["eval_seconds"] for p in folder.glob("*/metrics.json")]
-    assert (f"seed ({_listed(one['psnr'])} dB; refined {_listed(refined['psnr'])}), and the minutes of training (the "
-            f"committed runs took {minutes.min():.1f} to {minutes.max():.1f} on the same kind of CPU;") in text
-    assert f"--no-results`, {min(seconds):.0f} to {max(seconds):.0f} s). The four changes ran on seed 0 first" in text
+    _entry_quotes_committed_runs("muon-adam-lr-zen5", "The four changes ran on seed 0 first")
     # every change lowered seed 0 in one pass, by more than the committed seeds differ, so none trained seeds 1 and 2
     # and the profile keeps one rate for both (the READMEs say so)
     from bssvae.results import read_run_rows
@@ -2712,14 +2720,8 @@ def test_muons_weight_decay_comes_from_the_runs():
     text, readme = _text(ABLATIONS_README), _text(README)
     for line in lines:
         assert line in text, line
-    one, refined = (_k2_rows(CPU_RESULTS["muon"], m) for m in ("vaem", "vaem-refined"))
-    minutes = one["train_seconds"] / 60
+    _entry_quotes_committed_runs("muon-weight-decay-zen5", "PyTorch's 0.1 and a fifth of it")
     folder = ROOT / "results" / "ablations" / "muon-weight-decay-zen5"
-    seconds = [json.loads(p.read_text())["evaluation"]["eval_seconds"] for p in folder.glob("*/metrics.json")]
-    assert (f"committed run of the same seed ({_listed(one['psnr'])} dB; refined {_listed(refined['psnr'])}), and the "
-            f"minutes of training (the committed runs took {minutes.min():.1f} to {minutes.max():.1f} on the same kind "
-            "of CPU;") in text
-    assert f"--no-results`, {min(seconds):.0f} to {max(seconds):.0f} s). PyTorch's 0.1 and a fifth of it" in text
     assert make_config("cpu", precision="bf16").muon_weight_decay == 0.0  # the profile has not taken a decay
     # 0.1 gained on seed 0 and 0.02 lost there, so 0.1 trained seeds 1 and 2, where it lost; 0.3 lost on seed 0
     assert chosen == "wd0.1"
