@@ -20,7 +20,7 @@ from skimage.metrics import structural_similarity
 
 from bssvae.metrics import match_sources
 from bssvae.refine import REFINE_STEPS
-from bssvae.results import git_commit
+from bssvae.results import atomic_write_json, git_commit, hardware
 from bssvae.train import build_task, load_model
 
 #: name -> (scale of the images: 1 = halved sources in [0, 0.5], 2 = digit scale, data range, keyword args)
@@ -84,15 +84,13 @@ def main() -> None:
                    "seconds": round(time.time() - t0, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"rows": rows, "n_test_images": int(ref.shape[0]), "commit": git_commit(),
-                               "versions": {"torch": torch.__version__, "numpy": np.__version__,
-                                            "scikit-image": __import__("skimage").__version__,
-                                            "python": platform.python_version()},
-                               "machine": platform.processor() or platform.machine(),
-                               "threads": torch.get_num_threads(), "wall_seconds": round(time.time() - t_start, 1),
-                               "command": " ".join(["python"] + sys.argv)}, indent=1))
-    tmp.replace(out)
+    atomic_write_json(out, {"rows": rows, "n_test_images": int(ref.shape[0]), "commit": git_commit(),
+                            "versions": {"torch": torch.__version__, "numpy": np.__version__,
+                                         "scikit-image": __import__("skimage").__version__,
+                                         "python": platform.python_version()},
+                            "machine": platform.processor() or platform.machine(), "hardware": hardware("cpu"),
+                            "threads": torch.get_num_threads(), "wall_seconds": round(time.time() - t_start, 1),
+                            "command": " ".join(["python"] + sys.argv)})
 
 
 if __name__ == "__main__":
