@@ -466,7 +466,7 @@ def test_metric_conventions_reproduce_the_committed_rows():
 
     import pandas as pd
 
-    from bssvae.paper import VAEM_K2_PSNR
+    from bssvae.paper import VAEM_K2_PSNR, VAEM_K2_SSIM, rounding_floor
 
     folder = ROOT / "results" / "ablations" / "metric-conventions"
     compared = 0
@@ -493,7 +493,8 @@ def test_metric_conventions_reproduce_the_committed_rows():
     volume = "halved, 7x7x7 window over the stacked test images (a batch passed as one volume)"
     others = [v for r in one_pass for k, v in r["ssim"].items() if k.startswith("halved") and k != volume]
     vol = [r["ssim"][volume] for r in one_pass]
-    assert min(vol) >= 0.925 and max(others) < 0.925 and len(others) == 3 * 6
+    floor = rounding_floor(VAEM_K2_SSIM)  # 0.925, the lowest SSIM that reads as the paper's 0.93
+    assert min(vol) >= floor and max(others) < floor and len(others) == 3 * 6
     text = " ".join(README.read_text().split())
     assert (f"reach 0.93 in one pass when the whole test set is handed to scikit-image as one 3-D volume "
             f"({min(vol):.3f} to {max(vol):.3f}), and score {min(others):.3f} to {max(others):.3f} halved under every "
